@@ -1,0 +1,91 @@
+# saed: `make` builds build/saed (CPU) and, when nvcc is found, build/saed-cuda.so (the CUDA
+# backend, loaded at run time). `make test` runs every test against a throwaway PostgreSQL.
+# `make run` installs what is missing, starts a private PostgreSQL under var/ and serves the API.
+# Options: GPU=0 (skip CUDA), SANITIZE=1 (ASan+UBSan build under build/asan), CUDA_ARCHS="80 90".
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+PKGS     := libmicrohttpd jansson libpq libcurl libuv openblas yaml-0.1 zlib
+PKG_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation -pthread -I. $(PKG_CFLAGS) -DSAED_VERSION='"$(VERSION)"'
+LDLIBS   := $(PKG_LIBS) -ldl -lm -pthread
+
+ifeq ($(SANITIZE),1)
+BUILD    := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD    := build
+SANFLAGS :=
+endif
+
+# CUDA toolchain: PATH first, then the toolkit's usual home.
+GPU        ?= 1
+CUDA_ARCHS ?= 80 90
+NVCC       := $(if $(filter 0,$(GPU)),,$(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc)))
+CUDA_HOME  := $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)))
+CUDA_LIB   := $(BUILD)/saed-cuda.so
+
+LIB_SRCS := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c db/*.c gpu/*.c engine/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(filter-out tests/oas_selftest.c,$(wildcard tests/*.c))
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
+
+TARGETS := $(BUILD)/saed $(BUILD)/tests/saed-tests $(BUILD)/tests/oas-selftest $(if $(NVCC),$(CUDA_LIB))
+
+.PHONY: all test run clean deps check-deps readme-config
+all: check-deps $(TARGETS)
+
+check-deps:
+	@if [ "$(PKG_OK)" != yes ]; then \
+	  echo "✗ required libraries missing (pkg-config: $(PKGS)); run scripts/deps.sh as root"; exit 1; fi
+	@echo "✓ required libraries: $(PKGS)"
+	@if [ -n "$(NVCC)" ]; then echo "✓ CUDA: $(NVCC) (archs $(CUDA_ARCHS)) -> $(CUDA_LIB)"; \
+	 elif [ "$(GPU)" = 0 ]; then echo "✗ CUDA: disabled (GPU=0)"; \
+	 else echo "✗ CUDA: nvcc not found (CPU-only build)"; fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/saed: $(BUILD)/obj/server/main.o $(LIB_OBJS)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/saed-tests: $(TEST_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/oas-selftest: $(BUILD)/obj/tests/oas_selftest.o $(BUILD)/obj/tests/oas.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+# The CUDA backend is its own shared object so that build/saed has no link-time dependency
+# on libcudart/libcublas and runs on machines without them.
+CUDA_SRCS := $(wildcard gpu/*.cu)
+NVFLAGS := -O2 -g -std=c++17 -I. -Xcompiler -fPIC,-Wall,-Werror $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
+$(CUDA_LIB): $(CUDA_SRCS) gpu/backend.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -shared -o $@ $(CUDA_SRCS) -L$(CUDA_HOME)/lib64 -lcublas -lcudart \
+	  -Xlinker -rpath,$(CUDA_HOME)/lib64
+
+test: all
+	@bash tests/run.sh $(BUILD)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/run.sh
+
+deps:
+	@bash scripts/deps.sh
+
+readme-config: $(BUILD)/saed
+	@$(BUILD)/saed config-docs
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,51 @@
+/* statements.c: every SQL statement of saed, prepared by name on first use per connection.
+ * Parameters are always bound ($n), never spliced into the text. */
+#include "db/statements.h"
+
+const char db_migrations_bootstrap_sql[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY,"
+    " name text NOT NULL,"
+    " checksum text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
+
+/* The JSON shape of a model as the API returns it (Neuronpedia Model names + saed's). */
+#define MODEL_JSON                                                                          \
+    "jsonb_build_object('id', id, 'displayName', \"displayName\","                          \
+    " 'displayNameShort', \"displayNameShort\", 'architecture', architecture,"             \
+    " 'layers', layers, 'dimension', dimension, 'neuronsPerLayer', \"neuronsPerLayer\","   \
+    " 'contextSize', \"contextSize\", 'vocabSize', \"vocabSize\", 'path', path,"           \
+    " 'visibility', visibility, 'inferenceEnabled', \"inferenceEnabled\","                  \
+    " 'createdAt', to_char(\"createdAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"   \
+    " 'updatedAt', to_char(\"updatedAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
+
+const db_statement db_statements[DB_N_STMTS] = {
+    [DB_PING] = {"ping", "SELECT 1", 0, 1},
+    [DB_SCHEMA_VERSION] = {"schema_version",
+                           "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, 1},
+    /* One migrator at a time per database; the key is arbitrary but fixed. */
+    [DB_MIG_LOCK] = {"mig_lock", "SELECT pg_advisory_lock(7300112001)", 0, 0},
+    [DB_MIG_UNLOCK] = {"mig_unlock", "SELECT pg_advisory_unlock(7300112001)", 0, 0},
+    [DB_MIG_APPLIED] = {"mig_applied",
+                        "SELECT version, name, checksum FROM schema_migrations ORDER BY version", 0, 1},
+    [DB_MIG_CHECKSUM] = {"mig_checksum",
+                         "SELECT encode(sha256(convert_to($1::text, 'UTF8')), 'hex')", 1, 1},
+    [DB_MIG_RECORD] = {"mig_record",
+                       "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", 3, 0},
+
+    [DB_MODEL_INSERT] = {"model_insert",
+        "INSERT INTO models (id, \"displayName\", \"displayNameShort\", architecture, layers, dimension,"
+        " \"neuronsPerLayer\", \"contextSize\", \"vocabSize\", path, config)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)"
+        " RETURNING " MODEL_JSON "::text", 11, 0},
+    [DB_MODEL_GET] = {"model_get", "SELECT " MODEL_JSON "::text FROM models WHERE id = $1", 1, 1},
+    [DB_MODEL_LIST] = {"model_list",
+        "SELECT coalesce(jsonb_agg(" MODEL_JSON " ORDER BY id), '[]'::jsonb)::text FROM models", 0, 1},
+    [DB_MODEL_DELETE] = {"model_delete", "DELETE FROM models WHERE id = $1", 1, 0},
+
+    /* Graceful shutdown: hand this process's running jobs back to the queue at once instead of
+     * letting their leases expire. */
+    [DB_JOBS_RELEASE_WORKER] = {"jobs_release_worker",
+        "UPDATE jobs SET state = 'available', worker_id = NULL, lease_expires_at = NULL,"
+        " heartbeat_at = NULL, run_after = now() WHERE state = 'running' AND starts_with(worker_id, $1)", 1, 0},
+};

@@ -1,0 +1,34 @@
+/* statements.h: names of every SQL statement saed runs. The SQL itself is in statements.c,
+ * one table, so the whole data access surface can be read in one place. */
+#ifndef SAED_DB_STATEMENTS_H
+#define SAED_DB_STATEMENTS_H
+
+enum db_stmt {
+    DB_PING,
+    DB_SCHEMA_VERSION,
+    DB_MIG_LOCK,
+    DB_MIG_UNLOCK,
+    DB_MIG_APPLIED,
+    DB_MIG_CHECKSUM,
+    DB_MIG_RECORD,
+    DB_MODEL_INSERT,
+    DB_MODEL_GET,
+    DB_MODEL_LIST,
+    DB_MODEL_DELETE,
+    DB_JOBS_RELEASE_WORKER,
+    DB_N_STMTS
+};
+
+typedef struct db_statement {
+    const char *name;
+    const char *sql;
+    int nparams;
+    int readonly; /* safe to re-run after a lost connection */
+} db_statement;
+
+extern const db_statement db_statements[DB_N_STMTS];
+
+/* DDL that creates the migrations ledger; DDL cannot be prepared, so it is run as a script. */
+extern const char db_migrations_bootstrap_sql[];
+
+#endif

@@ -1,0 +1,37 @@
+/* health.c: liveness and readiness. readyz asks the database itself, so it also refreshes the
+ * schema state that guards the write routes. */
+#include <stdatomic.h>
+
+#include "handlers/handlers.h"
+
+void h_healthz(http_req *r)
+{
+    http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void h_readyz(http_req *r)
+{
+    saed_app *app = http_app(r);
+    enum db_acquire_err why;
+    char err[512];
+    db_conn *c = db_acquire(app->pool, app->cfg->db_wait_ms, &why, err, sizeof err);
+    if (!c) {
+        if (why == DB_ACQ_DOWN) atomic_store(&app->schema_version, -1);
+        http_add_header(r, "Retry-After", "5");
+        http_reply_error(r, 503, "not_ready", "%s", err);
+        return;
+    }
+    int v = migrate_current(c, err, sizeof err);
+    db_release(app->pool, c);
+    atomic_store(&app->schema_version, v);
+    int head = migrate_head(&app->migrations);
+    if (v < 0) {
+        http_add_header(r, "Retry-After", "5");
+        http_reply_error(r, 503, "not_ready", "database unavailable: %s", err);
+    } else if (v != head) {
+        http_add_header(r, "Retry-After", "5");
+        http_reply_error(r, 503, "not_ready", "database schema is at version %d, this saed needs %d: run `saed migrate`", v, head);
+    } else {
+        http_reply_json(r, 200, json_pack("{s:s,s:s,s:i}", "status", "ready", "database", "ok", "schemaVersion", v));
+    }
+}

@@ -1,0 +1,50 @@
+/* meta.c: the service describing itself: the OpenAPI document and Prometheus metrics. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "handlers/handlers.h"
+#include "server/metrics.h"
+
+void h_openapi(http_req *r)
+{
+    saed_app *app = http_app(r);
+    http_reply_raw(r, 200, "application/yaml", app->openapi, app->openapi_len);
+}
+
+void h_metrics(http_req *r)
+{
+    saed_app *app = http_app(r);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    metrics_render_http(f);
+    db_pool_stats st;
+    db_pool_get_stats(app->pool, &st);
+    fprintf(f, "# HELP saed_db_pool_connections Database pool connections by state.\n"
+               "# TYPE saed_db_pool_connections gauge\n"
+               "saed_db_pool_connections{state=\"in_use\"} %d\n"
+               "saed_db_pool_connections{state=\"idle\"} %d\n"
+               "saed_db_pool_connections{state=\"disconnected\"} %d\n",
+            st.in_use, st.size - st.in_use, st.size - st.connected);
+    fprintf(f, "# HELP saed_db_pool_size Configured database pool size.\n# TYPE saed_db_pool_size gauge\n"
+               "saed_db_pool_size %d\n", st.size);
+    fprintf(f, "# HELP saed_db_pool_acquired_total Connections checked out.\n# TYPE saed_db_pool_acquired_total counter\n"
+               "saed_db_pool_acquired_total %llu\n", st.acquired);
+    fprintf(f, "# HELP saed_db_pool_timeouts_total Check-outs that found every connection busy.\n"
+               "# TYPE saed_db_pool_timeouts_total counter\nsaed_db_pool_timeouts_total %llu\n", st.timeouts);
+    fprintf(f, "# HELP saed_db_connect_failures_total Failed (re)connections.\n"
+               "# TYPE saed_db_connect_failures_total counter\nsaed_db_connect_failures_total %llu\n",
+            st.connect_failures);
+    fprintf(f, "# HELP saed_schema_version Schema version last seen in the database (-1: unreachable).\n"
+               "# TYPE saed_schema_version gauge\nsaed_schema_version %d\n", atomic_load(&app->schema_version));
+    fprintf(f, "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
+               "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
+            (long long)app->started_at);
+    fclose(f);
+    http_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+    free(buf);
+}

@@ -1,0 +1,97 @@
+/* models.c: /api/models, the registry of transformer checkpoints. Thin: parse, call the
+ * registry service or one statement, shape the reply. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers/handlers.h"
+#include "server/registry.h"
+
+static const int svc_status[] = {
+    [SVC_OK] = 200, [SVC_INVALID] = 400, [SVC_FORBIDDEN] = 403, [SVC_NOT_FOUND] = 404,
+    [SVC_CONFLICT] = 409, [SVC_UNAVAILABLE] = 503, [SVC_INTERNAL] = 500,
+};
+
+static void reply_svc_err(http_req *r, const svc_err *e)
+{
+    if (e->kind == SVC_UNAVAILABLE) http_add_header(r, "Retry-After", "5");
+    http_reply_error(r, svc_status[e->kind], e->code, "%s", e->msg);
+}
+
+/* Replies with JSON text produced by the database (already in the API's shape). */
+static void reply_json_text(http_req *r, int status, const char *text)
+{
+    http_reply_raw(r, status, "application/json", text, strlen(text));
+}
+
+void h_models_list(http_req *r)
+{
+    db_conn *c = http_db(r);
+    if (!c) return;
+    PGresult *res = db_exec(c, DB_MODEL_LIST, NULL);
+    if (db_kind(res) != DB_OK) http_reply_db_error(r, res, "listing models");
+    else reply_json_text(r, 200, PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
+void h_models_create(http_req *r)
+{
+    json_t *body = http_json(r);
+    json_error_t je;
+    const char *id = NULL, *path = NULL, *display = NULL;
+    if (!json_is_object(body)) {
+        http_reply_error(r, 400, "invalid_body", "request body must be a JSON object");
+        return;
+    }
+    if (json_unpack_ex(body, &je, 0, "{s?s,s?s,s?s}", "id", &id, "path", &path, "displayName", &display)) {
+        http_reply_error(r, 400, "invalid_field", "%s", je.text);
+        return;
+    }
+    if (!id) {
+        http_reply_error(r, 400, "invalid_field", "id: required string");
+        return;
+    }
+    if (!path) {
+        http_reply_error(r, 400, "invalid_field", "path: required string");
+        return;
+    }
+    db_conn *c = http_db(r);
+    if (!c) return;
+    saed_app *app = http_app(r);
+    char *json = NULL;
+    svc_err e;
+    if (registry_model_create(c, app->cfg->data_roots, app->cfg->n_data_roots, id, path, display, &json, &e)) {
+        reply_svc_err(r, &e);
+        return;
+    }
+    char loc[300];
+    snprintf(loc, sizeof loc, "/api/models/%s", id);
+    http_add_header(r, "Location", loc);
+    reply_json_text(r, 201, json);
+    free(json);
+}
+
+void h_models_get(http_req *r)
+{
+    const char *id = http_param(r, "id");
+    db_conn *c = http_db(r);
+    if (!c) return;
+    PGresult *res = db_exec(c, DB_MODEL_GET, (const char *const[]){id});
+    if (db_kind(res) != DB_OK) http_reply_db_error(r, res, "reading the model");
+    else if (PQntuples(res) == 0) http_reply_error(r, 404, "not_found", "model '%s' not found", id);
+    else reply_json_text(r, 200, PQgetvalue(res, 0, 0));
+    PQclear(res);
+}
+
+void h_models_delete(http_req *r)
+{
+    const char *id = http_param(r, "id");
+    db_conn *c = http_db(r);
+    if (!c) return;
+    PGresult *res = db_exec(c, DB_MODEL_DELETE, (const char *const[]){id});
+    if (db_kind(res) == DB_FOREIGN_KEY)
+        http_reply_error(r, 409, "conflict", "model '%s' is still referenced by SAEs or jobs; delete those first", id);
+    else if (db_kind(res) != DB_OK) http_reply_db_error(r, res, "deleting the model");
+    else if (strcmp(PQcmdTuples(res), "0") == 0) http_reply_error(r, 404, "not_found", "model '%s' not found", id);
+    else http_reply_raw(r, 204, NULL, "", 0);
+    PQclear(res);
+}

@@ -1,0 +1,15 @@
+/* routes.c: the one route table of saed. Order matters only between a literal and a
+ * templated pattern that both match; the first listed wins. */
+#include "handlers/handlers.h"
+
+const http_route http_routes[] = {
+    {"GET", "/healthz", h_healthz, 0},
+    {"GET", "/readyz", h_readyz, 0},
+    {"GET", "/openapi.yaml", h_openapi, 0},
+    {"GET", "/metrics", h_metrics, 0},
+    {"GET", "/api/models", h_models_list, ROUTE_SCHEMA},
+    {"POST", "/api/models", h_models_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
+    {"GET", "/api/models/{id}", h_models_get, ROUTE_SCHEMA},
+    {"DELETE", "/api/models/{id}", h_models_delete, ROUTE_AUTH | ROUTE_SCHEMA},
+};
+const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# deps.sh: make sure the Debian packages saed builds, tests and runs with are installed.
+# As root it installs what is missing with apt-get; otherwise it prints the one command to run
+# and exits 1. `deps.sh --list` prints the package names only.
+set -euo pipefail
+
+PKGS=(gcc make pkg-config curl ca-certificates
+      libmicrohttpd-dev libjansson-dev libpq-dev libcurl4-openssl-dev libuv1-dev
+      libopenblas-dev zlib1g-dev libyaml-dev postgresql postgresql-client)
+
+if [ "${1:-}" = "--list" ]; then printf '%s\n' "${PKGS[@]}"; exit 0; fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "saed: missing Debian packages: ${missing[*]}" >&2
+    echo "run as root:  apt-get update && apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "saed: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,52 @@
+/* config.h: every run-time option of saed, defined once in a table (config.c) from which
+ * flag parsing, environment lookup, bounds checks, `saed --help` and the README's config table
+ * are all derived. Precedence: default < environment < command-line flag. */
+#ifndef SAED_CONFIG_H
+#define SAED_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CFG_MAX_LIST 32
+
+typedef struct saed_config {
+    char database_url[1024];
+    char listen[300];           /* as given: host:port */
+    char listen_host[256];      /* parsed */
+    int listen_port;
+    int http_threads;
+    long long body_limit;       /* bytes */
+    char api_keys_raw[4096];
+    int n_api_keys;
+    char *api_keys[CFG_MAX_LIST];   /* point into api_keys_buf */
+    char api_keys_buf[4096];
+    char data_roots_raw[4096];
+    int n_data_roots;
+    char *data_roots[CFG_MAX_LIST]; /* realpath'd, owned */
+    int workers;
+    int log_level;
+    char access_log[1024];
+    char migrations_dir[1024];
+    char openapi_file[1024];
+    int max_connections;
+    int db_wait_ms;
+    int shutdown_timeout_s;
+    bool insecure;
+    bool migrate;
+} saed_config;
+
+/* Fills cfg from defaults, then the environment, then argv (flags only; positional arguments
+ * are an error). On failure writes a message naming the option to err and returns -1. */
+int config_load(saed_config *cfg, int argc, char **argv, char *err, size_t errlen);
+void config_free(saed_config *cfg);
+
+/* Parses "1024", "8M", "2GiB"... into bytes; -1 on error. */
+long long config_parse_size(const char *s);
+/* Splits "host:port" / "[v6]:port"; -1 on error. */
+int config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+
+void config_print_help(FILE *f);
+void config_print_markdown(FILE *f);
+
+#endif

@@ -1,0 +1,524 @@
+/* http.c: libmicrohttpd wiring. One http_req lives from the first access-handler call (headers
+ * read) to the completion callback, which writes the access log line, records metrics, gives
+ * the database connection back and frees the request. */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "server/log.h"
+#include "server/metrics.h"
+
+#define CORS_METHODS "GET, POST, DELETE, OPTIONS"
+#define CORS_HEADERS "Content-Type, x-api-key"
+#define MAX_EXTRA_HEADERS 8
+
+struct http_server {
+    struct MHD_Daemon *d;
+    saed_app *app;
+    atomic_int in_flight;
+};
+
+struct http_req {
+    http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;
+    char *path;                 /* copy of the URL path */
+    int route;                  /* index into http_routes or -1 */
+    int early_status;           /* 404/405 decided on headers */
+    char allow[96];
+    const char *pnames[HTTP_MAX_PARAMS];
+    char *pvalues[HTTP_MAX_PARAMS];
+    int nparams;
+    char *body;
+    size_t body_len, body_cap;
+    bool too_large;
+    json_t *json;
+    db_conn *db;
+    char request_id[65];
+    struct timespec t0;
+    bool replied;
+    int status;
+    size_t bytes;
+    char *xh_name[MAX_EXTRA_HEADERS], *xh_value[MAX_EXTRA_HEADERS];
+    int n_xh;
+};
+
+/* ---- route matching ---- */
+
+int http_match(const char *method, const char *path, const char **names, char **values,
+               int *nvalues, int *status, char *allow, size_t allowlen)
+{
+    char p[2048];
+    size_t pl = strlen(path);
+    if (pl >= sizeof p) {
+        *status = 404;
+        return -1;
+    }
+    memcpy(p, path, pl + 1);
+    if (pl > 1 && p[pl - 1] == '/') p[--pl] = '\0';
+    bool path_known = false;
+    if (allow && allowlen) allow[0] = '\0';
+    int found = -1;
+    for (int i = 0; i < http_n_routes; i++) {
+        const char *pat = http_routes[i].pattern, *s = p;
+        int n = 0;
+        bool ok = true;
+        while (*pat && ok) {
+            if (*pat == '{') {
+                const char *close = strchr(pat, '}');
+                const char *seg_end = strchr(s, '/');
+                size_t sl = seg_end ? (size_t)(seg_end - s) : strlen(s);
+                if (sl == 0 || n == HTTP_MAX_PARAMS) { ok = false; break; }
+                if (found < 0 && names) {
+                    names[n] = NULL; /* filled below for the winning route */
+                }
+                n++;
+                s += sl;
+                pat = close + 1;
+            } else if (*pat == *s) {
+                pat++;
+                s++;
+            } else {
+                ok = false;
+            }
+        }
+        if (!ok || *s) continue;
+        path_known = true;
+        const char *m = http_routes[i].method;
+        bool same = !strcmp(m, method) || (!strcmp(m, "GET") && !strcmp(method, "HEAD"));
+        if (allow && allowlen && !strstr(allow, m)) {
+            size_t al = strlen(allow);
+            snprintf(allow + al, allowlen - al, "%s%s", al ? ", " : "", m);
+        }
+        if (same && found < 0) found = i;
+    }
+    if (found < 0) {
+        *status = path_known ? 405 : 404;
+        if (path_known && allow && allowlen) {
+            size_t al = strlen(allow);
+            snprintf(allow + al, allowlen - al, ", OPTIONS");
+        }
+        return -1;
+    }
+    /* Extract parameters of the winning route. */
+    int n = 0;
+    const char *pat = http_routes[found].pattern, *s = p;
+    while (*pat) {
+        if (*pat == '{') {
+            const char *close = strchr(pat, '}');
+            const char *seg_end = strchr(s, '/');
+            size_t sl = seg_end ? (size_t)(seg_end - s) : strlen(s);
+            if (names && values) {
+                static _Thread_local char namebuf[HTTP_MAX_PARAMS][64];
+                size_t nl = (size_t)(close - pat - 1);
+                if (nl >= sizeof namebuf[0]) nl = sizeof namebuf[0] - 1;
+                memcpy(namebuf[n], pat + 1, nl);
+                namebuf[n][nl] = '\0';
+                names[n] = namebuf[n];
+                values[n] = strndup(s, sl);
+            }
+            n++;
+            s += sl;
+            pat = close + 1;
+        } else {
+            pat++;
+            s++;
+        }
+    }
+    if (nvalues) *nvalues = n;
+    *status = 200;
+    return found;
+}
+
+/* ---- accessors ---- */
+
+saed_app *http_app(http_req *r) { return r->srv->app; }
+json_t *http_json(http_req *r) { return r->json; }
+const char *http_request_id(http_req *r) { return r->request_id; }
+
+const char *http_param(http_req *r, const char *name)
+{
+    for (int i = 0; i < r->nparams; i++)
+        if (!strcmp(r->pnames[i], name)) return r->pvalues[i];
+    return NULL;
+}
+
+const char *http_query(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+db_conn *http_db(http_req *r)
+{
+    if (r->db) return r->db;
+    enum db_acquire_err why;
+    char err[256];
+    saed_app *app = r->srv->app;
+    r->db = db_acquire(app->pool, app->cfg->db_wait_ms, &why, err, sizeof err);
+    if (!r->db) {
+        if (why == DB_ACQ_DOWN) atomic_store(&app->schema_version, -1);
+        http_add_header(r, "Retry-After", why == DB_ACQ_BUSY ? "1" : "5");
+        http_reply_error(r, 503, why == DB_ACQ_BUSY ? "saturated" : "database_unavailable", "%s", err);
+    }
+    return r->db;
+}
+
+/* ---- replies ---- */
+
+void http_add_header(http_req *r, const char *name, const char *value)
+{
+    if (r->n_xh == MAX_EXTRA_HEADERS) return;
+    r->xh_name[r->n_xh] = strdup(name);
+    r->xh_value[r->n_xh] = strdup(value);
+    r->n_xh++;
+}
+
+void http_reply_raw(http_req *r, int status, const char *content_type, const char *body, size_t len)
+{
+    if (r->replied) {
+        log_error("handler replied twice to %s %s", r->method, r->path);
+        return;
+    }
+    r->replied = true;
+    r->status = status;
+    r->bytes = len;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) return;
+    if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_METHODS);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_HEADERS);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    for (int i = 0; i < r->n_xh; i++) MHD_add_response_header(resp, r->xh_name[i], r->xh_value[i]);
+    MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+}
+
+void http_reply_json(http_req *r, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(body);
+    if (!s) {
+        http_reply_raw(r, 500, "application/json",
+                       "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the response\"},"
+                       "\"message\":\"could not encode the response\"}", 116);
+        return;
+    }
+    http_reply_raw(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (status >= 500) log_warn("%s %s -> %d %s: %s [%s]", r->method, r->path, status, code, msg, r->request_id);
+    http_reply_json(r, status, json_pack("{s:{s:s,s:s},s:s}", "error", "code", code, "message", msg,
+                                         "message", msg));
+}
+
+void http_reply_db_error(http_req *r, const PGresult *res, const char *what)
+{
+    char m[512];
+    db_errmsg(res, m, sizeof m);
+    switch (db_kind(res)) {
+    case DB_UNAVAILABLE:
+        atomic_store(&r->srv->app->schema_version, -1);
+        http_add_header(r, "Retry-After", "5");
+        http_reply_error(r, 503, "database_unavailable", "database unavailable while %s", what);
+        return;
+    case DB_NOT_MIGRATED:
+        http_reply_error(r, 503, "not_migrated", "database schema is missing; run `saed migrate`");
+        return;
+    case DB_RETRYABLE:
+        http_add_header(r, "Retry-After", "1");
+        http_reply_error(r, 503, "conflict_retry", "concurrent update while %s; retry", what);
+        return;
+    default:
+        log_error("database error while %s: %s [%s]", what, m, r->request_id);
+        http_reply_error(r, 500, "internal", "internal error while %s (request id %s)", what, r->request_id);
+    }
+}
+
+/* ---- request lifecycle ---- */
+
+static void new_request_id(http_req *r)
+{
+    const char *given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (given) {
+        size_t l = strlen(given);
+        bool ok = l > 0 && l < sizeof r->request_id;
+        for (size_t i = 0; ok && i < l; i++)
+            ok = (given[i] >= '0' && given[i] <= '9') || (given[i] >= 'a' && given[i] <= 'z') ||
+                 (given[i] >= 'A' && given[i] <= 'Z') || given[i] == '-' || given[i] == '_' || given[i] == '.';
+        if (ok) {
+            memcpy(r->request_id, given, l + 1);
+            return;
+        }
+    }
+    unsigned char b[12];
+    if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
+        unsigned long long x = (unsigned long long)r->t0.tv_nsec ^ ((unsigned long long)(uintptr_t)r << 17);
+        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(x >> (i % 8 * 8)) ^ (unsigned char)i;
+    }
+    for (size_t i = 0; i < sizeof b; i++) snprintf(r->request_id + 2 * i, 3, "%02x", b[i]);
+}
+
+static bool is_json_type(const char *ct)
+{
+    if (!ct) return true; /* clients that omit it are given the benefit of the doubt */
+    while (*ct == ' ') ct++;
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ') n--;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) return true;
+    /* application/<anything>+json, e.g. problem+json */
+    return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/* Constant-time comparison against every key: the time taken does not depend on where a
+ * guess first differs, nor on which key matched. */
+static bool key_ok(const saed_config *cfg, const char *given)
+{
+    if (cfg->n_api_keys == 0) return true;
+    if (!given) return false;
+    size_t gl = strlen(given);
+    unsigned match = 0;
+    for (int k = 0; k < cfg->n_api_keys; k++) {
+        const char *key = cfg->api_keys[k];
+        size_t kl = strlen(key);
+        unsigned diff = (unsigned)(kl ^ gl);
+        for (size_t i = 0; i < kl; i++) diff |= (unsigned char)key[i] ^ (unsigned char)(i < gl ? given[i] : 0);
+        match |= (diff == 0);
+    }
+    return match != 0;
+}
+
+static void dispatch(http_req *r)
+{
+    saed_app *app = r->srv->app;
+    if (r->early_status == 404) {
+        http_reply_error(r, 404, "not_found", "no route for %s", r->path);
+        return;
+    }
+    if (r->early_status == 405) {
+        http_add_header(r, "Allow", r->allow);
+        http_reply_error(r, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)", r->method, r->path, r->allow);
+        return;
+    }
+    if (r->too_large) {
+        http_reply_error(r, 413, "body_too_large", "request body exceeds the limit of %lld bytes (SAED_BODY_LIMIT)",
+                         app->cfg->body_limit);
+        return;
+    }
+    const http_route *rt = &http_routes[r->route];
+    if ((rt->flags & ROUTE_AUTH) && !key_ok(app->cfg, http_header(r, "x-api-key"))) {
+        http_reply_error(r, 401, "unauthorized",
+                         "this route requires an API key in the x-api-key header (one of SAED_API_KEYS)");
+        return;
+    }
+    if ((rt->flags & ROUTE_SCHEMA) && !app_schema_ok(app)) {
+        http_add_header(r, "Retry-After", "5");
+        if (atomic_load(&app->schema_version) < 0)
+            http_reply_error(r, 503, "database_unavailable", "database unavailable");
+        else
+            http_reply_error(r, 503, "not_migrated",
+                             "database schema is at version %d, this saed needs %d: run `saed migrate` or start with --migrate",
+                             atomic_load(&app->schema_version), migrate_head(&app->migrations));
+        return;
+    }
+    if (rt->flags & ROUTE_JSON) {
+        const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!is_json_type(ct)) {
+            http_reply_error(r, 415, "unsupported_media_type", "Content-Type must be application/json, got '%s'", ct);
+            return;
+        }
+        if (r->body_len == 0) {
+            http_reply_error(r, 400, "invalid_json", "request body is empty; expected a JSON object");
+            return;
+        }
+        json_error_t je;
+        r->json = json_loadb(r->body, r->body_len, JSON_DISABLE_EOF_CHECK * 0, &je);
+        if (!r->json) {
+            http_reply_error(r, 400, "invalid_json", "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+            return;
+        }
+    }
+    rt->fn(r);
+    if (!r->replied) {
+        log_error("handler for %s %s did not reply", rt->method, rt->pattern);
+        http_reply_error(r, 500, "internal", "internal error (request id %s)", r->request_id);
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    http_server *srv = cls;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&srv->in_flight, 1);
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        r->srv = srv;
+        r->conn = conn;
+        r->method = method;
+        r->path = strdup(url);
+        r->route = -1;
+        new_request_id(r);
+        if (!strcmp(method, "OPTIONS")) {
+            /* CORS preflight: answered for any path, like upstream's middleware. */
+            r->early_status = 204;
+            return MHD_YES;
+        }
+        r->route = http_match(method, url, r->pnames, r->pvalues, &r->nparams, &r->early_status, r->allow, sizeof r->allow);
+        if (r->early_status == 200) r->early_status = 0;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoll(cl, NULL, 10) > srv->app->cfg->body_limit) {
+            /* Refuse before reading a byte of an oversized body; MHD closes the connection. */
+            r->too_large = true;
+            r->early_status = 0;
+            if (r->route < 0) r->route = -1;
+            http_reply_error(r, 413, "body_too_large", "request body of %s bytes exceeds the limit of %lld bytes (SAED_BODY_LIMIT)",
+                             cl, srv->app->cfg->body_limit);
+            return MHD_YES;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->replied || r->too_large || r->early_status) return MHD_YES; /* discard */
+        if (r->body_len + n > (size_t)srv->app->cfg->body_limit) {
+            r->too_large = true;
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+            return MHD_YES;
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = (r->body_len + n + 1) * 2;
+            if (cap > (size_t)srv->app->cfg->body_limit + 1) cap = (size_t)srv->app->cfg->body_limit + 1;
+            char *nb = realloc(r->body, cap);
+            if (!nb) return MHD_NO;
+            r->body = nb;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload_data, n);
+        r->body_len += n;
+        r->body[r->body_len] = '\0';
+        return MHD_YES;
+    }
+    if (r->replied) return MHD_YES;
+    if (r->early_status == 204) {
+        http_add_header(r, "Access-Control-Max-Age", "86400");
+        http_reply_raw(r, 204, NULL, "", 0);
+        return MHD_YES;
+    }
+    dispatch(r);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    http_server *srv = cls;
+    http_req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+    int status = r->replied ? r->status : 499; /* client went away before an answer */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->replied) log_debug("response to %s %s not fully sent", r->method, r->path);
+    log_access(r->method, r->path, status, r->bytes, secs * 1e3, r->request_id);
+    metrics_observe(r->route, status, secs);
+    if (r->db) db_release(srv->app->pool, r->db);
+    json_decref(r->json);
+    for (int i = 0; i < r->nparams; i++) free(r->pvalues[i]);
+    for (int i = 0; i < r->n_xh; i++) {
+        free(r->xh_name[i]);
+        free(r->xh_value[i]);
+    }
+    free(r->body);
+    free(r->path);
+    free(r);
+    atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char m[512];
+    vsnprintf(m, sizeof m, fmt, ap);
+    size_t l = strlen(m);
+    while (l && m[l - 1] == '\n') m[--l] = '\0';
+    log_warn("libmicrohttpd: %s", m);
+}
+
+http_server *http_start(saed_app *app, char *err, size_t errlen)
+{
+    const saed_config *cfg = app->cfg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    int gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (gai) {
+        snprintf(err, errlen, "SAED_LISTEN: cannot resolve '%s': %s", cfg->listen_host, gai_strerror(gai));
+        return NULL;
+    }
+    http_server *s = calloc(1, sizeof *s);
+    s->app = app;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    s->d = MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
+                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                            MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->d) {
+        snprintf(err, errlen, "SAED_LISTEN: cannot listen on %s (address in use or not permitted)", cfg->listen);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_quiesce(http_server *s)
+{
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+int http_in_flight(http_server *s) { return atomic_load(&s->in_flight); }
+
+void http_stop(http_server *s)
+{
+    if (!s) return;
+    MHD_stop_daemon(s->d);
+    free(s);
+}

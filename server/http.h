@@ -1,0 +1,70 @@
+/* http.h: the HTTP layer between libmicrohttpd and the handlers. It owns request parsing
+ * (route match, body accumulation with a cap, JSON parse, auth), the one error shape, CORS,
+ * request ids, the access log and metrics. Handlers see only http_req and these helpers. */
+#ifndef SAED_HTTP_H
+#define SAED_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db/db.h"
+#include "server/app.h"
+
+typedef struct http_req http_req;
+typedef struct http_server http_server;
+
+/* A handler replies exactly once through one of the http_reply_* helpers. */
+typedef void (*http_handler)(http_req *r);
+
+enum {
+    ROUTE_JSON = 1,   /* body must be JSON (415 for another content type, 400 when malformed) */
+    ROUTE_AUTH = 2,   /* write route: x-api-key must match SAED_API_KEYS (when keys are set) */
+    ROUTE_SCHEMA = 4, /* needs the database schema at head (503 otherwise) */
+};
+
+typedef struct http_route {
+    const char *method;
+    const char *pattern;  /* "/api/models/{id}": {name} matches one non-empty segment */
+    http_handler fn;
+    unsigned flags;
+} http_route;
+
+/* The one route table, in handlers/routes.c. */
+extern const http_route http_routes[];
+extern const int http_n_routes;
+
+#define HTTP_MAX_PARAMS 8
+
+/* Route lookup, exposed for tests. Returns the route index, or -1 with *status 404 or 405 (and
+ * allow filled with the methods the path has). Strips one trailing slash. */
+int http_match(const char *method, const char *path, const char **names, char **values,
+               int *nvalues, int *status, char *allow, size_t allowlen);
+
+/* Request accessors. */
+saed_app *http_app(http_req *r);
+const char *http_param(http_req *r, const char *name);
+const char *http_query(http_req *r, const char *name);
+const char *http_header(http_req *r, const char *name);
+json_t *http_json(http_req *r);            /* parsed body of a ROUTE_JSON route (borrowed) */
+const char *http_request_id(http_req *r);
+/* A database connection for this request, released after the reply. NULL when none can be
+ * had, in which case a 503 has already been sent. */
+db_conn *http_db(http_req *r);
+
+/* Replies. The body and headers added by http_add_header go out together. */
+void http_add_header(http_req *r, const char *name, const char *value);
+void http_reply_json(http_req *r, int status, json_t *body);   /* steals body */
+void http_reply_raw(http_req *r, int status, const char *content_type, const char *body, size_t len);
+void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a failed database result to 409/503/500 with a message; never exposes SQL text for 500. */
+void http_reply_db_error(http_req *r, const PGresult *res, const char *what);
+
+http_server *http_start(saed_app *app, char *err, size_t errlen);
+/* Stops accepting; in-flight requests continue. */
+void http_quiesce(http_server *s);
+int http_in_flight(http_server *s);
+void http_stop(http_server *s);
+
+#endif

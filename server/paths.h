@@ -1,0 +1,12 @@
+/* paths.h: confinement of user-supplied file paths to SAED_DATA_ROOTS. */
+#ifndef SAED_PATHS_H
+#define SAED_PATHS_H
+
+#include <stddef.h>
+
+/* Resolves path (symlinks followed) and checks that it lies under one of roots (already
+ * resolved). Returns 0 with the resolved path in out, or -1: nonexistent and outside are
+ * deliberately indistinguishable to the caller. */
+int paths_confine(char *const *roots, int nroots, const char *path, char *out, size_t outlen);
+
+#endif

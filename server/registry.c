@@ -1,0 +1,86 @@
+/* registry.c: see registry.h. */
+#include "server/registry.h"
+
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/hfconfig.h"
+#include "server/paths.h"
+
+static int set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    e->kind = k;
+    snprintf(e->code, sizeof e->code, "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int registry_id_valid(const char *id)
+{
+    size_t l = id ? strlen(id) : 0;
+    if (l == 0 || l > 128) return 0;
+    for (size_t i = 0; i < l; i++) {
+        char ch = id[i];
+        int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum && (i == 0 || (ch != '.' && ch != '_' && ch != '-'))) return 0;
+    }
+    return 1;
+}
+
+void registry_db_err(svc_err *e, const PGresult *r, const char *what)
+{
+    char m[512];
+    switch (db_kind(r)) {
+    case DB_UNAVAILABLE: set(e, SVC_UNAVAILABLE, "database_unavailable", "database unavailable while %s", what); break;
+    case DB_NOT_MIGRATED: set(e, SVC_UNAVAILABLE, "not_migrated", "database schema is missing; run `saed migrate`"); break;
+    case DB_RETRYABLE: set(e, SVC_UNAVAILABLE, "conflict_retry", "concurrent update while %s; retry", what); break;
+    case DB_INVALID: set(e, SVC_INVALID, "invalid", "%s: %s", what, db_errmsg(r, m, sizeof m)); break;
+    default: set(e, SVC_INTERNAL, "internal", "database error while %s: %s", what, db_errmsg(r, m, sizeof m));
+    }
+}
+
+int registry_model_create(db_conn *c, char *const *roots, int nroots, const char *id, const char *path,
+                          const char *display_name, char **json_out, svc_err *e)
+{
+    *json_out = NULL;
+    if (!registry_id_valid(id))
+        return set(e, SVC_INVALID, "invalid_field",
+                   "id: must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit");
+    if (!path || !*path) return set(e, SVC_INVALID, "invalid_field", "path: required");
+    if (display_name && strlen(display_name) > 256)
+        return set(e, SVC_INVALID, "invalid_field", "displayName: longer than 256 characters");
+    char real[4096];
+    if (nroots == 0)
+        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: no SAED_DATA_ROOTS are configured, so no path is allowed");
+    if (paths_confine(roots, nroots, path, real, sizeof real))
+        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: '%s' is not an existing path under SAED_DATA_ROOTS", path);
+    hf_config hc;
+    char err[600];
+    if (hf_config_load(real, &hc, err, sizeof err))
+        return set(e, SVC_INVALID, "invalid_model", "path: %s", err);
+    char layers[16], dim[16], ctx[16], vocab[16];
+    snprintf(layers, sizeof layers, "%d", hc.n_layer);
+    snprintf(dim, sizeof dim, "%d", hc.d_model);
+    snprintf(ctx, sizeof ctx, "%d", hc.n_ctx);
+    snprintf(vocab, sizeof vocab, "%d", hc.vocab_size);
+    const char *dn = display_name && *display_name ? display_name : id;
+    /* neuronsPerLayer follows Neuronpedia: the MLP width (4·d_model for GPT-2). */
+    char npl[16];
+    snprintf(npl, sizeof npl, "%d", 4 * hc.d_model);
+    const char *p[] = {id, dn, dn, hc.architecture, layers, dim, npl, ctx, vocab, real, hc.json};
+    PGresult *r = db_exec(c, DB_MODEL_INSERT, p);
+    hf_config_free(&hc);
+    int rc = 0;
+    if (db_kind(r) == DB_UNIQUE) rc = set(e, SVC_CONFLICT, "conflict", "model '%s' already exists", id);
+    else if (db_kind(r) != DB_OK) rc = (registry_db_err(e, r, "registering the model"), -1);
+    else *json_out = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (rc == 0 && !*json_out) rc = set(e, SVC_INTERNAL, "internal", "out of memory");
+    return rc;
+}

@@ -1,0 +1,28 @@
+/* registry.h: the model registry as a service used by both the HTTP handlers and the CLI
+ * (`saed import-model`), so the two write through the same validation and SQL. Knows SQL (via
+ * db/) and the engine, not HTTP: failures come back as an svc_err the caller maps. */
+#ifndef SAED_REGISTRY_H
+#define SAED_REGISTRY_H
+
+#include "db/db.h"
+
+enum svc_kind { SVC_OK, SVC_INVALID, SVC_FORBIDDEN, SVC_NOT_FOUND, SVC_CONFLICT, SVC_UNAVAILABLE, SVC_INTERNAL };
+
+typedef struct svc_err {
+    enum svc_kind kind;
+    char code[48];      /* snake_case, for the API's error.code */
+    char msg[768];
+} svc_err;
+
+/* Registers a HF-layout model directory. On success *json_out is the model as the API shows
+ * it (malloc'd JSON text). */
+int registry_model_create(db_conn *c, char *const *roots, int nroots, const char *id, const char *path,
+                          const char *display_name, char **json_out, svc_err *e);
+
+/* Returns 1 when the id is a valid model/SAE id. */
+int registry_id_valid(const char *id);
+
+/* Fills e from a failed database result; what names the operation. */
+void registry_db_err(svc_err *e, const PGresult *r, const char *what);
+
+#endif
