@@ -12,7 +12,7 @@ PKG_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-CFLAGS   := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation -pthread -I. $(PKG_CFLAGS) -DSAED_VERSION='"$(VERSION)"'
+CFLAGS   := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation -pthread -I. $(PKG_CFLAGS)
 LDLIBS   := $(PKG_LIBS) -ldl -lm -pthread
 
 ifeq ($(SANITIZE),1)
@@ -52,6 +52,10 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
 
+# Only main.c sees the version, so a new commit does not rebuild everything.
+$(BUILD)/obj/server/main.o: CFLAGS += -DSAED_VERSION='"$(VERSION)"'
+$(BUILD)/obj/server/main.o: .git/HEAD $(wildcard .git/index)
+
 $(BUILD)/saed: $(BUILD)/obj/server/main.o $(LIB_OBJS)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -66,13 +70,15 @@ $(BUILD)/tests/oas-selftest: $(BUILD)/obj/tests/oas_selftest.o $(BUILD)/obj/test
 # The CUDA backend is its own shared object so that build/saed has no link-time dependency
 # on libcudart/libcublas and runs on machines without them.
 CUDA_SRCS := $(wildcard gpu/*.cu)
-NVFLAGS := -O2 -g -std=c++17 -I. -Xcompiler -fPIC,-Wall,-Werror $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
+NVFLAGS := -O2 -g -std=c++17 -I. -Xcompiler -fPIC,-Wall,-Werror,-Wno-format-truncation $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
 $(CUDA_LIB): $(CUDA_SRCS) gpu/backend.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -shared -o $@ $(CUDA_SRCS) -L$(CUDA_HOME)/lib64 -lcublas -lcudart \
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64
 
-test: all
+# deps first (on a fresh machine pkg-config knows nothing yet), then a fresh make that sees them.
+test: deps
+	@$(MAKE) --no-print-directory all
 	@bash tests/run.sh $(BUILD)
 
 run: deps

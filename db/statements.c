@@ -9,15 +9,13 @@ const char db_migrations_bootstrap_sql[] =
     " checksum text NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now())";
 
-/* The JSON shape of a model as the API returns it (Neuronpedia Model names + saed's). */
-#define MODEL_JSON                                                                          \
-    "jsonb_build_object('id', id, 'displayName', \"displayName\","                          \
-    " 'displayNameShort', \"displayNameShort\", 'architecture', architecture,"             \
-    " 'layers', layers, 'dimension', dimension, 'neuronsPerLayer', \"neuronsPerLayer\","   \
-    " 'contextSize', \"contextSize\", 'vocabSize', \"vocabSize\", 'path', path,"           \
-    " 'visibility', visibility, 'inferenceEnabled', \"inferenceEnabled\","                  \
-    " 'createdAt', to_char(\"createdAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"   \
-    " 'updatedAt', to_char(\"updatedAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
+/* The columns of a model as the API returns them (Neuronpedia Model names + saed's); wrapped
+ * in row_to_json, which writes compact JSON in this order. */
+#define MODEL_COLS                                                                           \
+    "id, \"displayName\", \"displayNameShort\", architecture, layers, dimension,"               \
+    " \"neuronsPerLayer\", \"contextSize\", \"vocabSize\", path, visibility, \"inferenceEnabled\"," \
+    " to_char(\"createdAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS \"createdAt\","  \
+    " to_char(\"updatedAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS \"updatedAt\""
 
 const db_statement db_statements[DB_N_STMTS] = {
     [DB_PING] = {"ping", "SELECT 1", 0, 1},
@@ -34,13 +32,14 @@ const db_statement db_statements[DB_N_STMTS] = {
                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", 3, 0},
 
     [DB_MODEL_INSERT] = {"model_insert",
-        "INSERT INTO models (id, \"displayName\", \"displayNameShort\", architecture, layers, dimension,"
-        " \"neuronsPerLayer\", \"contextSize\", \"vocabSize\", path, config)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)"
-        " RETURNING " MODEL_JSON "::text", 11, 0},
-    [DB_MODEL_GET] = {"model_get", "SELECT " MODEL_JSON "::text FROM models WHERE id = $1", 1, 1},
+        "WITH m AS (INSERT INTO models (id, \"displayName\", \"displayNameShort\", architecture, layers,"
+        " dimension, \"neuronsPerLayer\", \"contextSize\", \"vocabSize\", path, config)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb) RETURNING *)"
+        " SELECT row_to_json(v)::text FROM (SELECT " MODEL_COLS " FROM m) v", 11, 0},
+    [DB_MODEL_GET] = {"model_get",
+        "SELECT row_to_json(v)::text FROM (SELECT " MODEL_COLS " FROM models WHERE id = $1) v", 1, 1},
     [DB_MODEL_LIST] = {"model_list",
-        "SELECT coalesce(jsonb_agg(" MODEL_JSON " ORDER BY id), '[]'::jsonb)::text FROM models", 0, 1},
+        "SELECT coalesce(json_agg(v ORDER BY v.id), '[]')::text FROM (SELECT " MODEL_COLS " FROM models) v", 0, 1},
     [DB_MODEL_DELETE] = {"model_delete", "DELETE FROM models WHERE id = $1", 1, 0},
 
     /* Graceful shutdown: hand this process's running jobs back to the queue at once instead of

@@ -20,8 +20,14 @@ static saed_backend *cuda_open(int device, char *err, size_t errlen)
         return NULL;
     }
     exe[n] = '\0';
-    snprintf(lib, sizeof lib, "%s/%s", dirname(exe), BACKEND_CUDA_LIBRARY);
+    /* Next to the binary; one level up serves binaries in a sub-folder such as build/tests. */
+    char *dir = dirname(exe);
+    snprintf(lib, sizeof lib, "%s/%s", dir, BACKEND_CUDA_LIBRARY);
     void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h && access(lib, F_OK) != 0) {
+        snprintf(lib, sizeof lib, "%s/../%s", dir, BACKEND_CUDA_LIBRARY);
+        h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    }
     if (!h) {
         snprintf(err, errlen, "CUDA backend not available: %s", dlerror());
         return NULL;

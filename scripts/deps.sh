@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(gcc make pkg-config curl ca-certificates
       libmicrohttpd-dev libjansson-dev libpq-dev libcurl4-openssl-dev libuv1-dev
-      libopenblas-dev zlib1g-dev libyaml-dev postgresql postgresql-client)
+      libopenblas-dev zlib1g-dev libyaml-dev postgresql)
 
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${PKGS[@]}"; exit 0; fi
 

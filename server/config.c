@@ -39,7 +39,7 @@ static const cfg_option options[] = {
     {"data-roots", "SAED_DATA_ROOTS", T_ROOTS, "", 0, 0, F(data_roots_raw),
      "colon-separated directories that model, SAE and dataset paths must lie under"},
     {"workers", "SAED_WORKERS", T_INT, "1", 0, 64, F(workers),
-     "job worker threads started by `saed serve`"},
+     "job worker threads started by `saed serve` (used once the job queue lands; 0 = HTTP only)"},
     {"log-level", "SAED_LOG_LEVEL", T_LEVEL, "info", 0, 0, F(log_level),
      "application log level: debug, info, warn, error"},
     {"access-log", "SAED_ACCESS_LOG", T_STR, "-", 0, 0, F(access_log),

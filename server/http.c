@@ -315,7 +315,7 @@ static void dispatch(http_req *r)
 {
     saed_app *app = r->srv->app;
     if (r->early_status == 404) {
-        http_reply_error(r, 404, "not_found", "no route for %s", r->path);
+        http_reply_error(r, 404, "route_not_found", "no route for %s", r->path);
         return;
     }
     if (r->early_status == 405) {
@@ -450,7 +450,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
     int status = r->replied ? r->status : 499; /* client went away before an answer */
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->replied) log_debug("response to %s %s not fully sent", r->method, r->path);
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) log_debug("request %s %s ended early (code %d)", r->method, r->path, (int)toe);
     log_access(r->method, r->path, status, r->bytes, secs * 1e3, r->request_id);
     metrics_observe(r->route, status, secs);
     if (r->db) db_release(srv->app->pool, r->db);
@@ -492,12 +492,12 @@ http_server *http_start(saed_app *app, char *err, size_t errlen)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                             MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
@@ -515,6 +515,12 @@ void http_quiesce(http_server *s)
 }
 
 int http_in_flight(http_server *s) { return atomic_load(&s->in_flight); }
+
+int http_open_connections(http_server *s)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? (int)i->num_connections : 0;
+}
 
 void http_stop(http_server *s)
 {

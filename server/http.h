@@ -65,6 +65,8 @@ http_server *http_start(saed_app *app, char *err, size_t errlen);
 /* Stops accepting; in-flight requests continue. */
 void http_quiesce(http_server *s);
 int http_in_flight(http_server *s);
+/* Connections still open, idle keep-alive ones included. */
+int http_open_connections(http_server *s);
 void http_stop(http_server *s);
 
 #endif

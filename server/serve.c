@@ -29,6 +29,7 @@ typedef struct serve_state {
     bool schema_busy;
     bool stopping;
     uint64_t drain_deadline;
+    uint64_t idle_since;        /* when in-flight requests first reached 0 */
 } serve_state;
 
 /* True when every address the host resolves to is loopback. */
@@ -111,7 +112,15 @@ static void on_drain_timer(uv_timer_t *t)
 {
     serve_state *s = t->data;
     int n = http_in_flight(s->http);
-    if (n > 0 && uv_now(s->loop) < s->drain_deadline) return;
+    uint64_t now = uv_now(s->loop);
+    if (n > 0 && now < s->drain_deadline) return;
+    /* A finished request's connection may still be flushing its last bytes: stopping the
+     * daemon now would reset it and the client would lose the end of the response. Give open
+     * connections a moment to close by themselves (idle keep-alive ones will not). */
+    if (n == 0 && http_open_connections(s->http) > 0 && now < s->drain_deadline) {
+        if (!s->idle_since) s->idle_since = now;
+        if (now - s->idle_since < 500) return;
+    }
     if (n > 0) log_warn("shutdown timeout: abandoning %d in-flight request(s)", n);
     uv_timer_stop(&s->drain);
     uv_close((uv_handle_t *)&s->drain, NULL);

@@ -1,0 +1,230 @@
+/* api_http.c: the HTTP layer over real loopback HTTP against a real saed and PostgreSQL:
+ * routing answers, body limits, JSON and content-type errors, auth, CORS, request ids, the
+ * OpenAPI document and metrics. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/srv.h"
+#include "tests/t.h"
+
+#define KEY "test-key-0123456789abcdef"
+
+/* Starts a migrated server on a fresh database; returns 0 or skips/fails. */
+static int start(srv *s, const char *const *extra)
+{
+    if (!tdb_available()) {
+        t_skip("no test PostgreSQL (run through tests/run.sh)");
+        return -1;
+    }
+    char url[512];
+    if (tdb_create(url, sizeof url)) {
+        t_fail(__FILE__, __LINE__, "could not create a test database");
+        return -1;
+    }
+    const char *args[16] = {"--migrate", "--data-roots", "tests/data"};
+    int n = 3;
+    for (int i = 0; extra && extra[i]; i++) args[n++] = extra[i];
+    if (srv_start(s, url, args)) {
+        t_fail(__FILE__, __LINE__, "saed did not start");
+        return -1;
+    }
+    return 0;
+}
+
+TEST(api_health_ready_openapi)
+{
+    srv s;
+    if (start(&s, NULL)) return;
+    resp r;
+    http(&s, "GET", "/healthz", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.body, "{\"status\":\"ok\"}");
+    resp_free(&r);
+    http(&s, "GET", "/readyz", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"schemaVersion\":1");
+    resp_free(&r);
+    http(&s, "GET", "/openapi.yaml", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.ctype, "application/yaml");
+    CHECK_CONTAINS(r.body, "openapi: 3.1");
+    resp_free(&r);
+    CHECK_INT(srv_stop(&s), 0);
+}
+
+TEST(api_404_405_trailing_slash)
+{
+    srv s;
+    if (start(&s, NULL)) return;
+    resp r;
+    http(&s, "GET", "/no/such/route", NULL, NULL, &r);
+    CHECK_INT(r.status, 404);
+    CHECK_CONTAINS(r.body, "route_not_found");
+    resp_free(&r);
+    http(&s, "PUT", "/api/models", NULL, "{}", &r);
+    CHECK_INT(r.status, 405);
+    CHECK_STR(r.allow, "GET, POST, OPTIONS");
+    resp_free(&r);
+    http(&s, "DELETE", "/healthz", NULL, NULL, &r);
+    CHECK_INT(r.status, 405);
+    CHECK_STR(r.allow, "GET, OPTIONS");
+    resp_free(&r);
+    http(&s, "GET", "/healthz/", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    resp_free(&r);
+    http(&s, "GET", "/api/models/", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.body, "[]");
+    resp_free(&r);
+    http(&s, "GET", "/api/models/nope/", NULL, NULL, &r);
+    CHECK_INT(r.status, 404);
+    CHECK_CONTAINS(r.body, "\"code\":\"not_found\"");
+    resp_free(&r);
+    CHECK_INT(srv_stop(&s), 0);
+}
+
+TEST(api_413_body_limit)
+{
+    srv s;
+    if (start(&s, (const char *const[]){"--body-limit", "4K", NULL})) return;
+    char *big = malloc(8192);
+    memset(big, ' ', 8191);
+    big[0] = '{';
+    big[8190] = '}';
+    big[8191] = '\0';
+    resp r;
+    http(&s, "POST", "/api/models", NULL, big, &r);
+    CHECK_INT(r.status, 413);
+    CHECK_CONTAINS(r.body, "4096 bytes");
+    resp_free(&r);
+    /* Chunked upload: no Content-Length, the cap applies while reading. */
+    http(&s, "POST", "/api/models", (const char *const[]){"Content-Type: application/json", "Transfer-Encoding: chunked", NULL}, big, &r);
+    CHECK_INT(r.status, 413);
+    resp_free(&r);
+    big[4000] = '\0';
+    big[3999] = '}';
+    http(&s, "POST", "/api/models", NULL, big, &r); /* under the cap: reaches validation */
+    CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "id: required");
+    resp_free(&r);
+    free(big);
+    CHECK_INT(srv_stop(&s), 0);
+}
+
+TEST(api_400_malformed_json_and_415)
+{
+    srv s;
+    if (start(&s, NULL)) return;
+    resp r;
+    http(&s, "POST", "/api/models", NULL, "{\"id\": \"x\", ", &r);
+    CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "\"code\":\"invalid_json\"");
+    CHECK_CONTAINS(r.body, "malformed JSON at line 1");
+    resp_free(&r);
+    http(&s, "POST", "/api/models", NULL, "[1,2]", &r);
+    CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "JSON object");
+    resp_free(&r);
+    http(&s, "POST", "/api/models", NULL, "{\"id\": 5, \"path\": \"x\"}", &r);
+    CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "invalid_field");
+    resp_free(&r);
+    http(&s, "POST", "/api/models", (const char *const[]){"Content-Type: text/plain", NULL}, "{}", &r);
+    CHECK_INT(r.status, 415);
+    CHECK_CONTAINS(r.body, "text/plain");
+    resp_free(&r);
+    http(&s, "POST", "/api/models", (const char *const[]){"Content-Type: application/json; charset=utf-8", NULL},
+         "{\"id\":\"m1\",\"path\":\"tests/data/models/tiny-a\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    CHECK_INT(srv_stop(&s), 0);
+}
+
+TEST(api_auth_401_then_ok)
+{
+    srv s;
+    if (start(&s, (const char *const[]){"--api-keys", "another-key-aaaaaaaaaaaa," KEY, NULL})) return;
+    const char *body = "{\"id\":\"tiny\",\"path\":\"tests/data/models/tiny-a\"}";
+    resp r;
+    http(&s, "POST", "/api/models", NULL, body, &r);
+    CHECK_INT(r.status, 401);
+    CHECK_CONTAINS(r.body, "x-api-key");
+    resp_free(&r);
+    http(&s, "POST", "/api/models", (const char *const[]){"Content-Type: application/json", "x-api-key: " KEY "x", NULL}, body, &r);
+    CHECK_INT(r.status, 401);
+    resp_free(&r);
+    http(&s, "POST", "/api/models", (const char *const[]){"Content-Type: application/json", "x-api-key: test-key-0123456789abcdeX", NULL}, body, &r);
+    CHECK_INT(r.status, 401);
+    resp_free(&r);
+    http(&s, "DELETE", "/api/models/tiny", NULL, NULL, &r);
+    CHECK_INT(r.status, 401);
+    resp_free(&r);
+    http(&s, "POST", "/api/models", (const char *const[]){"Content-Type: application/json", "x-api-key: " KEY, NULL}, body, &r);
+    CHECK_INT(r.status, 201);
+    CHECK_STR(r.location, "/api/models/tiny");
+    resp_free(&r);
+    /* Read routes stay public. */
+    http(&s, "GET", "/api/models/tiny", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    resp_free(&r);
+    http(&s, "DELETE", "/api/models/tiny", (const char *const[]){"x-api-key: " KEY, NULL}, NULL, &r);
+    CHECK_INT(r.status, 204);
+    resp_free(&r);
+    CHECK_INT(srv_stop(&s), 0);
+}
+
+TEST(api_cors_preflight_and_request_id)
+{
+    srv s;
+    if (start(&s, NULL)) return;
+    resp r;
+    http(&s, "OPTIONS", "/api/models", (const char *const[]){"Origin: http://example.test",
+         "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: x-api-key", NULL}, NULL, &r);
+    CHECK_INT(r.status, 204);
+    CHECK_STR(r.acao, "*");
+    resp_free(&r);
+    http(&s, "GET", "/healthz", (const char *const[]){"X-Request-Id: my-trace.42", NULL}, NULL, &r);
+    CHECK_STR(r.request_id, "my-trace.42");
+    resp_free(&r);
+    http(&s, "GET", "/healthz", (const char *const[]){"X-Request-Id: bad id with spaces", NULL}, NULL, &r);
+    CHECK_INT((int)strlen(r.request_id), 24);
+    resp_free(&r);
+    CHECK_INT(srv_stop(&s), 0);
+    /* The access log has one JSON line per request with the request id. */
+    char path[300], buf[65536] = "";
+    snprintf(path, sizeof path, "%s/stdout", s.dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    CHECK_CONTAINS(buf, "\"type\":\"access\",\"method\":\"GET\",\"path\":\"/healthz\",\"status\":200");
+    CHECK_CONTAINS(buf, "\"request_id\":\"my-trace.42\"");
+    CHECK_CONTAINS(buf, "\"method\":\"OPTIONS\",\"path\":\"/api/models\",\"status\":204");
+}
+
+TEST(api_metrics_counts_requests)
+{
+    srv s;
+    if (start(&s, NULL)) return;
+    resp r;
+    for (int i = 0; i < 3; i++) {
+        http(&s, "GET", "/healthz", NULL, NULL, &r);
+        resp_free(&r);
+    }
+    http(&s, "GET", "/nope", NULL, NULL, &r);
+    resp_free(&r);
+    http(&s, "GET", "/metrics", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.ctype, "text/plain");
+    CHECK_CONTAINS(r.body, "saed_http_requests_total{route=\"GET /healthz\",status=\"200\"} 3\n");
+    CHECK_CONTAINS(r.body, "saed_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n");
+    CHECK_CONTAINS(r.body, "saed_http_request_duration_seconds_count{route=\"GET /healthz\"} 3\n");
+    CHECK_CONTAINS(r.body, "saed_db_pool_size 4\n");
+    CHECK_CONTAINS(r.body, "saed_schema_version 1\n");
+    CHECK_CONTAINS(r.body, "process_start_time_seconds 1");
+    resp_free(&r);
+    CHECK_INT(srv_stop(&s), 0);
+}

@@ -1,0 +1,318 @@
+/* srv.c: see srv.h. */
+#include "tests/srv.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/oas.h"
+#include "tests/t.h"
+
+static oas *spec;
+static int db_counter;
+
+oas *tests_spec(void);
+oas *tests_spec(void)
+{
+    if (!spec) {
+        char err[512];
+        spec = oas_load("openapi/openapi.yaml", err, sizeof err);
+        if (!spec) t_fail(__FILE__, __LINE__, "openapi/openapi.yaml: %s", err);
+    }
+    return spec;
+}
+
+int tdb_available(void) { return getenv("SAED_TEST_PG_HOST") && getenv("SAED_TEST_PG_PORT"); }
+
+static void url_for(char *url, size_t n, const char *db)
+{
+    snprintf(url, n, "postgresql:///%s?host=%s&port=%s&user=postgres", db, getenv("SAED_TEST_PG_HOST"),
+             getenv("SAED_TEST_PG_PORT"));
+}
+
+int tdb_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : -1;
+        if (rc && getenv("SAED_TEST_VERBOSE")) fprintf(stdout, "    tdb_exec: %s", PQresultErrorMessage(r));
+        PQclear(r);
+    } else {
+        fprintf(stdout, "    tdb_exec: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
+
+int tdb_create(char *url, size_t n)
+{
+    char name[64], admin[512], sql[128];
+    snprintf(name, sizeof name, "t_%d_%d", (int)getpid(), ++db_counter);
+    url_for(admin, sizeof admin, "postgres");
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (tdb_exec(admin, sql)) return -1;
+    url_for(url, n, name);
+    return 0;
+}
+
+int tdb_pg(const char *action)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash scripts/pg.sh %s '%s' >/dev/null", action, getenv("SAED_TEST_PG_HOST"));
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *saed_bin(void)
+{
+    const char *b = getenv("SAED_BIN");
+    return b ? b : "build/saed";
+}
+
+static void read_fd(int fd, char *buf, size_t n)
+{
+    size_t len = 0;
+    ssize_t k;
+    while (n && (k = read(fd, buf + len, n - 1 - len)) > 0) len += (size_t)k;
+    if (n) buf[len] = '\0';
+    char sink[4096];
+    while (read(fd, sink, sizeof sink) > 0) {}
+}
+
+int saed_run(const char *const *args, char *out, size_t outlen, char *err, size_t errlen)
+{
+    char of[] = "/tmp/saed-out-XXXXXX", ef[] = "/tmp/saed-err-XXXXXX";
+    int ofd = mkstemp(of), efd = mkstemp(ef);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        const char *argv[64] = {saed_bin()};
+        int i = 0;
+        for (; args[i] && i < 62; i++) argv[i + 1] = args[i];
+        argv[i + 1] = NULL;
+        execv(saed_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    lseek(ofd, 0, SEEK_SET);
+    lseek(efd, 0, SEEK_SET);
+    char dummy[1];
+    read_fd(ofd, out ? out : dummy, out ? outlen : sizeof dummy);
+    read_fd(efd, err ? err : dummy, err ? errlen : sizeof dummy);
+    close(ofd);
+    close(efd);
+    unlink(of);
+    unlink(ef);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+int srv_start(srv *s, const char *db_url, const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->db_url, sizeof s->db_url, "%s", db_url);
+    snprintf(s->dir, sizeof s->dir, "/tmp/saed-srv-XXXXXX");
+    if (!mkdtemp(s->dir)) return -1;
+    s->port = free_port();
+    char listen[64], out[200], err[200];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", s->port);
+    snprintf(out, sizeof out, "%s/stdout", s->dir);
+    snprintf(err, sizeof err, "%s/stderr", s->dir);
+    s->pid = fork();
+    if (s->pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        dup2(e, 2);
+        const char *argv[64] = {saed_bin(), "serve", "--listen", listen, "--database-url", db_url,
+                                "--http-threads", "2", "--log-level", "debug"};
+        int n = 10;
+        for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
+        argv[n] = NULL;
+        execv(saed_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            fprintf(stdout, "    saed exited during start-up with status %d; stderr in %s\n", WEXITSTATUS(st), err);
+            s->pid = 0;
+            return -1;
+        }
+        int fd = srv_connect(s);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        usleep(50000);
+    }
+    fprintf(stdout, "    saed did not start listening in 10 s\n");
+    return -1;
+}
+
+int srv_stop(srv *s)
+{
+    if (s->pid <= 0) return -1;
+    kill(s->pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 400; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        usleep(25000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    s->pid = 0;
+    return -1;
+}
+
+int srv_connect(srv *s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    char *nb = realloc(r->body, r->len + k + 1);
+    if (!nb) return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, p, k);
+    r->len += k;
+    r->body[r->len] = '\0';
+    return k;
+}
+
+static void grab(const char *line, size_t n, const char *name, char *dst, size_t dn)
+{
+    size_t nl = strlen(name);
+    if (n > nl + 1 && !strncasecmp(line, name, nl) && line[nl] == ':') {
+        const char *v = line + nl + 1;
+        while (*v == ' ') v++;
+        size_t vl = n - (size_t)(v - line);
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n')) vl--;
+        if (vl >= dn) vl = dn - 1;
+        memcpy(dst, v, vl);
+        dst[vl] = '\0';
+    }
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    grab(p, k, "Content-Type", r->ctype, sizeof r->ctype);
+    grab(p, k, "Allow", r->allow, sizeof r->allow);
+    grab(p, k, "Retry-After", r->retry_after, sizeof r->retry_after);
+    grab(p, k, "X-Request-Id", r->request_id, sizeof r->request_id);
+    grab(p, k, "Location", r->location, sizeof r->location);
+    grab(p, k, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
+    return k;
+}
+
+/* Checks the body of an error against the one error shape. */
+static void check_error_shape(const char *method, const char *path, const resp *r)
+{
+    if (r->status < 400 || !r->body) return;
+    json_t *j = json_loads(r->body, 0, NULL);
+    const char *code = NULL, *m1 = NULL, *m2 = NULL;
+    if (!j || json_unpack(j, "{s:{s:s,s:s},s:s}", "error", "code", &code, "message", &m1, "message", &m2) ||
+        strcmp(m1, m2) || !*m1)
+        t_fail(__FILE__, __LINE__, "%s %s -> %d: body is not the error shape: %.300s", method, path, r->status, r->body);
+    json_decref(j);
+}
+
+int http(srv *s, const char *method, const char *path, const char *const *headers, const char *body, resp *out)
+{
+    memset(out, 0, sizeof *out);
+    CURL *c = curl_easy_init();
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    struct curl_slist *hl = NULL;
+    for (int i = 0; headers && headers[i]; i++) hl = curl_slist_append(hl, headers[i]);
+    if (body && !(headers && headers[0] && strstr(headers[0], "Content-Type")))
+        hl = curl_slist_append(hl, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(c);
+    long st = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    out->status = (int)st;
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        t_fail(__FILE__, __LINE__, "%s %s: %s", method, path, curl_easy_strerror(rc));
+        return -1;
+    }
+    if (!out->body) out->body = calloc(1, 1);
+    if (!out->request_id[0]) t_fail(__FILE__, __LINE__, "%s %s: no X-Request-Id", method, path);
+    if (strcmp(out->acao, "*")) t_fail(__FILE__, __LINE__, "%s %s: no CORS Access-Control-Allow-Origin", method, path);
+    check_error_shape(method, path, out);
+    char qpath[1024];
+    snprintf(qpath, sizeof qpath, "%s", path);
+    char *q = strchr(qpath, '?');
+    if (q) *q = '\0';
+    char err[1024];
+    /* Answers of the router itself (unknown path, wrong method) have no operation to check. */
+    bool routed = !(out->status == 405 || (out->status == 404 && strstr(out->body, "\"route_not_found\"")));
+    if (out->status == 405 && !out->allow[0]) t_fail(__FILE__, __LINE__, "%s %s: 405 without Allow", method, path);
+    if (routed && strcmp(method, "OPTIONS") && tests_spec() &&
+        oas_check(tests_spec(), method, qpath, out->status, out->ctype[0] ? out->ctype : NULL, out->body, out->len, err, sizeof err))
+        t_fail(__FILE__, __LINE__, "openapi: %s", err);
+    return 0;
+}
+
+json_t *resp_json(const resp *r)
+{
+    return r->body ? json_loads(r->body, 0, NULL) : NULL;
+}
+
+void resp_free(resp *r)
+{
+    free(r->body);
+    r->body = NULL;
+}

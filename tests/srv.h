@@ -1,0 +1,49 @@
+/* srv.h: helpers for tests that need real PostgreSQL and a real saed process: fresh databases
+ * in the harness's throwaway cluster, starting/stopping `saed serve`, and an HTTP client whose
+ * every response is checked against openapi/openapi.yaml and the one error shape. */
+#ifndef SAED_TESTS_SRV_H
+#define SAED_TESTS_SRV_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct srv {
+    pid_t pid;
+    int port;
+    char dir[128];          /* scratch folder with the logs */
+    char db_url[512];
+} srv;
+
+typedef struct resp {
+    int status;
+    char *body;
+    size_t len;
+    char ctype[128], allow[128], retry_after[32], request_id[96], location[256], acao[64];
+} resp;
+
+/* 1 when the harness provided a cluster (tests/run.sh); otherwise the caller skips. */
+int tdb_available(void);
+/* Creates an empty database; fills its URL. 0 on success. */
+int tdb_create(char *url, size_t n);
+int tdb_exec(const char *url, const char *sql);      /* 0 on success */
+int tdb_pg(const char *action);                      /* "stop" or "start" the cluster */
+
+const char *saed_bin(void);
+/* Runs saed with args (NULL-terminated) and waits; returns the exit status, stderr in err. */
+int saed_run(const char *const *args, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Starts `saed serve` on a free loopback port against db_url with extra args (NULL-terminated
+ * list, may be NULL); waits for /healthz. 0 on success. */
+int srv_start(srv *s, const char *db_url, const char *const *extra);
+/* SIGTERM and wait; returns the exit status (or -1). */
+int srv_stop(srv *s);
+
+int http(srv *s, const char *method, const char *path, const char *const *headers, const char *body, resp *out);
+json_t *resp_json(const resp *r);
+void resp_free(resp *r);
+
+/* A connected socket to the server, for requests sent by hand. */
+int srv_connect(srv *s);
+
+#endif

@@ -1,0 +1,149 @@
+/* unit_engine.c: model config reading and the compute backends (CPU GEMM against a naive
+ * triple loop; CUDA against CPU when a device is present, skipped with the reason otherwise). */
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/hfconfig.h"
+#include "gpu/backend.h"
+#include "tests/t.h"
+
+TEST(hfconfig_tiny_a)
+{
+    hf_config c;
+    char err[512];
+    CHECK_INT(hf_config_load("tests/data/models/tiny-a", &c, err, sizeof err), 0);
+    CHECK_STR(c.architecture, "gpt2");
+    CHECK_INT(c.n_layer, 2);
+    CHECK_INT(c.d_model, 64);
+    CHECK_INT(c.n_head, 4);
+    CHECK_INT(c.n_ctx, 128);
+    CHECK_INT(c.vocab_size, 50257);
+    CHECK_NEAR(c.ln_eps, 1e-5, 1e-12);
+    CHECK_STR(c.weights, "single");
+    hf_config_free(&c);
+}
+
+static void write_cfg(const char *dir, const char *json)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs(json, f);
+    fclose(f);
+}
+
+TEST(hfconfig_errors_name_file_and_field)
+{
+    char dir[] = "/tmp/saed-hfc-XXXXXX", err[512];
+    CHECK(mkdtemp(dir) != NULL);
+    hf_config c;
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "config.json: not found");
+    write_cfg(dir, "{\"model_type\":\"gpt2\",\"n_layer\":2}");
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "'n_embd' is missing");
+    write_cfg(dir, "{\"model_type\":\"mamba\"}");
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "model_type 'mamba' is not supported");
+    write_cfg(dir, "{\"model_type\":\"gpt2\",\"n_layer\":2,\"n_embd\":65,\"n_head\":4,\"n_positions\":8,\"vocab_size\":10}");
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "not a multiple");
+    write_cfg(dir, "{\"model_type\":\"gpt2\",\"n_layer\":2,\"n_embd\":64,\"n_head\":4,\"n_positions\":8,\"vocab_size\":10}");
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "no model.safetensors");
+    write_cfg(dir, "{\"model_type\": ");
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "invalid JSON");
+    char p[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void naive(int M, int N, int K, const float *A, const float *B, float *C)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += (double)A[i * K + k] * B[k * N + j];
+            C[i * N + j] = (float)s;
+        }
+}
+
+static void check_backend_gemm(saed_backend *b)
+{
+    const int M = 37, N = 29, K = 53;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+    unsigned s = 12345;
+    for (int i = 0; i < M * K; i++) A[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0xff) / 128.0f - 1.0f;
+    for (int i = 0; i < K * N; i++) B[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0xff) / 128.0f - 1.0f;
+    char err[256];
+    CHECK_INT(b->sgemm(b, M, N, K, A, B, C, err, sizeof err), 0);
+    naive(M, N, K, A, B, R);
+    double worst = 0;
+    for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs((double)C[i] - R[i]));
+    CHECK_NEAR(worst, 0, 1e-4);
+    CHECK_NEAR(C[5 * N + 7], R[5 * N + 7], 1e-4);
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+}
+
+TEST(backend_cpu_sgemm_matches_naive)
+{
+    saed_backend *b = backend_open("cpu", NULL, 0);
+    CHECK(b != NULL);
+    CHECK_STR(b->name, "cpu");
+    check_backend_gemm(b);
+    backend_close(b);
+}
+
+TEST(backend_device_spec_errors)
+{
+    char err[256];
+    CHECK(backend_open("tpu", err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, "expected auto, cpu, cuda or cuda:N");
+    CHECK(backend_open("cuda:x", err, sizeof err) == NULL);
+    saed_backend *b = backend_open("auto", err, sizeof err); /* never fails: falls back to CPU */
+    CHECK(b != NULL);
+    backend_close(b);
+}
+
+TEST(backend_cuda_sgemm_matches_cpu)
+{
+    char err[512];
+    if (getenv("SAED_TEST_NO_CUDA")) {
+        t_skip("SAED_TEST_NO_CUDA is set");
+        return;
+    }
+    saed_backend *b = backend_open("cuda", err, sizeof err);
+    if (!b) {
+        t_skip("no GPU: %s", err);
+        return;
+    }
+    CHECK_STR(b->name, "cuda");
+    check_backend_gemm(b);
+    backend_close(b);
+}
+
+TEST(readme_config_table_matches_code)
+{
+    FILE *f = fopen("README.md", "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    static char readme[1 << 20];
+    size_t n = fread(readme, 1, sizeof readme - 1, f);
+    readme[n] = '\0';
+    fclose(f);
+    char *table = NULL;
+    size_t tl = 0;
+    FILE *m = open_memstream(&table, &tl);
+    extern void config_print_markdown(FILE *);
+    config_print_markdown(m);
+    fclose(m);
+    if (!strstr(readme, table)) t_fail(__FILE__, __LINE__, "README.md's config table differs from `saed config-docs`; paste its output");
+    free(table);
+}
