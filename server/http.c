@@ -35,7 +35,7 @@ struct http_req {
     int route;                  /* index into http_routes or -1 */
     int early_status;           /* 404/405 decided on headers */
     char allow[96];
-    const char *pnames[HTTP_MAX_PARAMS];
+    char *pnames[HTTP_MAX_PARAMS];
     char *pvalues[HTTP_MAX_PARAMS];
     int nparams;
     char *body;
@@ -54,7 +54,7 @@ struct http_req {
 
 /* ---- route matching ---- */
 
-int http_match(const char *method, const char *path, const char **names, char **values,
+int http_match(const char *method, const char *path, char **names, char **values,
                int *nvalues, int *status, char *allow, size_t allowlen)
 {
     char p[2048];
@@ -78,9 +78,6 @@ int http_match(const char *method, const char *path, const char **names, char **
                 const char *seg_end = strchr(s, '/');
                 size_t sl = seg_end ? (size_t)(seg_end - s) : strlen(s);
                 if (sl == 0 || n == HTTP_MAX_PARAMS) { ok = false; break; }
-                if (found < 0 && names) {
-                    names[n] = NULL; /* filled below for the winning route */
-                }
                 n++;
                 s += sl;
                 pat = close + 1;
@@ -118,12 +115,7 @@ int http_match(const char *method, const char *path, const char **names, char **
             const char *seg_end = strchr(s, '/');
             size_t sl = seg_end ? (size_t)(seg_end - s) : strlen(s);
             if (names && values) {
-                static _Thread_local char namebuf[HTTP_MAX_PARAMS][64];
-                size_t nl = (size_t)(close - pat - 1);
-                if (nl >= sizeof namebuf[0]) nl = sizeof namebuf[0] - 1;
-                memcpy(namebuf[n], pat + 1, nl);
-                namebuf[n][nl] = '\0';
-                names[n] = namebuf[n];
+                names[n] = strndup(pat + 1, (size_t)(close - pat - 1));
                 values[n] = strndup(s, sl);
             }
             n++;
@@ -455,7 +447,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_observe(r->route, status, secs);
     if (r->db) db_release(srv->app->pool, r->db);
     json_decref(r->json);
-    for (int i = 0; i < r->nparams; i++) free(r->pvalues[i]);
+    for (int i = 0; i < r->nparams; i++) {
+        free(r->pnames[i]);
+        free(r->pvalues[i]);
+    }
     for (int i = 0; i < r->n_xh; i++) {
         free(r->xh_name[i]);
         free(r->xh_value[i]);

@@ -37,8 +37,9 @@ extern const int http_n_routes;
 #define HTTP_MAX_PARAMS 8
 
 /* Route lookup, exposed for tests. Returns the route index, or -1 with *status 404 or 405 (and
- * allow filled with the methods the path has). Strips one trailing slash. */
-int http_match(const char *method, const char *path, const char **names, char **values,
+ * allow filled with the methods the path has). Strips one trailing slash. Parameter names and
+ * values are malloc'd for the caller to free. */
+int http_match(const char *method, const char *path, char **names, char **values,
                int *nvalues, int *status, char *allow, size_t allowlen);
 
 /* Request accessors. */

@@ -10,26 +10,13 @@
 
 #define KEY "test-key-0123456789abcdef"
 
-/* Starts a migrated server on a fresh database; returns 0 or skips/fails. */
+/* A migrated server on a fresh database, with extra args. */
 static int start(srv *s, const char *const *extra)
 {
-    if (!tdb_available()) {
-        t_skip("no test PostgreSQL (run through tests/run.sh)");
-        return -1;
-    }
-    char url[512];
-    if (tdb_create(url, sizeof url)) {
-        t_fail(__FILE__, __LINE__, "could not create a test database");
-        return -1;
-    }
     const char *args[16] = {"--migrate", "--data-roots", "tests/data"};
     int n = 3;
-    for (int i = 0; extra && extra[i]; i++) args[n++] = extra[i];
-    if (srv_start(s, url, args)) {
-        t_fail(__FILE__, __LINE__, "saed did not start");
-        return -1;
-    }
-    return 0;
+    for (int i = 0; extra && extra[i] && n < 15; i++) args[n++] = extra[i];
+    return srv_fresh(s, NULL, 0, args);
 }
 
 TEST(api_health_ready_openapi)

@@ -76,14 +76,9 @@ TEST(db_migrate_twice_is_noop_and_checksum_is_checked)
 
 TEST(api_unmigrated_database_refuses_writes)
 {
-    NEED_DB();
     char url[512], out[1024], err[1024];
-    CHECK_INT(tdb_create(url, sizeof url), 0);
     srv s;
-    if (srv_start(&s, url, (const char *const[]){"--data-roots", "tests/data", NULL})) {
-        t_fail(__FILE__, __LINE__, "saed did not start");
-        return;
-    }
+    if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--data-roots", "tests/data", NULL})) return;
     resp r;
     http(&s, "GET", "/readyz", NULL, NULL, &r);
     CHECK_INT(r.status, 503);
@@ -107,14 +102,9 @@ TEST(api_unmigrated_database_refuses_writes)
 
 TEST(api_readyz_follows_database_restart)
 {
-    NEED_DB();
     char url[512];
-    CHECK_INT(tdb_create(url, sizeof url), 0);
     srv s;
-    if (srv_start(&s, url, (const char *const[]){"--migrate", NULL})) {
-        t_fail(__FILE__, __LINE__, "saed did not start");
-        return;
-    }
+    if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", NULL})) return;
     resp r;
     http(&s, "GET", "/readyz", NULL, NULL, &r);
     CHECK_INT(r.status, 200);
@@ -148,14 +138,9 @@ TEST(api_readyz_follows_database_restart)
 
 TEST(api_sigterm_lets_in_flight_request_finish)
 {
-    NEED_DB();
     char url[512];
-    CHECK_INT(tdb_create(url, sizeof url), 0);
     srv s;
-    if (srv_start(&s, url, (const char *const[]){"--migrate", "--data-roots", "tests/data", NULL})) {
-        t_fail(__FILE__, __LINE__, "saed did not start");
-        return;
-    }
+    if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", "--data-roots", "tests/data", NULL})) return;
     const char *body = "{\"id\":\"slow\",\"path\":\"tests/data/models/tiny-a\"}";
     char head[512];
     snprintf(head, sizeof head,

@@ -8,17 +8,9 @@
 
 TEST(api_models_registry)
 {
-    if (!tdb_available()) {
-        t_skip("no test PostgreSQL (run through tests/run.sh)");
-        return;
-    }
     char url[512];
-    CHECK_INT(tdb_create(url, sizeof url), 0);
     srv s;
-    if (srv_start(&s, url, (const char *const[]){"--migrate", "--data-roots", "tests/data", NULL})) {
-        t_fail(__FILE__, __LINE__, "saed did not start");
-        return;
-    }
+    if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", "--data-roots", "tests/data", NULL})) return;
     resp r;
     http(&s, "POST", "/api/models", NULL, "{\"id\":\"tiny-a\",\"path\":\"tests/data/models/tiny-a\",\"displayName\":\"Tiny A\"}", &r);
     CHECK_INT(r.status, 201);

@@ -316,3 +316,25 @@ void resp_free(resp *r)
     free(r->body);
     r->body = NULL;
 }
+
+int srv_fresh(srv *s, char *url, size_t n, const char *const *extra)
+{
+    if (!tdb_available()) {
+        t_skip("no test PostgreSQL (run through tests/run.sh)");
+        return -1;
+    }
+    char own[512];
+    if (!url) {
+        url = own;
+        n = sizeof own;
+    }
+    if (tdb_create(url, n)) {
+        t_fail(__FILE__, __LINE__, "could not create a test database");
+        return -1;
+    }
+    if (srv_start(s, url, extra)) {
+        t_fail(__FILE__, __LINE__, "saed did not start");
+        return -1;
+    }
+    return 0;
+}

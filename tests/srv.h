@@ -36,6 +36,9 @@ int saed_run(const char *const *args, char *out, size_t outlen, char *err, size_
 /* Starts `saed serve` on a free loopback port against db_url with extra args (NULL-terminated
  * list, may be NULL); waits for /healthz. 0 on success. */
 int srv_start(srv *s, const char *db_url, const char *const *extra);
+/* A fresh database (URL into url when not NULL) and a server on it: 0, or -1 after marking the
+ * test skipped (no harness cluster) or failed. */
+int srv_fresh(srv *s, char *url, size_t n, const char *const *extra);
 /* SIGTERM and wait; returns the exit status (or -1). */
 int srv_stop(srv *s);
 

@@ -9,12 +9,14 @@
 
 static int match(const char *method, const char *path, int *status, char *allow, char **param)
 {
-    const char *names[HTTP_MAX_PARAMS];
+    char *names[HTTP_MAX_PARAMS];
     char *values[HTTP_MAX_PARAMS];
     int n = 0;
     int i = http_match(method, path, names, values, &n, status, allow, 128);
     *param = NULL;
     for (int k = 0; k < n; k++) {
+        if (k == 0) CHECK_STR(names[k], "id");
+        free(names[k]);
         if (k == 0) *param = values[k];
         else free(values[k]);
     }
