@@ -200,3 +200,24 @@ TEST(cli_config_errors_stop_startup)
                        out, sizeof out, err, sizeof err), 1);
     CHECK_CONTAINS(err, "cannot connect to the database (DATABASE_URL)");
 }
+
+TEST(api_shutdown_releases_job_leases)
+{
+    char url[512];
+    srv s;
+    if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", NULL})) return;
+    char host[256], sql[1024];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    /* One job leased by this server's worker 0, one by another process. */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO jobs (kind, state, attempt, worker_id, lease_expires_at, heartbeat_at, started_at) VALUES"
+             " ('dashboard', 'running', 1, '%s:%d:0', now() + interval '5 min', now(), now()),"
+             " ('dashboard', 'running', 1, '%s:%d:0', now() + interval '5 min', now(), now())",
+             host, (int)s.pid, host, (int)s.pid + 1000000);
+    CHECK_INT(tdb_exec(url, sql), 0);
+    CHECK_INT(srv_stop(&s), 0);
+    CHECK_INT(tdb_exec(url, "DO $$ BEGIN IF (SELECT count(*) FROM jobs WHERE state = 'available' AND worker_id IS NULL"
+                            " AND lease_expires_at IS NULL) <> 1 OR (SELECT count(*) FROM jobs WHERE state = 'running') <> 1"
+                            " THEN RAISE EXCEPTION 'leases not released as expected'; END IF; END $$"), 0);
+}
