@@ -4,6 +4,7 @@
 #include "db/db.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 struct db_conn {
     PGconn *pg;
+    db_pool *pool;                  /* NULL for a standalone connection: it never reconnects */
     const char *conninfo;          /* owned by the pool or by the standalone conn */
     char *conninfo_own;
     uint64_t prepared[(DB_N_STMTS + 63) / 64];
@@ -30,6 +32,7 @@ struct db_pool {
     db_conn *conns;
     char *conninfo;
     unsigned long long acquired, timeouts, connect_failures;
+    atomic_int connected;
 };
 
 static long long now_ms(void)
@@ -48,8 +51,10 @@ static void notice_quiet(void *arg, const PGresult *r)
 /* Opens c->pg; returns 0 or -1 with err filled. */
 static int conn_open(db_conn *c, char *err, size_t errlen)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {c->conninfo, "3", "saed", NULL};
+    /* client_encoding is fixed so that text (migration files, checksums) reaches the server
+     * byte for byte whatever PGCLIENTENCODING says. */
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", "client_encoding", NULL};
+    const char *vals[] = {c->conninfo, "3", "saed", "UTF8", NULL};
     /* expand_dbname=1: dbname may be a full conninfo string or URI; later keys are defaults
      * that the string can override. An empty conninfo falls back to libpq's PG* variables. */
     c->pg = PQconnectdbParams(keys, vals, 1);
@@ -57,6 +62,7 @@ static int conn_open(db_conn *c, char *err, size_t errlen)
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK) {
         PQsetNoticeReceiver(c->pg, notice_quiet, NULL);
         c->backoff_ms = 0;
+        if (c->pool) atomic_fetch_add(&c->pool->connected, 1);
         return 0;
     }
     if (err) {
@@ -76,6 +82,7 @@ static int conn_open(db_conn *c, char *err, size_t errlen)
 
 static void conn_drop(db_conn *c)
 {
+    if (c->pg && c->pool) atomic_fetch_sub(&c->pool->connected, 1);
     PQfinish(c->pg);
     c->pg = NULL;
     c->next_try_ms = 0;
@@ -133,12 +140,17 @@ static PGresult *exec_once(db_conn *c, enum db_stmt id, const char *const *param
 
 PGresult *db_exec(db_conn *c, enum db_stmt id, const char *const *params)
 {
-    if (!c->pg && conn_open(c, NULL, 0)) return fatal_result(c);
+    if (!c->pg) {
+        if (!c->pool || conn_open(c, NULL, 0)) return fatal_result(c);
+    }
+    /* Only a statement that ran on its own (no transaction open) may be retried on a new
+     * connection: inside a transaction the retry would silently run outside it. */
+    int idle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
     PGresult *r = exec_once(c, id, params);
     ExecStatusType st = PQresultStatus(r);
-    if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && conn_broken(c, r)) {
+    if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && conn_broken(c, r) && c->pool) {
         conn_drop(c);
-        if (db_statements[id].readonly && conn_open(c, NULL, 0) == 0) {
+        if (idle && db_statements[id].readonly && conn_open(c, NULL, 0) == 0) {
             PQclear(r);
             r = exec_once(c, id, params);
         }
@@ -190,7 +202,10 @@ db_pool *db_pool_create(const char *conninfo, int size)
         return NULL;
     }
     p->size = size;
-    for (int i = 0; i < size; i++) p->conns[i].conninfo = p->conninfo;
+    for (int i = 0; i < size; i++) {
+        p->conns[i].conninfo = p->conninfo;
+        p->conns[i].pool = p;
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     return p;
@@ -199,7 +214,7 @@ db_pool *db_pool_create(const char *conninfo, int size)
 void db_pool_destroy(db_pool *p)
 {
     if (!p) return;
-    for (int i = 0; i < p->size; i++) PQfinish(p->conns[i].pg);
+    for (int i = 0; i < p->size; i++) conn_drop(&p->conns[i]);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->conns);
@@ -280,8 +295,7 @@ void db_pool_get_stats(db_pool *p, db_pool_stats *s)
     pthread_mutex_lock(&p->mu);
     s->size = p->size;
     s->in_use = p->in_use;
-    s->connected = 0;
-    for (int i = 0; i < p->size; i++) s->connected += p->conns[i].pg != NULL;
+    s->connected = atomic_load(&p->connected);
     s->acquired = p->acquired;
     s->timeouts = p->timeouts;
     s->connect_failures = p->connect_failures;

@@ -23,18 +23,23 @@ static char *read_file(const char *path, char *err, size_t errlen)
     }
     char *buf = NULL;
     size_t len = 0, cap = 0, n;
+    int bad = 0;
     char chunk[8192];
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
+            size_t ncap = (len + n + 1) * 2;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                bad = 1;
+                break;
+            }
             buf = nb;
+            cap = ncap;
         }
         memcpy(buf + len, chunk, n);
         len += n;
     }
-    int bad = ferror(f) || (n == 0 && !feof(f));
+    bad |= ferror(f) || (n == 0 && !feof(f));
     fclose(f);
     if (!buf || bad) {
         free(buf);
@@ -140,6 +145,11 @@ static int check_applied(db_conn *c, const migration_set *s, int *current, char 
     for (int i = 0; i < PQntuples(r); i++) {
         int v = atoi(PQgetvalue(r, i, 0));
         const char *name = PQgetvalue(r, i, 1), *sum = PQgetvalue(r, i, 2);
+        if (v != i + 1 && v <= s->n) {
+            snprintf(err, errlen, "schema_migrations is missing version %d (has %d): the ledger was edited by hand", i + 1, v);
+            PQclear(r);
+            return -1;
+        }
         if (v < 1 || v > s->n) {
             snprintf(err, errlen, "database schema is at version %d (%s), ahead of this binary's migrations (head %d): upgrade saed",
                      v, name, migrate_head(s));
@@ -147,6 +157,11 @@ static int check_applied(db_conn *c, const migration_set *s, int *current, char 
             return -1;
         }
         const migration *m = &s->items[v - 1];
+        if (strcmp(m->name, name)) {
+            snprintf(err, errlen, "migration %d is recorded as %s but the file is %s.sql", v, name, m->name);
+            PQclear(r);
+            return -1;
+        }
         const char *p[] = {m->sql};
         PGresult *cr = db_exec(c, DB_MIG_CHECKSUM, p);
         if (db_kind(cr) != DB_OK) {
@@ -206,13 +221,15 @@ static int apply_one(db_conn *c, const migration *m, char *err, size_t errlen)
 int migrate_apply(db_conn *c, const migration_set *s, int *applied, char *err, size_t errlen)
 {
     *applied = 0;
-    PGresult *r = db_exec_script(c, db_migrations_bootstrap_sql);
-    if (db_kind(r) != DB_OK) return fail(r, "creating schema_migrations", err, errlen);
-    PQclear(r);
-    r = db_exec(c, DB_MIG_LOCK, NULL);
+    /* Lock first: two first-time migrators racing on CREATE TABLE IF NOT EXISTS collide. */
+    PGresult *r = db_exec(c, DB_MIG_LOCK, NULL);
     if (db_kind(r) != DB_OK) return fail(r, "taking the migration lock", err, errlen);
     PQclear(r);
-    int current = 0, rc = check_applied(c, s, &current, err, errlen);
+    r = db_exec_script(c, db_migrations_bootstrap_sql);
+    int current = 0, rc = 0;
+    if (db_kind(r) != DB_OK) rc = fail(r, "creating schema_migrations", err, errlen);
+    else PQclear(r);
+    if (rc == 0) rc = check_applied(c, s, &current, err, errlen);
     for (int v = current + 1; rc == 0 && v <= s->n; v++) {
         rc = apply_one(c, &s->items[v - 1], err, errlen);
         if (rc == 0) (*applied)++;

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 
 #include "handlers/handlers.h"
+#include "server/log.h"
 
 void h_healthz(http_req *r)
 {
@@ -16,9 +17,13 @@ void h_readyz(http_req *r)
     char err[512];
     db_conn *c = db_acquire(app->pool, app->cfg->db_wait_ms, &why, err, sizeof err);
     if (!c) {
-        if (why == DB_ACQ_DOWN) atomic_store(&app->schema_version, -1);
+        /* The reason (host, socket path, user) goes to the log, not to the client. */
+        if (why == DB_ACQ_DOWN) {
+            atomic_store(&app->schema_version, -1);
+            log_warn("readyz: database unavailable: %s", err);
+        }
         http_add_header(r, "Retry-After", "5");
-        http_reply_error(r, 503, "not_ready", "%s", err);
+        http_reply_error(r, 503, "not_ready", why == DB_ACQ_BUSY ? "all database connections are busy" : "database unavailable");
         return;
     }
     int v = migrate_current(c, err, sizeof err);
@@ -26,8 +31,9 @@ void h_readyz(http_req *r)
     atomic_store(&app->schema_version, v);
     int head = migrate_head(&app->migrations);
     if (v < 0) {
+        log_warn("readyz: %s", err);
         http_add_header(r, "Retry-After", "5");
-        http_reply_error(r, 503, "not_ready", "database unavailable: %s", err);
+        http_reply_error(r, 503, "not_ready", "database unavailable");
     } else if (v != head) {
         http_add_header(r, "Retry-After", "5");
         http_reply_error(r, 503, "not_ready", "database schema is at version %d, this saed needs %d: run `saed migrate`", v, head);

@@ -70,9 +70,19 @@ void h_models_create(http_req *r)
     free(json);
 }
 
+/* An id that cannot exist is answered without asking the database (which would also reject
+ * bytes that are not UTF-8). */
+static int reply_if_bad_id(http_req *r, const char *id)
+{
+    if (registry_id_valid(id)) return 0;
+    http_reply_error(r, 404, "not_found", "model '%s' not found", id);
+    return 1;
+}
+
 void h_models_get(http_req *r)
 {
     const char *id = http_param(r, "id");
+    if (reply_if_bad_id(r, id)) return;
     db_conn *c = http_db(r);
     if (!c) return;
     PGresult *res = db_exec(c, DB_MODEL_GET, (const char *const[]){id});
@@ -85,6 +95,7 @@ void h_models_get(http_req *r)
 void h_models_delete(http_req *r)
 {
     const char *id = http_param(r, "id");
+    if (reply_if_bad_id(r, id)) return;
     db_conn *c = http_db(r);
     if (!c) return;
     PGresult *res = db_exec(c, DB_MODEL_DELETE, (const char *const[]){id});

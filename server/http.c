@@ -18,13 +18,16 @@
 #include "server/metrics.h"
 
 #define CORS_METHODS "GET, POST, DELETE, OPTIONS"
-#define CORS_HEADERS "Content-Type, x-api-key"
+#define CORS_HEADERS "Content-Type, x-api-key, X-Request-Id"
+/* Bytes of a refused body read and thrown away before the connection is simply closed. */
+#define DISCARD_MAX ((size_t)16 << 20)
 #define MAX_EXTRA_HEADERS 8
 
 struct http_server {
     struct MHD_Daemon *d;
     saed_app *app;
     atomic_int in_flight;
+    atomic_int draining;        /* shutting down: answers carry Connection: close */
 };
 
 struct http_req {
@@ -41,6 +44,8 @@ struct http_req {
     char *body;
     size_t body_len, body_cap;
     bool too_large;
+    bool queue_failed;
+    size_t discarded;
     json_t *json;
     db_conn *db;
     char request_id[65];
@@ -94,7 +99,7 @@ int http_match(const char *method, const char *path, char **names, char **values
         bool same = !strcmp(m, method) || (!strcmp(m, "GET") && !strcmp(method, "HEAD"));
         if (allow && allowlen && !strstr(allow, m)) {
             size_t al = strlen(allow);
-            snprintf(allow + al, allowlen - al, "%s%s", al ? ", " : "", m);
+            snprintf(allow + al, allowlen - al, "%s%s%s", al ? ", " : "", m, strcmp(m, "GET") ? "" : ", HEAD");
         }
         if (same && found < 0) found = i;
     }
@@ -162,9 +167,13 @@ db_conn *http_db(http_req *r)
     saed_app *app = r->srv->app;
     r->db = db_acquire(app->pool, app->cfg->db_wait_ms, &why, err, sizeof err);
     if (!r->db) {
-        if (why == DB_ACQ_DOWN) atomic_store(&app->schema_version, -1);
+        if (why == DB_ACQ_DOWN) {
+            atomic_store(&app->schema_version, -1);
+            log_warn("database unavailable: %s [%s]", err, r->request_id);
+        }
         http_add_header(r, "Retry-After", why == DB_ACQ_BUSY ? "1" : "5");
-        http_reply_error(r, 503, why == DB_ACQ_BUSY ? "saturated" : "database_unavailable", "%s", err);
+        if (why == DB_ACQ_BUSY) http_reply_error(r, 503, "saturated", "all database connections are busy; retry");
+        else http_reply_error(r, 503, "database_unavailable", "database unavailable");
     }
     return r->db;
 }
@@ -174,8 +183,14 @@ db_conn *http_db(http_req *r)
 void http_add_header(http_req *r, const char *name, const char *value)
 {
     if (r->n_xh == MAX_EXTRA_HEADERS) return;
-    r->xh_name[r->n_xh] = strdup(name);
-    r->xh_value[r->n_xh] = strdup(value);
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return;
+    }
+    r->xh_name[r->n_xh] = n;
+    r->xh_value[r->n_xh] = v;
     r->n_xh++;
 }
 
@@ -189,7 +204,10 @@ void http_reply_raw(http_req *r, int status, const char *content_type, const cha
     r->status = status;
     r->bytes = len;
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!resp) return;
+    if (!resp) {
+        r->queue_failed = true;
+        return;
+    }
     if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
@@ -197,7 +215,8 @@ void http_reply_raw(http_req *r, int status, const char *content_type, const cha
     MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_HEADERS);
     MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
     for (int i = 0; i < r->n_xh; i++) MHD_add_response_header(resp, r->xh_name[i], r->xh_value[i]);
-    MHD_queue_response(r->conn, (unsigned)status, resp);
+    if (atomic_load(&r->srv->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES) r->queue_failed = true;
     MHD_destroy_response(resp);
 }
 
@@ -206,9 +225,9 @@ void http_reply_json(http_req *r, int status, json_t *body)
     char *s = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(body);
     if (!s) {
-        http_reply_raw(r, 500, "application/json",
-                       "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the response\"},"
-                       "\"message\":\"could not encode the response\"}", 116);
+        static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the response\"},"
+                                       "\"message\":\"could not encode the response\"}";
+        http_reply_raw(r, 500, "application/json", fallback, sizeof fallback - 1);
         return;
     }
     http_reply_raw(r, status, "application/json", s, strlen(s));
@@ -222,6 +241,7 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    log_utf8_sanitize(msg); /* messages quote client input; JSON needs valid UTF-8 */
     if (status >= 500) log_warn("%s %s -> %d %s: %s [%s]", r->method, r->path, status, code, msg, r->request_id);
     http_reply_json(r, status, json_pack("{s:{s:s,s:s},s:s}", "error", "code", code, "message", msg,
                                          "message", msg));
@@ -232,7 +252,17 @@ void http_reply_db_error(http_req *r, const PGresult *res, const char *what)
     char m[512];
     db_errmsg(res, m, sizeof m);
     switch (db_kind(res)) {
+    case DB_INVALID:
+        http_reply_error(r, 400, "invalid_value", "the database rejected a value while %s", what);
+        return;
+    case DB_UNIQUE:
+        http_reply_error(r, 409, "conflict", "already exists (%s)", what);
+        return;
+    case DB_FOREIGN_KEY:
+        http_reply_error(r, 409, "conflict", "still referenced, or refers to something missing (%s)", what);
+        return;
     case DB_UNAVAILABLE:
+        log_warn("database unavailable while %s: %s [%s]", what, m, r->request_id);
         atomic_store(&r->srv->app->schema_version, -1);
         http_add_header(r, "Retry-After", "5");
         http_reply_error(r, 503, "database_unavailable", "database unavailable while %s", what);
@@ -321,7 +351,7 @@ static void dispatch(http_req *r)
         return;
     }
     const http_route *rt = &http_routes[r->route];
-    if ((rt->flags & ROUTE_AUTH) && !key_ok(app->cfg, http_header(r, "x-api-key"))) {
+    if (r->early_status == 401) {
         http_reply_error(r, 401, "unauthorized",
                          "this route requires an API key in the x-api-key header (one of SAED_API_KEYS)");
         return;
@@ -336,12 +366,12 @@ static void dispatch(http_req *r)
                              atomic_load(&app->schema_version), migrate_head(&app->migrations));
         return;
     }
+    if (r->early_status == 415) {
+        http_reply_error(r, 415, "unsupported_media_type", "Content-Type must be application/json, got '%s'",
+                         http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE));
+        return;
+    }
     if (rt->flags & ROUTE_JSON) {
-        const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!is_json_type(ct)) {
-            http_reply_error(r, 415, "unsupported_media_type", "Content-Type must be application/json, got '%s'", ct);
-            return;
-        }
         if (r->body_len == 0) {
             http_reply_error(r, 400, "invalid_json", "request body is empty; expected a JSON object");
             return;
@@ -354,6 +384,12 @@ static void dispatch(http_req *r)
         }
     }
     rt->fn(r);
+    /* The response body is already copied: the connection can serve the next request while a
+     * slow client reads. */
+    if (r->db) {
+        db_release(app->pool, r->db);
+        r->db = NULL;
+    }
     if (!r->replied) {
         log_error("handler for %s %s did not reply", rt->method, rt->pattern);
         http_reply_error(r, 500, "internal", "internal error (request id %s)", r->request_id);
@@ -377,6 +413,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->path = strdup(url);
         r->route = -1;
+        if (!r->path) return MHD_NO;
         new_request_id(r);
         if (!strcmp(method, "OPTIONS")) {
             /* CORS preflight: answered for any path, like upstream's middleware. */
@@ -385,24 +422,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         r->route = http_match(method, url, r->pnames, r->pvalues, &r->nparams, &r->early_status, r->allow, sizeof r->allow);
         if (r->early_status == 200) r->early_status = 0;
+        for (int i = 0; i < r->nparams; i++)
+            if (!r->pnames[i] || !r->pvalues[i]) return MHD_NO;
+        /* Refusals that need only the headers are decided now, so the body of a request that
+         * will be refused is never held in memory. */
+        if (r->route >= 0) {
+            unsigned fl = http_routes[r->route].flags;
+            if ((fl & ROUTE_AUTH) && !key_ok(srv->app->cfg, http_header(r, "x-api-key"))) r->early_status = 401;
+            else if ((fl & ROUTE_JSON) && !is_json_type(http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) r->early_status = 415;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoll(cl, NULL, 10) > srv->app->cfg->body_limit) {
-            /* Refuse before reading a byte of an oversized body; MHD closes the connection. */
             r->too_large = true;
             r->early_status = 0;
-            if (r->route < 0) r->route = -1;
-            http_reply_error(r, 413, "body_too_large", "request body of %s bytes exceeds the limit of %lld bytes (SAED_BODY_LIMIT)",
-                             cl, srv->app->cfg->body_limit);
-            return MHD_YES;
+            /* A client that asked for 100-continue has not sent the body: answer now. Others
+             * are already sending; answering before reading makes MHD reset the connection and
+             * many clients then never see the answer, so the body is read and discarded (up to
+             * DISCARD_MAX) and the 413 goes out at the end. */
+            const char *ex = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+            if (ex && !strcasecmp(ex, "100-continue"))
+                http_reply_error(r, 413, "body_too_large", "request body of %s bytes exceeds the limit of %lld bytes (SAED_BODY_LIMIT)",
+                                 cl, srv->app->cfg->body_limit);
         }
-        return MHD_YES;
+        return r->queue_failed ? MHD_NO : MHD_YES;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->replied || r->too_large || r->early_status) return MHD_YES; /* discard */
+        if (r->replied || r->too_large || r->early_status) {
+            r->discarded += n;
+            return r->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+        }
         if (r->body_len + n > (size_t)srv->app->cfg->body_limit) {
             r->too_large = true;
+            r->discarded = r->body_len + n;
             free(r->body);
             r->body = NULL;
             r->body_len = r->body_cap = 0;
@@ -421,14 +474,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body[r->body_len] = '\0';
         return MHD_YES;
     }
-    if (r->replied) return MHD_YES;
+    if (r->replied) return r->queue_failed ? MHD_NO : MHD_YES;
     if (r->early_status == 204) {
         http_add_header(r, "Access-Control-Max-Age", "86400");
         http_reply_raw(r, 204, NULL, "", 0);
-        return MHD_YES;
+    } else {
+        dispatch(r);
     }
-    dispatch(r);
-    return MHD_YES;
+    return r->queue_failed ? MHD_NO : MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -505,6 +558,7 @@ http_server *http_start(saed_app *app, char *err, size_t errlen)
 
 void http_quiesce(http_server *s)
 {
+    atomic_store(&s->draining, 1);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
 }

@@ -31,10 +31,41 @@ void log_set_access_stream(FILE *f)
     access_set = 1;
 }
 
+size_t log_utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n = c < 0x80 ? 1 : (c >= 0xc2 && c <= 0xdf) ? 2 : (c >= 0xe0 && c <= 0xef) ? 3 : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if (n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f))) return 0; /* overlong, surrogates */
+    if (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))) return 0;
+    return n;
+}
+
+void log_utf8_sanitize(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        size_t n = log_utf8_seq(p);
+        if (n == 0) *p++ = '?';
+        else p += n;
+    }
+}
+
 size_t log_json_escape(char *buf, size_t len, size_t cap, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p && len + 7 < cap; p++) {
-        if (*p == '"' || *p == '\\') {
+        if (*p >= 0x80) {
+            size_t n = log_utf8_seq(p);
+            if (n == 0) {
+                len += (size_t)snprintf(buf + len, cap - len, "\\ufffd");
+            } else if (len + n + 7 < cap) {
+                memcpy(buf + len, p, n);
+                len += n;
+                p += n - 1;
+            } else {
+                break;
+            }
+        } else if (*p == '"' || *p == '\\') {
             buf[len++] = '\\';
             buf[len++] = (char)*p;
         } else if (*p == '\n') {

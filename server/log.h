@@ -23,7 +23,12 @@ void log_access(const char *method, const char *path, int status, size_t bytes,
 #define log_warn(...)  do { if (log_min_level <= LOG_WARN)  log_write(LOG_WARN,  __VA_ARGS__); } while (0)
 #define log_error(...) do { if (log_min_level <= LOG_ERROR) log_write(LOG_ERROR, __VA_ARGS__); } while (0)
 
-/* Appends s to buf as the inside of a JSON string (no quotes); always NUL-terminates.
+/* Length of the valid UTF-8 sequence at p, or 0 when p does not start one. */
+size_t log_utf8_seq(const unsigned char *p);
+/* Replaces each byte that is not part of valid UTF-8 with '?', in place. */
+void log_utf8_sanitize(char *s);
+/* Appends s to buf as the inside of a JSON string (no quotes), invalid UTF-8 as U+FFFD;
+ * always NUL-terminates.
  * Returns the new length. Used by the loggers and by anything writing JSON by hand. */
 size_t log_json_escape(char *buf, size_t len, size_t cap, const char *s);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/hfconfig.h"
+#include "server/log.h"
 #include "server/paths.h"
 
 static int set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
@@ -37,11 +38,19 @@ void registry_db_err(svc_err *e, const PGresult *r, const char *what)
 {
     char m[512];
     switch (db_kind(r)) {
-    case DB_UNAVAILABLE: set(e, SVC_UNAVAILABLE, "database_unavailable", "database unavailable while %s", what); break;
+    case DB_UNAVAILABLE:
+        log_warn("database unavailable while %s: %s", what, db_errmsg(r, m, sizeof m));
+        set(e, SVC_UNAVAILABLE, "database_unavailable", "database unavailable while %s", what);
+        break;
     case DB_NOT_MIGRATED: set(e, SVC_UNAVAILABLE, "not_migrated", "database schema is missing; run `saed migrate`"); break;
     case DB_RETRYABLE: set(e, SVC_UNAVAILABLE, "conflict_retry", "concurrent update while %s; retry", what); break;
-    case DB_INVALID: set(e, SVC_INVALID, "invalid", "%s: %s", what, db_errmsg(r, m, sizeof m)); break;
-    default: set(e, SVC_INTERNAL, "internal", "database error while %s: %s", what, db_errmsg(r, m, sizeof m));
+    case DB_INVALID: set(e, SVC_INVALID, "invalid_value", "the database rejected a value while %s", what); break;
+    case DB_UNIQUE: set(e, SVC_CONFLICT, "conflict", "already exists (%s)", what); break;
+    case DB_FOREIGN_KEY: set(e, SVC_CONFLICT, "conflict", "still referenced, or refers to something missing (%s)", what); break;
+    default:
+        /* The database's own text stays in the log; clients get no internals. */
+        log_error("database error while %s: %s", what, db_errmsg(r, m, sizeof m));
+        set(e, SVC_INTERNAL, "internal", "internal error while %s", what);
     }
 }
 

@@ -117,7 +117,9 @@ static void on_drain_timer(uv_timer_t *t)
     /* A finished request's connection may still be flushing its last bytes: stopping the
      * daemon now would reset it and the client would lose the end of the response. Give open
      * connections a moment to close by themselves (idle keep-alive ones will not). */
-    if (n == 0 && http_open_connections(s->http) > 0 && now < s->drain_deadline) {
+    if (n > 0) {
+        s->idle_since = 0;
+    } else if (http_open_connections(s->http) > 0 && now < s->drain_deadline) {
         if (!s->idle_since) s->idle_since = now;
         if (now - s->idle_since < 500) return;
     }
@@ -204,6 +206,12 @@ int serve_main(saed_config *cfg)
     }
     /* One connection per HTTP thread and worker, one for the loop's own checks. */
     app.pool = db_pool_create(cfg->database_url, cfg->http_threads + cfg->workers + 1);
+    if (!app.pool) {
+        fprintf(stderr, "saed: out of memory\n");
+        free(app.openapi);
+        migrate_free(&app.migrations);
+        return 1;
+    }
     serve_state s = {.app = &app};
     uv_work_t first = {.data = &s};
     schema_check_work(&first);

@@ -3,6 +3,7 @@
  * OpenAPI document and metrics. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tests/srv.h"
@@ -51,11 +52,11 @@ TEST(api_404_405_trailing_slash)
     resp_free(&r);
     http(&s, "PUT", "/api/models", NULL, "{}", &r);
     CHECK_INT(r.status, 405);
-    CHECK_STR(r.allow, "GET, POST, OPTIONS");
+    CHECK_STR(r.allow, "GET, HEAD, POST, OPTIONS");
     resp_free(&r);
     http(&s, "DELETE", "/healthz", NULL, NULL, &r);
     CHECK_INT(r.status, 405);
-    CHECK_STR(r.allow, "GET, OPTIONS");
+    CHECK_STR(r.allow, "GET, HEAD, OPTIONS");
     resp_free(&r);
     http(&s, "GET", "/healthz/", NULL, NULL, &r);
     CHECK_INT(r.status, 200);
@@ -67,6 +68,14 @@ TEST(api_404_405_trailing_slash)
     http(&s, "GET", "/api/models/nope/", NULL, NULL, &r);
     CHECK_INT(r.status, 404);
     CHECK_CONTAINS(r.body, "\"code\":\"not_found\"");
+    resp_free(&r);
+    /* Bytes that are not UTF-8 in the path still get a valid JSON error. */
+    http(&s, "GET", "/%FF", NULL, NULL, &r);
+    CHECK_INT(r.status, 404);
+    CHECK_CONTAINS(r.body, "no route for /?");
+    resp_free(&r);
+    http(&s, "GET", "/api/models/%E9t%E9", NULL, NULL, &r);
+    CHECK_INT(r.status, 404);
     resp_free(&r);
     CHECK_INT(srv_stop(&s), 0);
 }
@@ -89,6 +98,21 @@ TEST(api_413_body_limit)
     http(&s, "POST", "/api/models", (const char *const[]){"Content-Type: application/json", "Transfer-Encoding: chunked", NULL}, big, &r);
     CHECK_INT(r.status, 413);
     resp_free(&r);
+    /* A client that sends the whole body before reading still receives the 413. */
+    int fd = srv_connect(&s);
+    char head[256];
+    snprintf(head, sizeof head, "POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                "Content-Length: %zu\r\nConnection: close\r\n\r\n", strlen(big));
+    CHECK(send(fd, head, strlen(head), 0) > 0);
+    CHECK(send(fd, big, strlen(big), 0) == (ssize_t)strlen(big));
+    char buf[2048] = "";
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof buf - 1 && (k = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+    CHECK_CONTAINS(buf, "HTTP/1.1 413");
+    CHECK_CONTAINS(buf, "body_too_large");
     big[4000] = '\0';
     big[3999] = '}';
     http(&s, "POST", "/api/models", NULL, big, &r); /* under the cap: reaches validation */

@@ -113,6 +113,7 @@ TEST(api_readyz_follows_database_restart)
     http(&s, "GET", "/readyz", NULL, NULL, &r);
     CHECK_INT(r.status, 503);
     CHECK_CONTAINS(r.body, "not_ready");
+    CHECK(strstr(r.body, ".s.PGSQL") == NULL); /* no socket paths or hosts for clients */
     resp_free(&r);
     http(&s, "GET", "/api/models", NULL, NULL, &r);
     CHECK_INT(r.status, 503);

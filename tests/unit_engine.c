@@ -71,25 +71,48 @@ static void naive(int M, int N, int K, const float *A, const float *B, float *C)
         }
 }
 
+/* C = A·B and C = A^T·B^T through backend memory, against a double-precision loop. */
 static void check_backend_gemm(saed_backend *b)
 {
     const int M = 37, N = 29, K = 53;
-    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
-    float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+    size_t fa = sizeof(float) * M * K, fb = sizeof(float) * K * N, fc = sizeof(float) * M * N;
+    float *A = malloc(fa), *B = malloc(fb), *C = malloc(fc), *R = malloc(fc), *At = malloc(fa), *Bt = malloc(fb);
     unsigned s = 12345;
     for (int i = 0; i < M * K; i++) A[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0xff) / 128.0f - 1.0f;
     for (int i = 0; i < K * N; i++) B[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0xff) / 128.0f - 1.0f;
-    char err[256];
-    CHECK_INT(b->sgemm(b, M, N, K, A, B, C, err, sizeof err), 0);
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++) At[k * M + i] = A[i * K + k];
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++) Bt[j * K + k] = B[k * N + j];
     naive(M, N, K, A, B, R);
-    double worst = 0;
-    for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs((double)C[i] - R[i]));
-    CHECK_NEAR(worst, 0, 1e-4);
-    CHECK_NEAR(C[5 * N + 7], R[5 * N + 7], 1e-4);
+    float *dA = b->alloc(b, fa), *dB = b->alloc(b, fb), *dC = b->alloc(b, fc);
+    float *dAt = b->alloc(b, fa), *dBt = b->alloc(b, fb);
+    CHECK(dA && dB && dC && dAt && dBt);
+    b->upload(b, dA, A, fa);
+    b->upload(b, dB, B, fb);
+    b->upload(b, dAt, At, fa);
+    b->upload(b, dBt, Bt, fb);
+    for (int variant = 0; variant < 2; variant++) {
+        int rc = variant == 0 ? b->gemm(b, 0, 0, M, N, K, 1.0f, dA, K, dB, N, 0.0f, dC, N)
+                              : b->gemm(b, 1, 1, M, N, K, 1.0f, dAt, M, dBt, K, 0.0f, dC, N);
+        CHECK_INT(rc, 0);
+        CHECK_INT(b->download(b, C, dC, fc), 0);
+        double worst = 0;
+        for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs((double)C[i] - R[i]));
+        CHECK_NEAR(worst, 0, 1e-4);
+        CHECK_NEAR(C[5 * N + 7], R[5 * N + 7], 1e-4);
+    }
+    b->release(b, dA);
+    b->release(b, dB);
+    b->release(b, dC);
+    b->release(b, dAt);
+    b->release(b, dBt);
     free(A);
     free(B);
     free(C);
     free(R);
+    free(At);
+    free(Bt);
 }
 
 TEST(backend_cpu_sgemm_matches_naive)

@@ -53,10 +53,10 @@ TEST(routes_404_vs_405)
     CHECK_INT(st, 404);
     CHECK_INT(match("PUT", "/api/models", &st, allow, &p), -1);
     CHECK_INT(st, 405);
-    CHECK_STR(allow, "GET, POST, OPTIONS");
+    CHECK_STR(allow, "GET, HEAD, POST, OPTIONS");
     CHECK_INT(match("POST", "/healthz", &st, allow, &p), -1);
     CHECK_INT(st, 405);
-    CHECK_STR(allow, "GET, OPTIONS");
+    CHECK_STR(allow, "GET, HEAD, OPTIONS");
     CHECK(match("HEAD", "/healthz", &st, allow, &p) >= 0);
 }
 

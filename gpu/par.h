@@ -1,0 +1,14 @@
+/* par.h: a tiny fork-join pool for the CPU backend's non-BLAS work (layernorm, GELU, softmax,
+ * centering). It runs only between BLAS calls, so it never competes with OpenBLAS's own
+ * threads. Calls from several threads at once are safe: a caller that finds the pool busy runs
+ * its loop inline instead of queueing. */
+#ifndef SAED_GPU_PAR_H
+#define SAED_GPU_PAR_H
+
+#include <stddef.h>
+
+/* fn(ctx, begin, end) over [0, n) split into contiguous ranges of at least grain items. */
+void par_for(size_t n, size_t grain, void (*fn)(void *ctx, size_t begin, size_t end), void *ctx);
+int par_threads(void);
+
+#endif
