@@ -35,7 +35,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(filter-out tests/oas_selftest.c,$(wildcard tests/*.c))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
-TARGETS := $(BUILD)/saed $(BUILD)/tests/saed-tests $(BUILD)/tests/oas-selftest $(if $(NVCC),$(CUDA_LIB))
+TARGETS := $(BUILD)/saed $(BUILD)/mkgpt2 $(BUILD)/tests/saed-tests $(BUILD)/tests/oas-selftest $(BUILD)/tests/fuzz-safetensors $(if $(NVCC),$(CUDA_LIB))
 
 .PHONY: all test run clean deps check-deps readme-config
 all: check-deps $(TARGETS)
@@ -67,6 +67,22 @@ $(BUILD)/tests/oas-selftest: $(BUILD)/obj/tests/oas_selftest.o $(BUILD)/obj/test
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
+# Fuzzing the safetensors header parser. fuzz-replay: builds and runs a plain main() over the
+# seed corpus (`all` builds it; tests/run.sh runs it). fuzz: the libFuzzer binary, which needs clang
+# (apt-get install clang); run it as $(BUILD)/fuzz/fuzz-safetensors tests/fuzz/corpus/safetensors.
+.PHONY: fuzz fuzz-replay
+fuzz-replay: $(BUILD)/tests/fuzz-safetensors
+	$(BUILD)/tests/fuzz-safetensors tests/fuzz/corpus/safetensors
+$(BUILD)/obj/tests/fuzz/fuzz_safetensors.o: CFLAGS += -DFUZZ_REPLAY_MAIN
+$(BUILD)/tests/fuzz-safetensors: $(BUILD)/obj/tests/fuzz/fuzz_safetensors.o $(BUILD)/obj/engine/safetensors.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+fuzz:
+	@command -v clang >/dev/null || { echo "✗ make fuzz needs clang: apt-get install clang"; exit 1; }
+	@mkdir -p $(BUILD)/fuzz
+	clang -std=gnu11 -O1 -g -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -o $(BUILD)/fuzz/fuzz-safetensors \
+	  tests/fuzz/fuzz_safetensors.c engine/safetensors.c $(shell pkg-config --libs jansson 2>/dev/null) -lm
+
 # The CUDA backend is its own shared object so that build/saed has no link-time dependency
 # on libcudart/libcublas and runs on machines without them.
 CUDA_SRCS := $(wildcard gpu/*.cu)
@@ -91,7 +107,35 @@ deps:
 readme-config: $(BUILD)/saed
 	@$(BUILD)/saed config-docs
 
+# Tokenizer: `make bench-tokenizer` prints encode speed; `make unicode-tables` regenerates the
+# committed engine/unicode_tables.h from Debian's unicode-data (so building never needs it).
+UCD_DIR ?= /usr/share/unicode
+.PHONY: bench-tokenizer unicode-tables
+bench-tokenizer: $(BUILD)/bench/tokenizer
+	$(BUILD)/bench/tokenizer
+$(BUILD)/bench/tokenizer: $(BUILD)/obj/bench/tokenizer.o $(BUILD)/obj/engine/tokenizer.o $(BUILD)/obj/engine/unicode.o
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+unicode-tables:
+	@mkdir -p $(BUILD)/gen
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $(BUILD)/gen/gen-unicode tools/gen_unicode.c
+	$(BUILD)/gen/gen-unicode $(UCD_DIR) > $(BUILD)/gen/unicode_tables.h
+	mv $(BUILD)/gen/unicode_tables.h engine/unicode_tables.h
+
 clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Tools and benchmarks (not part of `make test`): mkgpt2 writes random GPT-2 checkpoints;
+# `make bench` prints the forward pass's throughput against the machine's sgemm rate.
+$(BUILD)/mkgpt2: $(BUILD)/obj/tools/mkgpt2.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/forward: $(BUILD)/obj/bench/forward.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+.PHONY: bench
+bench: $(BUILD)/bench/forward
+	$(BUILD)/bench/forward

@@ -80,7 +80,7 @@ const char *backend_missing_op(const saed_backend *b)
 {
 #define NEED(op) if (!b->op) return #op
     NEED(alloc); NEED(release); NEED(upload); NEED(download); NEED(gemm); NEED(layernorm); NEED(add_bias);
-    NEED(gelu); NEED(add); NEED(center_rows); NEED(embed); NEED(copy2d); NEED(attention); NEED(argmax_rows);
+    NEED(gelu); NEED(add); NEED(center_rows); NEED(embed); NEED(copy2d); NEED(attention); NEED(argmax_rows); NEED(topk_rows);
 #undef NEED
     return NULL;
 }

@@ -57,6 +57,9 @@ struct saed_backend {
                      const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd);
     /* Per-row argmax of x (N,C) into idx (host memory). */
     int (*argmax_rows)(saed_backend *b, int32_t *idx, const float *x, int N, int C);
+    /* Per-row top k of x (N,C), largest first (ties: lower index first), into host vals and
+     * idx (N,k). k <= C. */
+    int (*topk_rows)(saed_backend *b, float *vals, int32_t *idx, const float *x, int N, int C, int k);
 
     void (*destroy)(saed_backend *b);
     void *impl;

@@ -289,6 +289,51 @@ static int cpu_argmax_rows(saed_backend *b, int32_t *idx, const float *x, int N,
     return 0;
 }
 
+typedef struct topk_job {
+    float *vals;
+    int32_t *idx;
+    const float *x;
+    int C, k;
+} topk_job;
+
+/* a ranks before b: larger value, or equal value and lower index. */
+static inline int before(float va, int ia, float vb, int ib) { return va > vb || (va == vb && ia < ib); }
+
+/* Per row: a sorted insertion buffer of k entries; O(C·k) worst case but O(C) on typical
+ * data, since most values fail the first comparison against the current k-th. */
+static void topk_range(void *ctx, size_t r0, size_t r1)
+{
+    topk_job *j = ctx;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * (size_t)j->C;
+        float *v = j->vals + r * (size_t)j->k;
+        int32_t *ix = j->idx + r * (size_t)j->k;
+        int n = 0;
+        for (int i = 0; i < j->C; i++) {
+            if (n == j->k && !before(x[i], i, v[n - 1], ix[n - 1])) continue;
+            int p = n < j->k ? n++ : n - 1;
+            while (p > 0 && before(x[i], i, v[p - 1], ix[p - 1])) {
+                v[p] = v[p - 1];
+                ix[p] = ix[p - 1];
+                p--;
+            }
+            v[p] = x[i];
+            ix[p] = i;
+        }
+    }
+}
+
+static int cpu_topk_rows(saed_backend *b, float *vals, int32_t *idx, const float *x, int N, int C, int k)
+{
+    if (k < 1 || k > C) {
+        snprintf(b->err, sizeof b->err, "topk: k=%d for rows of %d", k, C);
+        return -1;
+    }
+    topk_job j = {vals, idx, x, C, k};
+    par_for((size_t)N, 8, topk_range, &j);
+    return 0;
+}
+
 static void cpu_destroy(saed_backend *b) { free(b); }
 
 saed_backend *backend_cpu_open(void)
@@ -313,6 +358,7 @@ saed_backend *backend_cpu_open(void)
     b->copy2d = cpu_copy2d;
     b->attention = cpu_attention;
     b->argmax_rows = cpu_argmax_rows;
+    b->topk_rows = cpu_topk_rows;
     b->destroy = cpu_destroy;
     return b;
 }

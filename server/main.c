@@ -6,6 +6,7 @@
 
 #include "db/migrate.h"
 #include "gpu/backend.h"
+#include "server/cmd_engine.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/registry.h"
@@ -25,6 +26,11 @@ static void usage(FILE *f)
             "  migrate               apply pending database migrations, then exit\n"
             "  import-model --id ID --path DIR [--display-name NAME]\n"
             "                        register a HuggingFace-layout model directory\n"
+            "  tokenize --model DIR [--tokenizer DIR] [--text T]\n"
+            "                        GPT-2 BPE token ids and strings of T (stdin when omitted)\n"
+            "  forward --model DIR (--text T | --ids JSON) [--prepend-bos] [--hook NAME]...\n"
+            "          [--processing none|center_writing_weights|fold_value_biases|tl] [--tokenizer DIR]\n"
+            "                        run the model; print hook values, last logits and argmax as JSON\n"
             "  version               print the version and the compute backends available\n"
             "  config-docs           print the options as a Markdown table (README)\n"
             "  help, --help          this text\n\n",
@@ -159,6 +165,29 @@ int main(int argc, char **argv)
         }
     const char *id = NULL, *path = NULL, *display = NULL;
     int missing = 0;
+    if (!strcmp(cmd, "tokenize") || !strcmp(cmd, "forward")) {
+        cmd_forward_args fa = {0};
+        fa.model_dir = take_flag(&ac, av, "--model", &missing);
+        fa.tokenizer_dir = take_flag(&ac, av, "--tokenizer", &missing);
+        fa.text = take_flag(&ac, av, "--text", &missing);
+        fa.ids_json = take_flag(&ac, av, "--ids", &missing);
+        fa.processing = take_flag(&ac, av, "--processing", &missing);
+        const char *h;
+        while (fa.nhooks < CMD_MAX_HOOKS && (h = take_flag(&ac, av, "--hook", &missing))) fa.hooks[fa.nhooks++] = h;
+        for (int i = 0; i < ac; i++)
+            if (!strcmp(av[i], "--prepend-bos")) {
+                fa.prepend_bos = 1;
+                memmove(&av[i], &av[i + 1], (size_t)(ac - i - 1) * sizeof *av);
+                ac--;
+                i--;
+            }
+        if (missing || ac) {
+            fprintf(stderr, "saed %s: %s (see saed --help)\n", cmd, missing ? "a flag is missing its value" : "unexpected argument");
+            return 2;
+        }
+        if (!strcmp(cmd, "tokenize")) return cmd_tokenize(fa.model_dir, fa.tokenizer_dir, fa.text);
+        return cmd_forward(&fa);
+    }
     if (!strcmp(cmd, "import-model")) {
         id = take_flag(&ac, av, "--id", &missing);
         path = take_flag(&ac, av, "--path", &missing);

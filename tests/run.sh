@@ -25,7 +25,7 @@ export SAED_BIN="$build/saed"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 passed=0 failed=0 skipped=0 broken=0
-for prog in "$build/tests/oas-selftest" "$build/tests/saed-tests"; do
+for prog in "$build/tests/oas-selftest" "$build/tests/saed-tests" "$build/tests/fuzz-safetensors"; do
     echo "== $prog"
     out=$("$prog" 2>&1)
     rc=$?

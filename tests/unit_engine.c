@@ -170,3 +170,43 @@ TEST(readme_config_table_matches_code)
     if (!strstr(readme, table)) t_fail(__FILE__, __LINE__, "README.md's config table differs from `saed config-docs`; paste its output");
     free(table);
 }
+
+TEST(backend_cpu_topk_rows)
+{
+    saed_backend *b = backend_cpu_open();
+    float x[2 * 6] = {0.5f, 3.0f, -1.0f, 3.0f, 2.0f, 0.0f, /* tie at 3.0: index 1 first */
+                      -5.0f, -4.0f, -3.0f, -2.0f, -1.0f, -6.0f};
+    float v[2 * 3];
+    int32_t ix[2 * 3];
+    CHECK_INT(b->topk_rows(b, v, ix, x, 2, 6, 3), 0);
+    CHECK_INT(ix[0], 1);
+    CHECK_INT(ix[1], 3);
+    CHECK_INT(ix[2], 4);
+    CHECK_NEAR(v[2], 2.0, 0);
+    CHECK_INT(ix[3], 4);
+    CHECK_INT(ix[4], 3);
+    CHECK_INT(ix[5], 2);
+    CHECK_INT(b->topk_rows(b, v, ix, x, 2, 6, 7), -1);
+    CHECK_CONTAINS(backend_error(b), "k=7");
+    backend_close(b);
+}
+
+TEST(backend_cpu_ops_against_formulas)
+{
+    saed_backend *b = backend_cpu_open();
+    /* gelu_new at known points (tanh approximation). */
+    float in[5] = {-3.0f, -0.5f, 0.0f, 0.7f, 4.0f}, out[5];
+    CHECK_INT(b->gelu(b, out, in, 5), 0);
+    for (int i = 0; i < 5; i++) {
+        double x = in[i], ref = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+        CHECK_NEAR(out[i], ref, 2e-7 * (1 + fabs(ref)));
+    }
+    /* layernorm of one row: mean 0, var 1 before the affine part. */
+    float row[4] = {1, 2, 3, 4}, w[4] = {1, 1, 1, 1}, bias[4] = {0, 0, 0, 1}, o[4];
+    CHECK_INT(b->layernorm(b, o, row, w, bias, 1, 4, 1e-5f), 0);
+    CHECK_NEAR(o[0], -1.5 / sqrt(1.25 + 1e-5), 1e-6);
+    CHECK_NEAR(o[3], 1.5 / sqrt(1.25 + 1e-5) + 1, 1e-6);
+    CHECK_INT(b->center_rows(b, row, 1, 4), 0);
+    CHECK_NEAR(row[0], -1.5, 0);
+    backend_close(b);
+}

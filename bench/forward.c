@@ -1,0 +1,147 @@
+/* bench/forward.c: forward-pass throughput against the machine's own sgemm rate, in one run.
+ *   build/bench/forward [--quick]
+ * Prints: OpenBLAS sgemm GFLOP/s (large square), then for a random gpt2-small-shaped model
+ * (d 768, 12 layers, 12 heads, vocab 50257) at B×T = 32×128: time, GFLOP/s, tokens/s and the
+ * ratio to sgemm, up to blocks.6.hook_resid_pre and through the full model with logits; and the
+ * tokenizer's MB/s on English text. --quick uses B=4 for a smoke run. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+#include "tools/fixture.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double sgemm_gflops(int n)
+{
+    float *A = malloc(sizeof(float) * n * n), *B = malloc(sizeof(float) * n * n), *C = malloc(sizeof(float) * n * n);
+    for (int i = 0; i < n * n; i++) {
+        A[i] = (float)(i % 7) * 0.1f;
+        B[i] = (float)(i % 5) * 0.1f;
+    }
+    double best = 1e9;
+    for (int r = 0; r < 4; r++) {
+        double t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        t = now() - t;
+        if (r > 0 && t < best) best = t; /* first run warms up threads and caches */
+    }
+    free(A);
+    free(B);
+    free(C);
+    return 2.0 * n * (double)n * n / best / 1e9;
+}
+
+static int noop_hook(void *ud, hook_point hp, float *act, int B, int T, int width)
+{
+    (void)ud; (void)hp; (void)act; (void)B; (void)T; (void)width;
+    return 0;
+}
+
+static double tokenizer_mbps(void)
+{
+    char err[512];
+    tokenizer *tk = tok_load_dir("tests/data/gpt2-tokenizer", err, sizeof err);
+    if (!tk) {
+        printf("tokenizer: unavailable (%s)\n", err);
+        return 0;
+    }
+    FILE *f = fopen("README.md", "rb");
+    char *text = malloc(8 << 20);
+    size_t n = f ? fread(text, 1, 1 << 20, f) : 0;
+    if (f) fclose(f);
+    if (n == 0) {
+        strcpy(text, "The quick brown fox jumps over the lazy dog. ");
+        n = strlen(text);
+    }
+    size_t len = n;
+    while (len + n < (size_t)(4 << 20)) {
+        memcpy(text + len, text, n);
+        len += n;
+    }
+    int32_t *ids = NULL;
+    double t = now();
+    int k = tok_encode(tk, text, len, &ids, err, sizeof err);
+    t = now() - t;
+    printf("tokenizer: %.1f MB in %.3f s = %.1f MB/s, %.0f tokens/s\n", len / 1e6, t, len / 1e6 / t, k / t);
+    free(ids);
+    free(text);
+    tok_free(tk);
+    return len / 1e6 / t;
+}
+
+int main(int argc, char **argv)
+{
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    const int B = quick ? 4 : 32, T = 128;
+    double peak = sgemm_gflops(quick ? 1024 : 2048);
+    printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", openblas_get_num_threads(),
+           quick ? 1024 : 2048, quick ? 1024 : 2048, peak);
+
+    char dir[] = "/tmp/saed-bench-XXXXXX", err[512];
+    if (!mkdtemp(dir)) return 1;
+    fixture_gpt2 fx = {.d_model = 768, .n_layer = 12, .n_head = 12, .n_ctx = 1024, .vocab = 50257, .seed = 7, .prefixed = 1};
+    double t = now();
+    if (fixture_gpt2_write(dir, &fx, err, sizeof err)) {
+        fprintf(stderr, "fixture: %s\n", err);
+        return 1;
+    }
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(dir, be, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "model_load: %s\n", err);
+        return 1;
+    }
+    printf("model: random gpt2-small shape, %.0f MB of weights, written and loaded in %.1f s\n",
+           model_weight_bytes(m) / 1e6, now() - t);
+    int32_t *ids = malloc(sizeof(int32_t) * B * T);
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)((i * 2654435761u) % 50257);
+
+    hook_req h = {{HOOK_RESID_PRE, 6}, noop_hook, NULL, 0};
+    fwd_opts o6 = {.hooks = &h, .nhooks = 1};
+    int32_t *am = malloc(sizeof(int32_t) * B * T);
+    fwd_opts of = {.argmax = am};
+    struct { const char *what; fwd_opts *o; int layers, logits; } runs[] = {
+        {"to blocks.6.hook_resid_pre", &o6, 6, 0},
+        {"full model + logits", &of, 12, 1},
+    };
+    for (int i = 0; i < 2; i++) {
+        model_forward(m, ids, B, T, runs[i].o, err, sizeof err); /* warm-up */
+        double best = 1e9;
+        for (int r = 0; r < (quick ? 1 : 3); r++) {
+            t = now();
+            if (model_forward(m, ids, B, T, runs[i].o, err, sizeof err)) {
+                fprintf(stderr, "forward: %s\n", err);
+                return 1;
+            }
+            t = now() - t;
+            if (t < best) best = t;
+        }
+        double gf = model_forward_flops(m, B, T, runs[i].layers, runs[i].logits) / best / 1e9;
+        printf("forward %-28s B×T=%dx%d: %.3f s, %.1f GFLOP/s, %.0f tokens/s, %.2f of sgemm\n", runs[i].what, B, T,
+               best, gf, B * T / best, gf / peak);
+    }
+    tokenizer_mbps();
+    model_free(m);
+    backend_close(be);
+    free(ids);
+    free(am);
+    char path[256];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}

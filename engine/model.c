@@ -1,0 +1,598 @@
+/* model.c: see model.h. GPT-2 is the one family so far. Shapes: B batch, T tokens, C d_model,
+ * NH heads, hd = C/NH, V vocab, L layers. Weights are HF Conv1D (input-major): y = x·W + b. */
+#include "engine/model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/safetensors.h"
+
+typedef struct gpt2_layer {
+    float *ln1_w, *ln1_b;     /* (C) */
+    float *attn_w, *attn_b;   /* (C,3C), (3C): columns [q | k | v] */
+    float *aproj_w, *aproj_b; /* (C,C), (C) */
+    float *ln2_w, *ln2_b;     /* (C) */
+    float *fc_w, *fc_b;       /* (C,4C), (4C) */
+    float *mproj_w, *mproj_b; /* (4C,C), (C) */
+} gpt2_layer;
+
+typedef struct model_family model_family;
+
+struct model {
+    hf_config cfg;
+    const model_family *fam;
+    saed_backend *be;
+    float *wte;               /* (V,C); also the unembedding (tied) */
+    float *wpe;               /* (maxT,C) */
+    float *lnf_w, *lnf_b;     /* (C) */
+    float *ones, *zeros;      /* (C): the affine-free LayerNorm for ln_final.hook_normalized */
+    float *b_v_host;          /* (L,C): value biases, host copy for fold_value_biases */
+    gpt2_layer *layers;
+    size_t weight_bytes;
+};
+
+struct kv_cache {
+    model *m;
+    int B, Tmax, len;
+    float **k, **v;           /* per layer (B,Tmax,C) */
+};
+
+struct model_family {
+    const char *model_type;
+    int (*load)(model *m, const st_file *st, char *err, size_t errlen);
+};
+
+int model_processing_parse(const char *s)
+{
+    if (!strcmp(s, "none")) return PROC_NONE;
+    if (!strcmp(s, "center_writing_weights")) return PROC_CENTER_WRITING;
+    if (!strcmp(s, "fold_value_biases")) return PROC_FOLD_VALUE_BIASES;
+    if (!strcmp(s, "tl")) return PROC_CENTER_WRITING | PROC_FOLD_VALUE_BIASES;
+    return -1;
+}
+
+/* ---- loading ---- */
+
+/* Finds "transformer.<name>" or "<name>" and uploads it as float32 with the given shape. */
+static float *load_w(model *m, const st_file *st, const char *name, int ndim, int64_t d0, int64_t d1, float **host_out,
+                     char *err, size_t errlen)
+{
+    char full[256];
+    snprintf(full, sizeof full, "transformer.%s", name);
+    const char *use = st_find(st, full) ? full : name;
+    int64_t shape[2] = {d0, d1};
+    float *h = st_load_f32(st, use, ndim, shape, err, errlen);
+    if (!h) {
+        if (!st_find(st, full) && !st_find(st, name)) snprintf(err, errlen, "model weights: tensor '%s' (or '%s') is missing", full, name);
+        return NULL;
+    }
+    size_t bytes = sizeof(float) * (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    for (size_t i = 0; i < bytes / sizeof(float); i++)
+        if (!isfinite(h[i])) {
+            snprintf(err, errlen, "model weights: tensor '%s' holds NaN or Inf at element %zu", use, i);
+            free(h);
+            return NULL;
+        }
+    float *d = m->be->alloc(m->be, bytes);
+    if (!d || m->be->upload(m->be, d, h, bytes)) {
+        snprintf(err, errlen, "model weights: %s: %s", use, backend_error(m->be));
+        free(h);
+        if (d) m->be->release(m->be, d);
+        return NULL;
+    }
+    m->weight_bytes += bytes;
+    if (host_out) *host_out = h;
+    else free(h);
+    return d;
+}
+
+static int gpt2_load(model *m, const st_file *st, char *err, size_t errlen)
+{
+    const int C = m->cfg.d_model, V = m->cfg.vocab_size, L = m->cfg.n_layer;
+    if (!(m->wte = load_w(m, st, "wte.weight", 2, V, C, NULL, err, errlen))) return -1;
+    if (!(m->wpe = load_w(m, st, "wpe.weight", 2, m->cfg.n_ctx, C, NULL, err, errlen))) return -1;
+    if (!(m->lnf_w = load_w(m, st, "ln_f.weight", 1, C, 0, NULL, err, errlen))) return -1;
+    if (!(m->lnf_b = load_w(m, st, "ln_f.bias", 1, C, 0, NULL, err, errlen))) return -1;
+    m->layers = calloc((size_t)L, sizeof *m->layers);
+    m->b_v_host = calloc((size_t)L * C, sizeof(float));
+    if (!m->layers || !m->b_v_host) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int l = 0; l < L; l++) {
+        gpt2_layer *y = &m->layers[l];
+        char n[64];
+        float *attn_b_host = NULL;
+#define W(field, suffix, nd, a, b)                                                    \
+    snprintf(n, sizeof n, "h.%d.%s", l, suffix);                                      \
+    if (!(y->field = load_w(m, st, n, nd, a, b, NULL, err, errlen))) return -1;
+        W(ln1_w, "ln_1.weight", 1, C, 0);
+        W(ln1_b, "ln_1.bias", 1, C, 0);
+        W(attn_w, "attn.c_attn.weight", 2, C, 3 * C);
+        snprintf(n, sizeof n, "h.%d.attn.c_attn.bias", l);
+        if (!(y->attn_b = load_w(m, st, n, 1, 3 * C, 0, &attn_b_host, err, errlen))) return -1;
+        memcpy(m->b_v_host + (size_t)l * C, attn_b_host + 2 * C, sizeof(float) * (size_t)C);
+        free(attn_b_host);
+        W(aproj_w, "attn.c_proj.weight", 2, C, C);
+        W(aproj_b, "attn.c_proj.bias", 1, C, 0);
+        W(ln2_w, "ln_2.weight", 1, C, 0);
+        W(ln2_b, "ln_2.bias", 1, C, 0);
+        W(fc_w, "mlp.c_fc.weight", 2, C, 4 * C);
+        W(fc_b, "mlp.c_fc.bias", 1, 4 * C, 0);
+        W(mproj_w, "mlp.c_proj.weight", 2, 4 * C, C);
+        W(mproj_b, "mlp.c_proj.bias", 1, C, 0);
+#undef W
+    }
+    /* lm_head is tied to wte in GPT-2; a separate lm_head.weight must then equal it. */
+    return 0;
+}
+
+static const model_family families[] = {
+    {"gpt2", gpt2_load},
+};
+
+model *model_load(const char *dir, saed_backend *be, char *err, size_t errlen)
+{
+    const char *missing = backend_missing_op(be);
+    if (missing) {
+        snprintf(err, errlen, "backend %s cannot run models yet (no %s op)", be->name, missing);
+        return NULL;
+    }
+    model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->be = be;
+    if (hf_config_load(dir, &m->cfg, err, errlen)) {
+        free(m);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (!strcmp(families[i].model_type, m->cfg.architecture)) m->fam = &families[i];
+    if (!m->fam) {
+        snprintf(err, errlen, "%s: model_type '%s' has no forward pass", dir, m->cfg.architecture);
+        model_free(m);
+        return NULL;
+    }
+    st_file *st = st_open(dir, err, errlen);
+    if (!st) {
+        model_free(m);
+        return NULL;
+    }
+    int rc = m->fam->load(m, st, err, errlen);
+    st_close(st);
+    if (rc == 0) {
+        const int C = m->cfg.d_model;
+        float *ones = malloc(sizeof(float) * (size_t)C);
+        m->ones = be->alloc(be, sizeof(float) * (size_t)C);
+        m->zeros = be->alloc(be, sizeof(float) * (size_t)C);
+        if (!ones || !m->ones || !m->zeros) rc = -1;
+        for (int i = 0; rc == 0 && i < C; i++) ones[i] = 1.0f;
+        if (rc == 0) rc = be->upload(be, m->ones, ones, sizeof(float) * (size_t)C);
+        free(ones);
+        if (rc) snprintf(err, errlen, "out of memory");
+    }
+    if (rc) {
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void model_free(model *m)
+{
+    if (!m) return;
+    saed_backend *be = m->be;
+#define R(p) do { if (p) be->release(be, p); } while (0)
+    R(m->wte); R(m->wpe); R(m->lnf_w); R(m->lnf_b); R(m->ones); R(m->zeros);
+    for (int l = 0; m->layers && l < m->cfg.n_layer; l++) {
+        gpt2_layer *y = &m->layers[l];
+        R(y->ln1_w); R(y->ln1_b); R(y->attn_w); R(y->attn_b); R(y->aproj_w); R(y->aproj_b);
+        R(y->ln2_w); R(y->ln2_b); R(y->fc_w); R(y->fc_b); R(y->mproj_w); R(y->mproj_b);
+    }
+#undef R
+    free(m->layers);
+    free(m->b_v_host);
+    hf_config_free(&m->cfg);
+    free(m);
+}
+
+const hf_config *model_config(const model *m) { return &m->cfg; }
+saed_backend *model_backend(const model *m) { return m->be; }
+size_t model_weight_bytes(const model *m) { return m->weight_bytes; }
+
+int model_hook_width(const model *m, hook_point hp, int Tk)
+{
+    const int C = m->cfg.d_model;
+    switch (hp.kind) {
+    case HOOK_MLP_PRE:
+    case HOOK_MLP_POST: return 4 * C;
+    case HOOK_PATTERN: return m->cfg.n_head * Tk;
+    default: return C;
+    }
+}
+
+double model_forward_flops(const model *m, int B, int T, int n_layers, int with_logits)
+{
+    const double C = m->cfg.d_model, V = m->cfg.vocab_size, N = (double)B * T;
+    /* per token per layer: qkv 3C², proj C², fc 4C², proj 4C² = 12C² MACs; attention
+     * scores and weighted sum T·C MACs each (full T×T, as computed). */
+    double per_layer = 2.0 * N * (12.0 * C * C) + 2.0 * 2.0 * N * T * C;
+    return per_layer * n_layers + (with_logits ? 2.0 * N * C * V : 0.0);
+}
+
+/* ---- the forward pass ---- */
+
+typedef struct fwd {
+    model *m;
+    const fwd_opts *o;
+    int B, T, pos0, Tk;
+    char *err;
+    size_t errlen;
+    float *host;              /* scratch for hooks on device backends / processed views */
+    size_t host_cap;
+    float *orig;              /* copy of what a write hook was shown */
+    size_t orig_cap;
+} fwd;
+
+static int fail(fwd *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(fwd *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->err, f->errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int be_ok(fwd *f, int rc, const char *what)
+{
+    return rc ? fail(f, "%s: %s", what, backend_error(f->m->be)) : 0;
+}
+
+static float *grow(float **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        float *nb = realloc(*buf, n * sizeof(float));
+        if (!nb) return NULL;
+        *buf = nb;
+        *cap = n;
+    }
+    return *buf;
+}
+
+static int wants(const fwd *f, hook_kind k, int layer)
+{
+    for (int i = 0; i < f->o->nhooks; i++)
+        if (f->o->hooks[i].hp.kind == k && f->o->hooks[i].hp.layer == layer) return 1;
+    return 0;
+}
+
+/* Shows the activation buf (rows of `width` floats at stride ld, starting at buf) to every hook
+ * registered for (kind, layer), with the processing applied, and folds write-hook changes
+ * back into buf. */
+static int emit(fwd *f, hook_kind kind, int layer, float *buf, int ld, int rows, int width)
+{
+    saed_backend *be = f->m->be;
+    const int C = f->m->cfg.d_model, hd = C / f->m->cfg.n_head;
+    for (int i = 0; i < f->o->nhooks; i++) {
+        const hook_req *h = &f->o->hooks[i];
+        if (h->hp.kind != kind || h->hp.layer != layer) continue;
+        size_t n = (size_t)rows * width;
+        float *x = grow(&f->host, &f->host_cap, n);
+        if (!x) return fail(f, "out of memory for hook values");
+        if (be->host_memory) {
+            for (int r = 0; r < rows; r++) memcpy(x + (size_t)r * width, buf + (size_t)r * ld, sizeof(float) * width);
+        } else {
+            float *dev = be->alloc(be, n * sizeof(float));
+            int rc = !dev || be->copy2d(be, dev, width, buf, ld, rows, width) || be->download(be, x, dev, n * sizeof(float));
+            if (dev) be->release(be, dev);
+            if (rc) return fail(f, "hook copy: %s", backend_error(be));
+        }
+        /* The shift each processed value got, so a write can be folded back exactly. */
+        if ((f->o->processing & PROC_CENTER_WRITING) && hook_is_residual_write(kind))
+            for (int r = 0; r < rows; r++) {
+                double s = 0;
+                float *row = x + (size_t)r * width;
+                for (int j = 0; j < width; j++) s += row[j];
+                float mean = (float)(s / width);
+                for (int j = 0; j < width; j++) row[j] -= mean;
+            }
+        if ((f->o->processing & PROC_FOLD_VALUE_BIASES) && (kind == HOOK_Z || kind == HOOK_V)) {
+            const float *bv = f->m->b_v_host + (size_t)layer * C;
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < width; j++) x[(size_t)r * width + j] -= bv[j];
+        }
+        (void)hd;
+        float *orig = NULL;
+        if (h->write) {
+            if (kind == HOOK_PATTERN || kind == HOOK_LN_FINAL) {
+                char name[96];
+                hook_format(h->hp, name, sizeof name);
+                return fail(f, "hook %s is read-only", name);
+            }
+            if (!(orig = grow(&f->orig, &f->orig_cap, n))) return fail(f, "out of memory for hook values");
+            memcpy(orig, x, n * sizeof(float));
+        }
+        int T = kind == HOOK_PATTERN ? f->T : rows / f->B;
+        if (h->fn(h->ud, h->hp, x, f->B, T, kind == HOOK_PATTERN ? rows * width / (f->B * f->T) : width)) {
+            char name[96];
+            hook_format(h->hp, name, sizeof name);
+            return fail(f, "hook %s: callback aborted the forward", name);
+        }
+        if (!h->write) continue;
+        for (size_t j = 0; j < n; j++) x[j] -= orig[j]; /* the requested change */
+        if (be->host_memory) {
+            for (int r = 0; r < rows; r++) {
+                float *dst = buf + (size_t)r * ld;
+                const float *d = x + (size_t)r * width;
+                for (int j = 0; j < width; j++) dst[j] += d[j];
+            }
+        } else {
+            float *dev = be->alloc(be, n * sizeof(float)), *cur = be->alloc(be, n * sizeof(float));
+            int rc = !dev || !cur || be->upload(be, dev, x, n * sizeof(float)) ||
+                     be->copy2d(be, cur, width, buf, ld, rows, width) || be->add(be, cur, cur, dev, n) ||
+                     be->copy2d(be, buf, ld, cur, width, rows, width);
+            if (dev) be->release(be, dev);
+            if (cur) be->release(be, cur);
+            if (rc) return fail(f, "hook write-back: %s", backend_error(be));
+        }
+    }
+    return 0;
+}
+
+/* The last layer whose computation some hook needs; -1 = embeddings only. */
+static int last_needed_layer(const fwd *f)
+{
+    const fwd_opts *o = f->o;
+    if (o->logits || o->argmax || o->cache) return f->m->cfg.n_layer;
+    int last = -1;
+    for (int i = 0; i < o->nhooks; i++) {
+        hook_point hp = o->hooks[i].hp;
+        int need = hp.kind == HOOK_LN_FINAL ? f->m->cfg.n_layer
+                 : hp.kind == HOOK_RESID_PRE ? hp.layer - 1
+                 : hp.layer;
+        if (need > last) last = need;
+    }
+    return last;
+}
+
+typedef struct acts {
+    float *resid, *ln, *qkv, *z, *tmp, *fc, *pattern, *logits;
+} acts;
+
+static void acts_free(saed_backend *be, acts *a)
+{
+    float **p = (float **)a;
+    for (size_t i = 0; i < sizeof *a / sizeof(float *); i++)
+        if (p[i]) be->release(be, p[i]);
+}
+
+static int run_logits(fwd *f, acts *a)
+{
+    model *m = f->m;
+    saed_backend *be = m->be;
+    const int B = f->B, T = f->T, C = m->cfg.d_model, V = m->cfg.vocab_size;
+    const fwd_opts *o = f->o;
+    if (o->logits_last_only && !o->argmax) {
+        /* Rows T-1, 2T-1, ...: stride T·C in ln. */
+        float *lg = be->alloc(be, sizeof(float) * (size_t)B * V);
+        if (!lg) return fail(f, "out of memory for logits");
+        int rc = be->gemm(be, 0, 1, B, V, C, 1.0f, a->ln + (size_t)(T - 1) * C, T * C, m->wte, C, 0.0f, lg, V) ||
+                 be->download(be, o->logits, lg, sizeof(float) * (size_t)B * V);
+        be->release(be, lg);
+        return be_ok(f, rc, "logits");
+    }
+    /* Chunks of rows bound the (rows, V) scratch. */
+    const int rows_per = 256;
+    size_t N = (size_t)B * T;
+    float *lg = be->alloc(be, sizeof(float) * (size_t)rows_per * V);
+    if (!lg) return fail(f, "out of memory for logits");
+    int rc = 0;
+    for (size_t r0 = 0; r0 < N && rc == 0; r0 += rows_per) {
+        int n = (int)(N - r0 < (size_t)rows_per ? N - r0 : (size_t)rows_per);
+        rc = be->gemm(be, 0, 1, n, V, C, 1.0f, a->ln + r0 * C, C, m->wte, C, 0.0f, lg, V);
+        if (rc == 0 && o->argmax) rc = be->argmax_rows(be, o->argmax + r0, lg, n, V);
+        if (rc == 0 && o->logits && !o->logits_last_only)
+            rc = be->download(be, o->logits + r0 * V, lg, sizeof(float) * (size_t)n * V);
+        if (rc == 0 && o->logits && o->logits_last_only)
+            for (int i = 0; i < n && rc == 0; i++)
+                if ((r0 + i) % T == (size_t)T - 1)
+                    rc = be->download(be, o->logits + (r0 + i) / T * V, lg + (size_t)i * V, sizeof(float) * V);
+    }
+    be->release(be, lg);
+    return be_ok(f, rc, "logits");
+}
+
+static int gpt2_block(fwd *f, acts *a, int l)
+{
+    model *m = f->m;
+    saed_backend *be = m->be;
+    gpt2_layer *y = &m->layers[l];
+    const int B = f->B, T = f->T, C = m->cfg.d_model, NH = m->cfg.n_head, hd = C / NH;
+    const int N = B * T;
+    const float eps = (float)m->cfg.ln_eps;
+    kv_cache *kc = f->o->cache;
+
+    if (be_ok(f, be->layernorm(be, a->ln, a->resid, y->ln1_w, y->ln1_b, N, C, eps), "ln_1")) return -1;
+    /* qkv (N,3C) = ln (N,C) · W (C,3C) + b */
+    if (be_ok(f, be->gemm(be, 0, 0, N, 3 * C, C, 1.0f, a->ln, C, y->attn_w, 3 * C, 0.0f, a->qkv, 3 * C), "c_attn") ||
+        be_ok(f, be->add_bias(be, a->qkv, y->attn_b, N, 3 * C), "c_attn bias"))
+        return -1;
+    if (emit(f, HOOK_Q, l, a->qkv, 3 * C, N, C) || emit(f, HOOK_K, l, a->qkv + C, 3 * C, N, C) ||
+        emit(f, HOOK_V, l, a->qkv + 2 * C, 3 * C, N, C))
+        return -1;
+    const float *k = a->qkv + C, *v = a->qkv + 2 * C;
+    int ldkv = 3 * C;
+    long sbkv = (long)T * 3 * C;
+    if (kc) {
+        /* Append this step's keys and values, then attend over everything cached. */
+        for (int b = 0; b < B; b++) {
+            size_t dst = ((size_t)b * kc->Tmax + kc->len) * C;
+            if (be_ok(f, be->copy2d(be, kc->k[l] + dst, C, a->qkv + (size_t)b * T * 3 * C + C, 3 * C, T, C), "kv cache") ||
+                be_ok(f, be->copy2d(be, kc->v[l] + dst, C, a->qkv + (size_t)b * T * 3 * C + 2 * C, 3 * C, T, C), "kv cache"))
+                return -1;
+        }
+        k = kc->k[l];
+        v = kc->v[l];
+        ldkv = C;
+        sbkv = (long)kc->Tmax * C;
+    }
+    float *pattern = wants(f, HOOK_PATTERN, l) ? a->pattern : NULL;
+    if (be_ok(f, be->attention(be, a->z, pattern, a->qkv, 3 * C, k, v, ldkv, sbkv, B, T, f->Tk, NH, hd), "attention"))
+        return -1;
+    if (pattern && emit(f, HOOK_PATTERN, l, pattern, f->Tk, B * NH * T, f->Tk)) return -1;
+    if (emit(f, HOOK_Z, l, a->z, C, N, C)) return -1;
+    if (be_ok(f, be->gemm(be, 0, 0, N, C, C, 1.0f, a->z, C, y->aproj_w, C, 0.0f, a->tmp, C), "attn c_proj") ||
+        be_ok(f, be->add_bias(be, a->tmp, y->aproj_b, N, C), "attn c_proj bias"))
+        return -1;
+    if (emit(f, HOOK_ATTN_OUT, l, a->tmp, C, N, C)) return -1;
+    if (be_ok(f, be->add(be, a->resid, a->resid, a->tmp, (size_t)N * C), "residual")) return -1;
+    if (emit(f, HOOK_RESID_MID, l, a->resid, C, N, C)) return -1;
+
+    if (be_ok(f, be->layernorm(be, a->ln, a->resid, y->ln2_w, y->ln2_b, N, C, eps), "ln_2") ||
+        be_ok(f, be->gemm(be, 0, 0, N, 4 * C, C, 1.0f, a->ln, C, y->fc_w, 4 * C, 0.0f, a->fc, 4 * C), "c_fc") ||
+        be_ok(f, be->add_bias(be, a->fc, y->fc_b, N, 4 * C), "c_fc bias"))
+        return -1;
+    if (emit(f, HOOK_MLP_PRE, l, a->fc, 4 * C, N, 4 * C)) return -1;
+    if (be_ok(f, be->gelu(be, a->fc, a->fc, (size_t)N * 4 * C), "gelu")) return -1;
+    if (emit(f, HOOK_MLP_POST, l, a->fc, 4 * C, N, 4 * C)) return -1;
+    if (be_ok(f, be->gemm(be, 0, 0, N, C, 4 * C, 1.0f, a->fc, 4 * C, y->mproj_w, C, 0.0f, a->tmp, C), "mlp c_proj") ||
+        be_ok(f, be->add_bias(be, a->tmp, y->mproj_b, N, C), "mlp c_proj bias"))
+        return -1;
+    if (emit(f, HOOK_MLP_OUT, l, a->tmp, C, N, C)) return -1;
+    if (be_ok(f, be->add(be, a->resid, a->resid, a->tmp, (size_t)N * C), "residual")) return -1;
+    return emit(f, HOOK_RESID_POST, l, a->resid, C, N, C);
+}
+
+int model_forward(model *m, const int32_t *ids, int B, int T, const fwd_opts *o, char *err, size_t errlen)
+{
+    saed_backend *be = m->be;
+    const int C = m->cfg.d_model, V = m->cfg.vocab_size, L = m->cfg.n_layer, NH = m->cfg.n_head;
+    fwd f = {.m = m, .o = o, .B = B, .T = T, .err = err, .errlen = errlen};
+    kv_cache *kc = o->cache;
+    f.pos0 = kc ? kc->len : 0;
+    f.Tk = f.pos0 + T;
+    if (B < 1 || T < 1) return fail(&f, "empty input (B=%d, T=%d)", B, T);
+    if (f.Tk > m->cfg.n_ctx) return fail(&f, "%d tokens exceed the model's context of %d", f.Tk, m->cfg.n_ctx);
+    if (kc && (kc->m != m || kc->B != B || f.Tk > kc->Tmax))
+        return fail(&f, "kv cache does not fit this call (B=%d, %d+%d tokens, cache B=%d Tmax=%d)", B, f.pos0, T,
+                    kc->B, kc->Tmax);
+    for (int i = 0; i < B * T; i++)
+        if (ids[i] < 0 || ids[i] >= V) return fail(&f, "token id %d at position %d is outside the vocabulary (0-%d)", ids[i], i, V - 1);
+    for (int i = 0; i < o->nhooks; i++) {
+        hook_point hp = o->hooks[i].hp;
+        if (hp.layer >= L || (hp.layer < 0 && hp.kind != HOOK_EMBED && hp.kind != HOOK_POS_EMBED && hp.kind != HOOK_LN_FINAL))
+            return fail(&f, "hook %d: layer %d out of range", i, hp.layer);
+    }
+    const size_t N = (size_t)B * T;
+    int last = last_needed_layer(&f);
+    acts a = {0};
+    int rc = -1;
+    a.resid = be->alloc(be, sizeof(float) * N * C);
+    a.ln = be->alloc(be, sizeof(float) * N * C);
+    if (!a.resid || !a.ln) {
+        fail(&f, "out of memory for activations (%zu tokens)", N);
+        goto out;
+    }
+    if (last >= 0) {
+        a.qkv = be->alloc(be, sizeof(float) * N * 3 * C);
+        a.z = be->alloc(be, sizeof(float) * N * C);
+        a.tmp = be->alloc(be, sizeof(float) * N * C);
+        a.fc = be->alloc(be, sizeof(float) * N * 4 * C);
+        if (!a.qkv || !a.z || !a.tmp || !a.fc) {
+            fail(&f, "out of memory for activations (%zu tokens)", N);
+            goto out;
+        }
+        for (int i = 0; i < o->nhooks; i++)
+            if (o->hooks[i].hp.kind == HOOK_PATTERN && !a.pattern &&
+                !(a.pattern = be->alloc(be, sizeof(float) * (size_t)B * NH * T * f.Tk))) {
+                fail(&f, "out of memory for attention patterns");
+                goto out;
+            }
+    }
+
+    /* Embeddings; the separate token/position parts only when a hook asks for them. */
+    if (wants(&f, HOOK_EMBED, -1) || wants(&f, HOOK_POS_EMBED, -1)) {
+        if (be_ok(&f, be->embed(be, a.resid, ids, m->wte, NULL, B, T, C, f.pos0), "embed") ||
+            emit(&f, HOOK_EMBED, -1, a.resid, C, (int)N, C) ||
+            be_ok(&f, be->embed(be, a.ln, NULL, NULL, m->wpe, B, T, C, f.pos0), "pos embed") ||
+            emit(&f, HOOK_POS_EMBED, -1, a.ln, C, (int)N, C) ||
+            be_ok(&f, be->add(be, a.resid, a.resid, a.ln, N * C), "embed sum"))
+            goto out;
+    } else if (be_ok(&f, be->embed(be, a.resid, ids, m->wte, m->wpe, B, T, C, f.pos0), "embed")) {
+        goto out;
+    }
+    /* Blocks 0..last run; resid_pre of the block after them is still shown (it is the last
+     * block's output), then the pass stops. */
+    for (int l = 0; l < L; l++) {
+        if (emit(&f, HOOK_RESID_PRE, l, a.resid, C, (int)N, C)) goto out;
+        if (l > last) break;
+        if (gpt2_block(&f, &a, l)) goto out;
+    }
+    if (last >= L) {
+        if (wants(&f, HOOK_LN_FINAL, -1)) {
+            if (be_ok(&f, be->layernorm(be, a.ln, a.resid, m->ones, m->zeros, (int)N, C, (float)m->cfg.ln_eps), "ln_f") ||
+                emit(&f, HOOK_LN_FINAL, -1, a.ln, C, (int)N, C))
+                goto out;
+        }
+        if (be_ok(&f, be->layernorm(be, a.ln, a.resid, m->lnf_w, m->lnf_b, (int)N, C, (float)m->cfg.ln_eps), "ln_f"))
+            goto out;
+        if ((o->logits || o->argmax) && run_logits(&f, &a)) goto out;
+    }
+    if (kc) kc->len += T;
+    rc = 0;
+out:
+    acts_free(be, &a);
+    free(f.host);
+    free(f.orig);
+    return rc;
+}
+
+/* ---- KV cache ---- */
+
+kv_cache *kv_cache_new(model *m, int B, int Tmax, char *err, size_t errlen)
+{
+    const int L = m->cfg.n_layer, C = m->cfg.d_model;
+    if (B < 1 || Tmax < 1 || Tmax > m->cfg.n_ctx) {
+        snprintf(err, errlen, "kv cache: B=%d, Tmax=%d (context %d)", B, Tmax, m->cfg.n_ctx);
+        return NULL;
+    }
+    kv_cache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->m = m;
+    c->B = B;
+    c->Tmax = Tmax;
+    c->k = calloc((size_t)L, sizeof *c->k);
+    c->v = calloc((size_t)L, sizeof *c->v);
+    for (int l = 0; c->k && c->v && l < L; l++) {
+        c->k[l] = m->be->alloc(m->be, sizeof(float) * (size_t)B * Tmax * C);
+        c->v[l] = m->be->alloc(m->be, sizeof(float) * (size_t)B * Tmax * C);
+        if (!c->k[l] || !c->v[l]) {
+            snprintf(err, errlen, "kv cache: out of memory");
+            kv_cache_free(c);
+            return NULL;
+        }
+    }
+    if (!c->k || !c->v) {
+        snprintf(err, errlen, "kv cache: out of memory");
+        kv_cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int kv_cache_len(const kv_cache *c) { return c->len; }
+
+void kv_cache_free(kv_cache *c)
+{
+    if (!c) return;
+    for (int l = 0; l < c->m->cfg.n_layer; l++) {
+        if (c->k && c->k[l]) c->m->be->release(c->m->be, c->k[l]);
+        if (c->v && c->v[l]) c->m->be->release(c->m->be, c->v[l]);
+    }
+    free(c->k);
+    free(c->v);
+    free(c);
+}

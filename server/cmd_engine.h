@@ -1,0 +1,17 @@
+/* cmd_engine.h: `saed tokenize` and `saed forward`. */
+#ifndef SAED_CMD_ENGINE_H
+#define SAED_CMD_ENGINE_H
+
+#define CMD_MAX_HOOKS 32
+
+typedef struct cmd_forward_args {
+    const char *model_dir, *tokenizer_dir, *text, *ids_json, *processing;
+    const char *hooks[CMD_MAX_HOOKS];
+    int nhooks, prepend_bos;
+} cmd_forward_args;
+
+/* text NULL: read stdin. */
+int cmd_tokenize(const char *model_dir, const char *tok_dir, const char *text);
+int cmd_forward(const cmd_forward_args *a);
+
+#endif
