@@ -59,7 +59,7 @@ $(BUILD)/obj/server/main.o: .git/HEAD $(wildcard .git/index)
 $(BUILD)/saed: $(BUILD)/obj/server/main.o $(LIB_OBJS)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/saed-tests: $(TEST_OBJS) $(LIB_OBJS)
+$(BUILD)/tests/saed-tests: $(TEST_OBJS) $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 

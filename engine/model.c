@@ -40,9 +40,16 @@ struct kv_cache {
     float **k, **v;           /* per layer (B,Tmax,C) */
 };
 
+typedef struct fwd fwd;
+typedef struct acts acts;
+
+/* What an architecture plugs in: its weight loader, its block forward, and the hook points its
+ * blocks emit (bit i = hook_kind i). Callers only ever see model_load/model_forward. */
 struct model_family {
     const char *model_type;
     int (*load)(model *m, const st_file *st, char *err, size_t errlen);
+    int (*block)(fwd *f, acts *a, int layer);
+    unsigned hooks;
 };
 
 int model_processing_parse(const char *s)
@@ -130,8 +137,11 @@ static int gpt2_load(model *m, const st_file *st, char *err, size_t errlen)
     return 0;
 }
 
+
+static int gpt2_block(fwd *f, acts *a, int l);
+
 static const model_family families[] = {
-    {"gpt2", gpt2_load},
+    {"gpt2", gpt2_load, gpt2_block, (1u << HOOK_N_KINDS) - 1},
 };
 
 model *model_load(const char *dir, saed_backend *be, char *err, size_t errlen)
@@ -224,7 +234,7 @@ double model_forward_flops(const model *m, int B, int T, int n_layers, int with_
 
 /* ---- the forward pass ---- */
 
-typedef struct fwd {
+struct fwd {
     model *m;
     const fwd_opts *o;
     int B, T, pos0, Tk;
@@ -234,7 +244,7 @@ typedef struct fwd {
     size_t host_cap;
     float *orig;              /* copy of what a write hook was shown */
     size_t orig_cap;
-} fwd;
+};
 
 static int fail(fwd *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(fwd *f, const char *fmt, ...)
@@ -358,9 +368,9 @@ static int last_needed_layer(const fwd *f)
     return last;
 }
 
-typedef struct acts {
+struct acts {
     float *resid, *ln, *qkv, *z, *tmp, *fc, *pattern, *logits;
-} acts;
+};
 
 static void acts_free(saed_backend *be, acts *a)
 {
@@ -485,6 +495,11 @@ int model_forward(model *m, const int32_t *ids, int B, int T, const fwd_opts *o,
         hook_point hp = o->hooks[i].hp;
         if (hp.layer >= L || (hp.layer < 0 && hp.kind != HOOK_EMBED && hp.kind != HOOK_POS_EMBED && hp.kind != HOOK_LN_FINAL))
             return fail(&f, "hook %d: layer %d out of range", i, hp.layer);
+        if (!(m->fam->hooks & (1u << hp.kind))) {
+            char name[96];
+            hook_format(hp, name, sizeof name);
+            return fail(&f, "hook %s does not exist in %s models", name, m->fam->model_type);
+        }
     }
     const size_t N = (size_t)B * T;
     int last = last_needed_layer(&f);
@@ -529,7 +544,7 @@ int model_forward(model *m, const int32_t *ids, int B, int T, const fwd_opts *o,
     for (int l = 0; l < L; l++) {
         if (emit(&f, HOOK_RESID_PRE, l, a.resid, C, (int)N, C)) goto out;
         if (l > last) break;
-        if (gpt2_block(&f, &a, l)) goto out;
+        if (m->fam->block(&f, &a, l)) goto out;
     }
     if (last >= L) {
         if (wants(&f, HOOK_LN_FINAL, -1)) {

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/model.h"
 #include "tests/t.h"
@@ -369,4 +370,61 @@ TEST(final_forward_cleanup)
     backend_close(be);
     tiny = NULL;
     be = NULL;
+}
+
+/* The fixture generator is deterministic, and both tensor naming styles load to the same
+ * model (HF save_pretrained's "transformer." prefix and the original gpt2 checkpoint's none). */
+#include "tools/fixture.h"
+
+static void rm_fixture(const char *dir)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+TEST(forward_fixture_models_load_with_either_naming)
+{
+    char d1[] = "/tmp/saed-fx1-XXXXXX", d2[] = "/tmp/saed-fx2-XXXXXX", err[512];
+    CHECK(mkdtemp(d1) && mkdtemp(d2));
+    fixture_gpt2 f = {.d_model = 32, .n_layer = 3, .n_head = 2, .n_ctx = 16, .vocab = 300, .seed = 42, .prefixed = 1};
+    CHECK_INT(fixture_gpt2_write(d1, &f, err, sizeof err), 0);
+    f.prefixed = 0;
+    CHECK_INT(fixture_gpt2_write(d2, &f, err, sizeof err), 0);
+    saed_backend *b = backend_cpu_open();
+    model *m1 = model_load(d1, b, err, sizeof err), *m2 = model_load(d2, b, err, sizeof err);
+    CHECK(m1 && m2);
+    if (m1 && m2) {
+        CHECK_INT(model_config(m1)->n_layer, 3);
+        int32_t ids[5] = {1, 299, 7, 0, 42};
+        float l1[5 * 300], l2[5 * 300];
+        fwd_opts o1 = {.logits = l1}, o2 = {.logits = l2};
+        CHECK_INT(model_forward(m1, ids, 1, 5, &o1, err, sizeof err), 0);
+        CHECK_INT(model_forward(m2, ids, 1, 5, &o2, err, sizeof err), 0);
+        CHECK(memcmp(l1, l2, sizeof l1) == 0);
+        CHECK(fabs(l1[0] - l1[1]) > 0);
+    }
+    model_free(m1);
+    model_free(m2);
+    /* A checkpoint missing a tensor names it. */
+    char p[512];
+    snprintf(p, sizeof p, "%s/model.safetensors", d2);
+    unlink(p);
+    fixture_gpt2 g = {.d_model = 32, .n_layer = 3, .n_head = 2, .n_ctx = 16, .vocab = 300, .seed = 42, .prefixed = 1};
+    CHECK_INT(fixture_gpt2_write(d2, &g, err, sizeof err), 0);
+    FILE *cf = fopen(p, "r+b"); /* corrupt the header length: must be an error, not a crash */
+    if (cf) {
+        fputc(0xff, cf);
+        fputc(0xff, cf);
+        fputc(0xff, cf);
+        fclose(cf);
+    }
+    CHECK(model_load(d2, b, err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, "model.safetensors");
+    backend_close(b);
+    rm_fixture(d1);
+    rm_fixture(d2);
 }
