@@ -1,0 +1,106 @@
+/* sae.h: sparse autoencoders in SAELens layout (cfg.json, sae_weights.safetensors, optional
+ * sparsity.safetensors): config parsing for every format version (flat v3–v5 with the loader's
+ * renames, v6 with metadata), validation, encode/decode with SAELens v6 math for every
+ * architecture on the backend interface, decoder-norm folding, and export back to SAELens
+ * layout. Pure C: no HTTP, no SQL. A loaded SAE is read-only and may be shared by threads. */
+#ifndef SAED_ENGINE_SAE_H
+#define SAED_ENGINE_SAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/hfconfig.h"
+#include "engine/hooks.h"
+#include "gpu/backend.h"
+
+typedef enum sae_arch {
+    SAE_STANDARD, SAE_GATED, SAE_JUMPRELU, SAE_TOPK, SAE_TRANSCODER, SAE_SKIP_TRANSCODER, SAE_JUMPRELU_TRANSCODER
+} sae_arch;
+
+typedef enum sae_norm {
+    SAE_NORM_NONE, SAE_NORM_EXPECTED_AVERAGE_ONLY_IN, SAE_NORM_CONSTANT_NORM_RESCALE, SAE_NORM_LAYER_NORM
+} sae_norm;
+
+typedef struct sae_cfg {
+    sae_arch arch;
+    int d_in, d_sae, d_out;          /* d_out = d_in except for transcoders */
+    int k;                           /* topk */
+    int rescale_acts_by_decoder_norm;/* topk */
+    int apply_b_dec_to_input;
+    sae_norm norm;
+    int reshape_hook_z;              /* reshape_activations "hook_z" */
+    char hook_name[128];             /* TransformerLens hook the SAE reads */
+    char hook_name_out[128];         /* transcoders: where the output goes (may be empty) */
+    int hook_head_index;             /* -1 when null */
+    char model_name[128];
+    int context_size;                /* 0 when absent */
+    int prepend_bos;
+    int center_writing_weights;      /* from model_from_pretrained_kwargs (SAELens default: off) */
+    int fold_value_biases;
+    char dtype[16];                  /* as written in the cfg, e.g. "float32" */
+    char neuronpedia_id[256];
+    char dataset_path[512];
+    char sae_lens_version[32];       /* "" for pre-6 files without one */
+    int format;                      /* 5 (flat v3–v5) or 6 (metadata) */
+    double norm_scaling_factor;      /* 0 = none supplied */
+    char *json;                      /* the cfg.json text as read (owned) */
+} sae_cfg;
+
+/* Reads dir/cfg.json (or parses text, with label naming it in errors). -1 with err naming the
+ * file and field: missing field, unknown architecture or normalization, inconsistent sizes,
+ * a transcoder with apply_b_dec_to_input, unknown hook name. */
+int sae_cfg_load(const char *dir, sae_cfg *out, char *err, size_t errlen);
+int sae_cfg_parse(const char *json_text, const char *label, sae_cfg *out, char *err, size_t errlen);
+void sae_cfg_free(sae_cfg *c);
+const char *sae_arch_name(sae_arch a);
+const char *sae_norm_name(sae_norm n);
+/* The model processing (engine/model.h PROC_* flags) the SAE's hook input needs. */
+int sae_cfg_processing(const sae_cfg *c);
+/* Checks that the hook exists in the model and that its width equals d_in (hook_z: n_heads ·
+ * d_head). -1 with err naming both numbers. */
+int sae_cfg_check_model(const sae_cfg *c, const hf_config *m, hook_point *hp, char *err, size_t errlen);
+
+typedef struct sae_load_opts {
+    int fold_dec_norm;               /* SAELens fold_W_dec_norm (refused for topk without rescale) */
+    double norm_scaling_factor;      /* > 0: fold it (expected_average_only_in), as SAELens does */
+} sae_load_opts;
+
+typedef struct sae sae;
+
+/* Loads cfg.json + sae_weights.safetensors (+ sparsity.safetensors when present) onto the
+ * backend. Validates tensor presence, shapes against d_in/d_sae/d_out, dtype, NaN/Inf; errors
+ * name the file and tensor. */
+sae *sae_load(const char *dir, saed_backend *be, const sae_load_opts *o, char *err, size_t errlen);
+void sae_free(sae *s);
+const sae_cfg *sae_config(const sae *s);
+int sae_is_folded(const sae *s);
+/* log10 feature density from sparsity.safetensors (d_sae floats, host), or NULL. */
+const float *sae_log_sparsity(const sae *s);
+/* Row i of W_dec (d_out floats) into out (host), as stored (after folding when folded). */
+int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen);
+
+/* Encode (N,d_in) → (N,d_sae) dense feature activations; both in backend memory. */
+int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen);
+/* Decode (N,d_sae) → (N,d_out) (transcoders: needs x for the skip connection; else x may be
+ * NULL). Backend memory. */
+int sae_decode(sae *s, const float *f, const float *x, int N, float *out, char *err, size_t errlen);
+
+/* Sparse results per token: indices and values of the non-zero activations, sorted by value
+ * descending (ties: lower index first). */
+typedef struct sae_sparse {
+    int N;
+    int *count;          /* (N) */
+    int *offset;         /* (N) into idx/val */
+    int32_t *idx;
+    float *val;
+} sae_sparse;
+/* Encodes host activations x (N,d_in) into sparse lists. */
+int sae_encode_sparse(sae *s, const float *x_host, int N, sae_sparse *out, char *err, size_t errlen);
+void sae_sparse_free(sae_sparse *sp);
+
+/* Writes cfg.json (format 5: flat; 6: with metadata), sae_weights.safetensors (the tensors as
+ * loaded, unfolded unless the SAE was loaded folded) and, when log_sparsity is not NULL,
+ * sparsity.safetensors, into out_dir (created). -1 with err. */
+int sae_export(const sae *s, const char *out_dir, int format, const float *log_sparsity, char *err, size_t errlen);
+
+#endif
