@@ -17,6 +17,13 @@ const char db_migrations_bootstrap_sql[] =
     " to_char(\"createdAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS \"createdAt\","  \
     " to_char(\"updatedAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS \"updatedAt\""
 
+/* An SAE (Neuronpedia "Source") as the API returns it. */
+#define SAE_COLS                                                                              \
+    "\"modelId\", id, \"setName\", \"hookName\", layer, architecture, \"dIn\", \"dSae\", path,"       \
+    " \"hfRepoId\", \"hfFolderId\", notes AS description, dataset, visibility, \"inferenceEnabled\","    \
+    " \"hasDashboards\", \"saelensConfig\","                                                        \
+    " to_char(\"createdAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS \"createdAt\""
+
 const db_statement db_statements[DB_N_STMTS] = {
     [DB_PING] = {"ping", "SELECT 1", 0, 1},
     [DB_SCHEMA_VERSION] = {"schema_version",
@@ -41,6 +48,31 @@ const db_statement db_statements[DB_N_STMTS] = {
     [DB_MODEL_LIST] = {"model_list",
         "SELECT coalesce(json_agg(v ORDER BY v.id), '[]')::text FROM (SELECT " MODEL_COLS " FROM models) v", 0, 1},
     [DB_MODEL_DELETE] = {"model_delete", "DELETE FROM models WHERE id = $1", 1, 0},
+
+    [DB_MODEL_PATH] = {"model_path", "SELECT path, config::text FROM models WHERE id = $1", 1, 1},
+
+    /* An SAE and, when new, its source set, in one statement (so in one transaction). */
+    [DB_SAE_INSERT] = {"sae_insert",
+        "WITH ss AS (INSERT INTO source_sets (\"modelId\", name, description, \"creatorName\", visibility)"
+        " VALUES ($1, $3, '', 'saed', 'PUBLIC') ON CONFLICT DO NOTHING),"
+        " s AS (INSERT INTO saes (\"modelId\", id, \"setName\", visibility, \"inferenceEnabled\", \"hasDashboards\", \"saelensConfig\","
+        " \"hfRepoId\", \"hfFolderId\", notes, dataset, path, \"hookName\", architecture, \"dIn\", \"dSae\", layer)"
+        " VALUES ($1, $2, $3, 'PUBLIC', true, false, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *)"
+        " SELECT row_to_json(v)::text FROM (SELECT " SAE_COLS " FROM s) v", 14, 0},
+    [DB_SAE_GET] = {"sae_get",
+        "SELECT row_to_json(v)::text, v.path FROM (SELECT " SAE_COLS " FROM saes WHERE \"modelId\" = $1 AND id = $2) v",
+        2, 1},
+    [DB_SAE_LIST] = {"sae_list",
+        "SELECT coalesce(json_agg(v ORDER BY v.\"modelId\", v.layer, v.id), '[]')::text"
+        " FROM (SELECT " SAE_COLS " FROM saes) v", 0, 1},
+    [DB_SAE_LIST_MODEL] = {"sae_list_model",
+        "SELECT coalesce(json_agg(v ORDER BY v.layer, v.id), '[]')::text"
+        " FROM (SELECT " SAE_COLS " FROM saes WHERE \"modelId\" = $1) v", 1, 1},
+    [DB_SAE_DELETE] = {"sae_delete", "DELETE FROM saes WHERE \"modelId\" = $1 AND id = $2", 2, 0},
+    /* Measured density per feature (frac_nonzero of the dashboards) for sparsity.safetensors:
+     * one row per feature in index order; fewer rows than d_sae = not measured. */
+    [DB_SAE_DENSITY] = {"sae_density",
+        "SELECT frac_nonzero FROM features WHERE \"modelId\" = $1 AND layer = $2 ORDER BY \"indexInt\"", 2, 1},
 
     /* Graceful shutdown: hand this process's running jobs back to the queue at once instead of
      * letting their leases expire. */

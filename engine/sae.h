@@ -52,6 +52,8 @@ typedef struct sae_cfg {
 int sae_cfg_load(const char *dir, sae_cfg *out, char *err, size_t errlen);
 int sae_cfg_parse(const char *json_text, const char *label, sae_cfg *out, char *err, size_t errlen);
 void sae_cfg_free(sae_cfg *c);
+/* The cfg.json text sae_export writes (format 5 or 6), malloc'd; NULL with err. */
+char *sae_cfg_dump(const sae_cfg *c, int format, char *err, size_t errlen);
 const char *sae_arch_name(sae_arch a);
 const char *sae_norm_name(sae_norm n);
 /* The model processing (engine/model.h PROC_* flags) the SAE's hook input needs. */
@@ -59,6 +61,9 @@ int sae_cfg_processing(const sae_cfg *c);
 /* Checks that the hook exists in the model and that its width equals d_in (hook_z: n_heads ·
  * d_head). -1 with err naming both numbers. */
 int sae_cfg_check_model(const sae_cfg *c, const hf_config *m, hook_point *hp, char *err, size_t errlen);
+/* The columns of the hook's rows the SAE reads, [*col0, *col0 + d_in): all of them, except
+ * when hook_head_index picks one head of an attn.hook_q/k/v/z. Call after sae_cfg_check_model. */
+void sae_cfg_hook_columns(const sae_cfg *c, const hf_config *m, int *col0, int *ncols);
 
 typedef struct sae_load_opts {
     int fold_dec_norm;               /* SAELens fold_W_dec_norm (refused for topk without rescale) */
@@ -68,8 +73,11 @@ typedef struct sae_load_opts {
 typedef struct sae sae;
 
 /* Loads cfg.json + sae_weights.safetensors (+ sparsity.safetensors when present) onto the
- * backend. Validates tensor presence, shapes against d_in/d_sae/d_out, dtype, NaN/Inf; errors
- * name the file and tensor. */
+ * backend. Validates tensor presence (a tensor the architecture does not have is an error, as
+ * in SAELens' strict load), shapes against d_in/d_sae/d_out, dtype (F32, F16, BF16, F64;
+ * converted to float32), NaN/Inf; errors name the file and tensor. An all-ones scaling_factor
+ * is dropped, any other refused. Sparsity: all values ≥ 0 means raw frequencies (old files),
+ * converted to log10(x + 1e-10). */
 sae *sae_load(const char *dir, saed_backend *be, const sae_load_opts *o, char *err, size_t errlen);
 void sae_free(sae *s);
 const sae_cfg *sae_config(const sae *s);
@@ -81,8 +89,9 @@ int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen);
 
 /* Encode (N,d_in) → (N,d_sae) dense feature activations; both in backend memory. */
 int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen);
-/* Decode (N,d_sae) → (N,d_out) (transcoders: needs x for the skip connection; else x may be
- * NULL). Backend memory. */
+/* Decode (N,d_sae) → (N,d_out) (skip transcoders: needs x for the skip connection;
+ * constant_norm_rescale and layer_norm: needs x, whose per-token statistics norm_out undoes;
+ * else x may be NULL). Backend memory. */
 int sae_decode(sae *s, const float *f, const float *x, int N, float *out, char *err, size_t errlen);
 
 /* Sparse results per token: indices and values of the non-zero activations, sorted by value
@@ -98,9 +107,10 @@ typedef struct sae_sparse {
 int sae_encode_sparse(sae *s, const float *x_host, int N, sae_sparse *out, char *err, size_t errlen);
 void sae_sparse_free(sae_sparse *sp);
 
-/* Writes cfg.json (format 5: flat; 6: with metadata), sae_weights.safetensors (the tensors as
- * loaded, unfolded unless the SAE was loaded folded) and, when log_sparsity is not NULL,
- * sparsity.safetensors, into out_dir (created). -1 with err. */
+/* Writes cfg.json (format 5: flat; 6: with metadata), sae_weights.safetensors (float32, the
+ * tensors as read from the file: no fold applied at load is written, so the export is the SAE
+ * as published; a norm_scaling_factor in use is written to cfg.json) and, when log_sparsity is
+ * not NULL, sparsity.safetensors, into out_dir (created). -1 with err. */
 int sae_export(const sae *s, const char *out_dir, int format, const float *log_sparsity, char *err, size_t errlen);
 
 #endif

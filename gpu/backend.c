@@ -81,6 +81,7 @@ const char *backend_missing_op(const saed_backend *b)
 #define NEED(op) if (!b->op) return #op
     NEED(alloc); NEED(release); NEED(upload); NEED(download); NEED(gemm); NEED(layernorm); NEED(add_bias);
     NEED(gelu); NEED(add); NEED(center_rows); NEED(embed); NEED(copy2d); NEED(attention); NEED(argmax_rows); NEED(topk_rows);
+    NEED(masked_relu); NEED(scale_cols); NEED(scale_rows); NEED(scatter_rows);
 #undef NEED
     return NULL;
 }

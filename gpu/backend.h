@@ -60,6 +60,17 @@ struct saed_backend {
     /* Per-row top k of x (N,C), largest first (ties: lower index first), into host vals and
      * idx (N,k). k <= C. */
     int (*topk_rows)(saed_backend *b, float *vals, int32_t *idx, const float *x, int N, int C, int k);
+    /* out (N,C) = h where h > 0, h > thr[c] (thr (C), or NULL) and gate[r,c] > 0 (gate (N,C),
+     * or NULL), else 0: ReLU, JumpReLU and the gated SAE's mask in one pass. out may equal h. */
+    int (*masked_relu)(saed_backend *b, float *out, const float *h, const float *thr, const float *gate, int N, int C);
+    /* x (N,C) *= s (C) broadcast over rows. */
+    int (*scale_cols)(saed_backend *b, float *x, const float *s, int N, int C);
+    /* Row r of x (N,C) becomes x[r]·scale[r] + shift[r]; scale and shift (N) are host memory,
+     * shift may be NULL. */
+    int (*scale_rows)(saed_backend *b, float *x, const float *scale, const float *shift, int N, int C);
+    /* x (N,C) = 0 except x[r, idx[r,j]] = vals[r,j] for j < k; vals and idx (N,k) are host
+     * memory, as topk_rows leaves them. */
+    int (*scatter_rows)(saed_backend *b, float *x, const float *vals, const int32_t *idx, int N, int C, int k);
 
     void (*destroy)(saed_backend *b);
     void *impl;

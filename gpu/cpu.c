@@ -334,6 +334,81 @@ static int cpu_topk_rows(saed_backend *b, float *vals, int32_t *idx, const float
     return 0;
 }
 
+/* ---- SAE activations ---- */
+
+static void masked_relu_rows(void *ctx, size_t r0, size_t r1)
+{
+    row_job *j = ctx;
+    const int C = j->C;
+    for (size_t r = r0; r < r1; r++) {
+        const float *h = j->in + r * (size_t)C, *g = j->a ? j->a + r * (size_t)C : NULL;
+        float *o = j->out + r * (size_t)C;
+        for (int i = 0; i < C; i++) {
+            int on = h[i] > 0.0f && (!j->w || h[i] > j->w[i]) && (!g || g[i] > 0.0f);
+            o[i] = on ? h[i] : 0.0f;
+        }
+    }
+}
+
+static int cpu_masked_relu(saed_backend *b, float *out, const float *h, const float *thr, const float *gate, int N, int C)
+{
+    (void)b;
+    row_job j = {.out = out, .in = h, .w = thr, .a = gate, .C = C};
+    par_for((size_t)N, 16, masked_relu_rows, &j);
+    return 0;
+}
+
+static void scale_cols_rows(void *ctx, size_t r0, size_t r1)
+{
+    row_job *j = ctx;
+    for (size_t r = r0; r < r1; r++) {
+        float *x = j->x + r * (size_t)j->C;
+        for (int i = 0; i < j->C; i++) x[i] *= j->bias[i];
+    }
+}
+
+static int cpu_scale_cols(saed_backend *b, float *x, const float *s, int N, int C)
+{
+    (void)b;
+    row_job j = {.x = x, .bias = s, .C = C};
+    par_for((size_t)N, 16, scale_cols_rows, &j);
+    return 0;
+}
+
+static void scale_rows_range(void *ctx, size_t r0, size_t r1)
+{
+    row_job *j = ctx;
+    for (size_t r = r0; r < r1; r++) {
+        float *x = j->x + r * (size_t)j->C, sc = j->a[r], sh = j->b ? j->b[r] : 0.0f;
+        for (int i = 0; i < j->C; i++) x[i] = x[i] * sc + sh;
+    }
+}
+
+static int cpu_scale_rows(saed_backend *b, float *x, const float *scale, const float *shift, int N, int C)
+{
+    (void)b;
+    row_job j = {.x = x, .a = scale, .b = shift, .C = C};
+    par_for((size_t)N, 32, scale_rows_range, &j);
+    return 0;
+}
+
+static int cpu_scatter_rows(saed_backend *b, float *x, const float *vals, const int32_t *idx, int N, int C, int k)
+{
+    for (int r = 0; r < N; r++) {
+        float *row = x + (size_t)r * C;
+        memset(row, 0, sizeof(float) * (size_t)C);
+        for (int j = 0; j < k; j++) {
+            int32_t i = idx[(size_t)r * k + j];
+            if (i < 0 || i >= C) {
+                snprintf(b->err, sizeof b->err, "scatter: index %d outside rows of %d", (int)i, C);
+                return -1;
+            }
+            row[i] = vals[(size_t)r * k + j];
+        }
+    }
+    return 0;
+}
+
 static void cpu_destroy(saed_backend *b) { free(b); }
 
 saed_backend *backend_cpu_open(void)
@@ -359,6 +434,10 @@ saed_backend *backend_cpu_open(void)
     b->attention = cpu_attention;
     b->argmax_rows = cpu_argmax_rows;
     b->topk_rows = cpu_topk_rows;
+    b->masked_relu = cpu_masked_relu;
+    b->scale_cols = cpu_scale_cols;
+    b->scale_rows = cpu_scale_rows;
+    b->scatter_rows = cpu_scatter_rows;
     b->destroy = cpu_destroy;
     return b;
 }

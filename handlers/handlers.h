@@ -3,6 +3,11 @@
 #define SAED_HANDLERS_H
 
 #include "server/http.h"
+#include "server/registry.h"
+
+/* Shared reply helpers (common.c). */
+void reply_svc(http_req *r, const svc_err *e);                      /* registry error → status */
+void reply_json_text(http_req *r, int status, const char *text);    /* JSON built by the database */
 
 void h_healthz(http_req *r);
 void h_readyz(http_req *r);
@@ -12,5 +17,10 @@ void h_models_list(http_req *r);
 void h_models_create(http_req *r);
 void h_models_get(http_req *r);
 void h_models_delete(http_req *r);
+void h_saes_list(http_req *r);
+void h_saes_create(http_req *r);
+void h_saes_get(http_req *r);
+void h_saes_delete(http_req *r);
+void h_saes_export(http_req *r);
 
 #endif

@@ -6,23 +6,6 @@
 #include "handlers/handlers.h"
 #include "server/registry.h"
 
-static const int svc_status[] = {
-    [SVC_OK] = 200, [SVC_INVALID] = 400, [SVC_FORBIDDEN] = 403, [SVC_NOT_FOUND] = 404,
-    [SVC_CONFLICT] = 409, [SVC_UNAVAILABLE] = 503, [SVC_INTERNAL] = 500,
-};
-
-static void reply_svc_err(http_req *r, const svc_err *e)
-{
-    if (e->kind == SVC_UNAVAILABLE) http_add_header(r, "Retry-After", "5");
-    http_reply_error(r, svc_status[e->kind], e->code, "%s", e->msg);
-}
-
-/* Replies with JSON text produced by the database (already in the API's shape). */
-static void reply_json_text(http_req *r, int status, const char *text)
-{
-    http_reply_raw(r, status, "application/json", text, strlen(text));
-}
-
 void h_models_list(http_req *r)
 {
     db_conn *c = http_db(r);
@@ -60,7 +43,7 @@ void h_models_create(http_req *r)
     char *json = NULL;
     svc_err e;
     if (registry_model_create(c, app->cfg->data_roots, app->cfg->n_data_roots, id, path, display, &json, &e)) {
-        reply_svc_err(r, &e);
+        reply_svc(r, &e);
         return;
     }
     char loc[300];

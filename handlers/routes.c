@@ -11,5 +11,10 @@ const http_route http_routes[] = {
     {"POST", "/api/models", h_models_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     {"GET", "/api/models/{id}", h_models_get, ROUTE_SCHEMA},
     {"DELETE", "/api/models/{id}", h_models_delete, ROUTE_AUTH | ROUTE_SCHEMA},
+    {"GET", "/api/saes", h_saes_list, ROUTE_SCHEMA},
+    {"POST", "/api/saes", h_saes_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
+    {"GET", "/api/saes/{modelId}/{id}", h_saes_get, ROUTE_SCHEMA},
+    {"DELETE", "/api/saes/{modelId}/{id}", h_saes_delete, ROUTE_AUTH | ROUTE_SCHEMA},
+    {"GET", "/api/saes/{modelId}/{id}/export", h_saes_export, ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

@@ -1,4 +1,5 @@
-/* cmd_engine.c: the engine's command-line entry points (`saed tokenize`, `saed forward`):
+/* cmd_engine.c: the engine's command-line entry points (`saed tokenize`, `saed forward`,
+ * `saed encode`):
  * thin wrappers that read arguments, call engine/, and print JSON. Exit status 0 ok, 1 failure
  * (the message names the file, hook or field), 2 usage. */
 #include "server/cmd_engine.h"
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "engine/model.h"
+#include "engine/sae.h"
 #include "engine/tokenizer.h"
 
 /* Reads all of stdin (for --text omitted). */
@@ -152,6 +154,46 @@ static int parse_ids(const char *s, int32_t **ids, char *err, size_t errlen)
     return n;
 }
 
+/* The token ids of --ids JSON or of --text T (tokenized with the model's tokenizer or
+ * tok_dir), BOS first with prepend_bos. The count, or -1 after printing the problem. */
+static int input_ids(const char *cmd, const char *model_dir, const char *tok_dir, const char *text, const char *ids_json,
+                     int prepend_bos, int32_t **out)
+{
+    char err[1024];
+    int32_t *ids = NULL;
+    int T;
+    tokenizer *tk = NULL;
+    if (ids_json) {
+        if ((T = parse_ids(ids_json, &ids, err, sizeof err)) < 0) {
+            fprintf(stderr, "saed %s: %s\n", cmd, err);
+            return -1;
+        }
+    } else {
+        if (!(tk = load_tokenizer(model_dir, tok_dir, cmd))) return -1;
+        if ((T = tok_encode(tk, text, strlen(text), &ids, err, sizeof err)) < 0) {
+            fprintf(stderr, "saed %s: %s\n", cmd, err);
+            tok_free(tk);
+            return -1;
+        }
+    }
+    if (prepend_bos) {
+        int32_t *b = malloc(sizeof(int32_t) * (T + 1));
+        b[0] = tk ? tok_eos_id(tk) : TOK_GPT2_EOS;
+        memcpy(b + 1, ids, sizeof(int32_t) * T);
+        free(ids);
+        ids = b;
+        T++;
+    }
+    tok_free(tk);
+    if (T == 0) {
+        fprintf(stderr, "saed %s: no tokens (empty text without --prepend-bos)\n", cmd);
+        free(ids);
+        return -1;
+    }
+    *out = ids;
+    return T;
+}
+
 int cmd_forward(const cmd_forward_args *a)
 {
     char err[1024];
@@ -179,39 +221,8 @@ int cmd_forward(const cmd_forward_args *a)
             return 1;
         }
     int32_t *ids = NULL;
-    int T;
-    tokenizer *tk = NULL;
-    if (a->ids_json) {
-        if ((T = parse_ids(a->ids_json, &ids, err, sizeof err)) < 0) {
-            fprintf(stderr, "saed forward: %s\n", err);
-            return 1;
-        }
-    } else {
-        if (!(tk = load_tokenizer(a->model_dir, a->tokenizer_dir, "forward"))) return 1;
-        int32_t *raw = NULL;
-        int n = tok_encode(tk, a->text, strlen(a->text), &raw, err, sizeof err);
-        if (n < 0) {
-            fprintf(stderr, "saed forward: %s\n", err);
-            tok_free(tk);
-            return 1;
-        }
-        T = n;
-        ids = raw;
-    }
-    if (a->prepend_bos) {
-        int32_t *b = malloc(sizeof(int32_t) * (T + 1));
-        b[0] = tk ? tok_eos_id(tk) : TOK_GPT2_EOS;
-        memcpy(b + 1, ids, sizeof(int32_t) * T);
-        free(ids);
-        ids = b;
-        T++;
-    }
-    tok_free(tk);
-    if (T == 0) {
-        fprintf(stderr, "saed forward: no tokens (empty text without --prepend-bos)\n");
-        free(ids);
-        return 1;
-    }
+    int T = input_ids("forward", a->model_dir, a->tokenizer_dir, a->text, a->ids_json, a->prepend_bos, &ids);
+    if (T < 0) return 1;
     saed_backend *be = backend_cpu_open();
     model *m = model_load(a->model_dir, be, err, sizeof err);
     if (!m) {
@@ -255,6 +266,104 @@ int cmd_forward(const cmd_forward_args *a)
     free(logits);
     free(argmax);
     free(ids);
+    model_free(m);
+    backend_close(be);
+    return rc;
+}
+
+/* Copies the hook's (T,width) rows. */
+typedef struct hook_rows {
+    float *x;
+    int T, width;
+} hook_rows;
+
+static int keep_rows(void *ud, hook_point hp, float *act, int B, int T, int width)
+{
+    (void)hp;
+    hook_rows *h = ud;
+    free(h->x);
+    if (!(h->x = malloc(sizeof(float) * (size_t)B * T * width))) return 1;
+    memcpy(h->x, act, sizeof(float) * (size_t)B * T * width);
+    h->T = B * T;
+    h->width = width;
+    return 0;
+}
+
+int cmd_encode(const cmd_encode_args *a)
+{
+    char err[1024];
+    if (!a->model_dir || !a->sae_dir || (!a->text && !a->ids_json) || (a->text && a->ids_json)) {
+        fprintf(stderr, "saed encode: --model DIR, --sae DIR and exactly one of --text T or --ids JSON are required\n");
+        return 2;
+    }
+    /* Configs first: a wrong pairing fails before any weight is read. */
+    sae_cfg sc;
+    hf_config hc;
+    hook_point hp;
+    if (sae_cfg_load(a->sae_dir, &sc, err, sizeof err)) {
+        fprintf(stderr, "saed encode: %s\n", err);
+        return 1;
+    }
+    if (hf_config_load(a->model_dir, &hc, err, sizeof err)) {
+        fprintf(stderr, "saed encode: %s\n", err);
+        sae_cfg_free(&sc);
+        return 1;
+    }
+    int col0, ncols, rc = sae_cfg_check_model(&sc, &hc, &hp, err, sizeof err);
+    if (rc) fprintf(stderr, "saed encode: %s (SAE %s, model %s)\n", err, a->sae_dir, a->model_dir);
+    sae_cfg_hook_columns(&sc, &hc, &col0, &ncols);
+    const int proc = sae_cfg_processing(&sc);
+    hf_config_free(&hc);
+    sae_cfg_free(&sc);
+    if (rc) return 1;
+    int32_t *ids = NULL;
+    int T = input_ids("encode", a->model_dir, a->tokenizer_dir, a->text, a->ids_json, a->prepend_bos, &ids);
+    if (T < 0) return 1;
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(a->model_dir, be, err, sizeof err);
+    sae_load_opts lo = {.fold_dec_norm = a->fold_dec_norm};
+    sae *s = m ? sae_load(a->sae_dir, be, &lo, err, sizeof err) : NULL;
+    hook_rows h = {0};
+    sae_sparse sp = {0};
+    float *x = NULL;
+    rc = 1;
+    if (!s) {
+        fprintf(stderr, "saed encode: %s\n", err);
+        goto done;
+    }
+    const int D = sae_config(s)->d_in;
+    hook_req req = {hp, keep_rows, &h, 0};
+    fwd_opts o = {.processing = proc, .hooks = &req, .nhooks = 1};
+    if (model_forward(m, ids, 1, T, &o, err, sizeof err)) {
+        fprintf(stderr, "saed encode: %s\n", err);
+        goto done;
+    }
+    /* The SAE's columns of the hook (one head when hook_head_index is set). */
+    if (!h.x || h.T != T || col0 + ncols > h.width || ncols != D || !(x = malloc(sizeof(float) * (size_t)T * D))) {
+        fprintf(stderr, "saed encode: the hook gave no usable rows\n");
+        goto done;
+    }
+    for (int t = 0; t < T; t++) memcpy(x + (size_t)t * D, h.x + (size_t)t * h.width + col0, sizeof(float) * D);
+    if (sae_encode_sparse(s, x, T, &sp, err, sizeof err)) {
+        fprintf(stderr, "saed encode: %s\n", err);
+        goto done;
+    }
+    json_t *ji = json_array(), *ja = json_array(), *jl = json_array();
+    for (int t = 0; t < T; t++) {
+        json_t *row = json_array();
+        for (int j = 0; j < sp.count[t]; j++)
+            json_array_append_new(row, json_pack("[i,f]", (int)sp.idx[sp.offset[t] + j], (double)sp.val[sp.offset[t] + j]));
+        json_array_append_new(ji, json_integer(ids[t]));
+        json_array_append_new(ja, row);
+        json_array_append_new(jl, json_integer(sp.count[t]));
+    }
+    rc = print_json(json_pack("{s:o,s:o,s:o}", "ids", ji, "acts", ja, "l0", jl));
+done:
+    sae_sparse_free(&sp);
+    free(x);
+    free(h.x);
+    free(ids);
+    sae_free(s);
     model_free(m);
     backend_close(be);
     return rc;

@@ -1,4 +1,4 @@
-/* cmd_engine.h: `saed tokenize` and `saed forward`. */
+/* cmd_engine.h: `saed tokenize`, `saed forward` and `saed encode`. */
 #ifndef SAED_CMD_ENGINE_H
 #define SAED_CMD_ENGINE_H
 
@@ -10,8 +10,14 @@ typedef struct cmd_forward_args {
     int nhooks, prepend_bos;
 } cmd_forward_args;
 
+typedef struct cmd_encode_args {
+    const char *model_dir, *sae_dir, *tokenizer_dir, *text, *ids_json;
+    int prepend_bos, fold_dec_norm;
+} cmd_encode_args;
+
 /* text NULL: read stdin. */
 int cmd_tokenize(const char *model_dir, const char *tok_dir, const char *text);
 int cmd_forward(const cmd_forward_args *a);
+int cmd_encode(const cmd_encode_args *a);
 
 #endif

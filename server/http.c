@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "server/log.h"
 #include "server/metrics.h"
@@ -194,6 +195,8 @@ void http_add_header(http_req *r, const char *name, const char *value)
     r->n_xh++;
 }
 
+static void send_response(http_req *r, int status, const char *content_type, struct MHD_Response *resp);
+
 void http_reply_raw(http_req *r, int status, const char *content_type, const char *body, size_t len)
 {
     if (r->replied) {
@@ -203,7 +206,26 @@ void http_reply_raw(http_req *r, int status, const char *content_type, const cha
     r->replied = true;
     r->status = status;
     r->bytes = len;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    send_response(r, status, content_type, MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY));
+}
+
+void http_reply_fd(http_req *r, int status, const char *content_type, int fd, size_t size)
+{
+    if (r->replied) {
+        log_error("handler replied twice to %s %s", r->method, r->path);
+        close(fd);
+        return;
+    }
+    r->replied = true;
+    r->status = status;
+    r->bytes = size;
+    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+    if (!resp) close(fd);
+    send_response(r, status, content_type, resp);
+}
+
+static void send_response(http_req *r, int status, const char *content_type, struct MHD_Response *resp)
+{
     if (!resp) {
         r->queue_failed = true;
         return;

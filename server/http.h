@@ -57,6 +57,8 @@ db_conn *http_db(http_req *r);
 void http_add_header(http_req *r, const char *name, const char *value);
 void http_reply_json(http_req *r, int status, json_t *body);   /* steals body */
 void http_reply_raw(http_req *r, int status, const char *content_type, const char *body, size_t len);
+/* Streams size bytes from fd (from offset 0); the fd is closed once sent. */
+void http_reply_fd(http_req *r, int status, const char *content_type, int fd, size_t size);
 void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Maps a failed database result to 409/503/500 with a message; never exposes SQL text for 500. */

@@ -31,6 +31,13 @@ static void usage(FILE *f)
             "  forward --model DIR (--text T | --ids JSON) [--prepend-bos] [--hook NAME]...\n"
             "          [--processing none|center_writing_weights|fold_value_biases|tl] [--tokenizer DIR]\n"
             "                        run the model; print hook values, last logits and argmax as JSON\n"
+            "  encode --model DIR --sae DIR (--text T | --ids JSON) [--prepend-bos] [--fold-dec-norm]\n"
+            "         [--tokenizer DIR]     print each token's active SAE features as JSON\n"
+            "  import-sae --model ID --path DIR [--id ID] [--set-name NAME] [--hf-repo-id R] [--hf-folder-id F]\n"
+            "             [--description TEXT]\n"
+            "                        register a SAELens SAE folder for a registered model\n"
+            "  export-sae --model ID --sae ID --out DIR [--format saelens-v6|saelens-v5]\n"
+            "                        write a registered SAE back in SAELens layout + pretrained_saes.yaml\n"
             "  version               print the version and the compute backends available\n"
             "  config-docs           print the options as a Markdown table (README)\n"
             "  help, --help          this text\n\n",
@@ -130,6 +137,49 @@ static int cmd_import_model(saed_config *cfg, const char *id, const char *path, 
     return rc == 0 ? 0 : (e.kind == SVC_CONFLICT ? 3 : 1);
 }
 
+static int cmd_import_sae(saed_config *cfg, const sae_reg *in)
+{
+    char err[1024];
+    if (!in->model_id || !in->path) {
+        fprintf(stderr, "saed import-sae: --model and --path are required\n");
+        return 2;
+    }
+    db_conn *c = db_connect(cfg->database_url, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "saed import-sae: cannot connect to the database (DATABASE_URL): %s\n", err);
+        return 1;
+    }
+    char *json = NULL;
+    svc_err e;
+    int rc = registry_sae_create(c, cfg->data_roots, cfg->n_data_roots, in, &json, &e);
+    if (rc) fprintf(stderr, "saed import-sae: %s\n", e.msg);
+    else printf("%s\n", json);
+    free(json);
+    db_close(c);
+    return rc == 0 ? 0 : (e.kind == SVC_CONFLICT ? 3 : 1);
+}
+
+static int cmd_export_sae(saed_config *cfg, const char *model, const char *sae_id, const char *out, const char *fmt)
+{
+    char err[1024];
+    int format = !fmt || !strcmp(fmt, "saelens-v6") ? 6 : !strcmp(fmt, "saelens-v5") ? 5 : 0;
+    if (!model || !sae_id || !out || !format) {
+        fprintf(stderr, "saed export-sae: --model, --sae and --out are required; --format is saelens-v6 or saelens-v5\n");
+        return 2;
+    }
+    db_conn *c = db_connect(cfg->database_url, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "saed export-sae: cannot connect to the database (DATABASE_URL): %s\n", err);
+        return 1;
+    }
+    svc_err e;
+    int rc = registry_sae_export(c, model, sae_id, format, out, &e);
+    if (rc) fprintf(stderr, "saed export-sae: %s\n", e.msg);
+    else printf("exported %s/%s to %s (SAELens v%d)\n", model, sae_id, out, format);
+    db_close(c);
+    return rc ? 1 : 0;
+}
+
 static int cmd_version(void)
 {
     char err[512];
@@ -163,8 +213,30 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-    const char *id = NULL, *path = NULL, *display = NULL;
+    const char *id = NULL, *path = NULL, *display = NULL, *fmt = NULL;
+    sae_reg sr = {0};
     int missing = 0;
+    if (!strcmp(cmd, "encode")) {
+        cmd_encode_args ea = {0};
+        ea.model_dir = take_flag(&ac, av, "--model", &missing);
+        ea.sae_dir = take_flag(&ac, av, "--sae", &missing);
+        ea.tokenizer_dir = take_flag(&ac, av, "--tokenizer", &missing);
+        ea.text = take_flag(&ac, av, "--text", &missing);
+        ea.ids_json = take_flag(&ac, av, "--ids", &missing);
+        for (int i = 0; i < ac; i++) {
+            int *sw = !strcmp(av[i], "--prepend-bos") ? &ea.prepend_bos : !strcmp(av[i], "--fold-dec-norm") ? &ea.fold_dec_norm : NULL;
+            if (!sw) continue;
+            *sw = 1;
+            memmove(&av[i], &av[i + 1], (size_t)(ac - i - 1) * sizeof *av);
+            ac--;
+            i--;
+        }
+        if (missing || ac) {
+            fprintf(stderr, "saed encode: %s (see saed --help)\n", missing ? "a flag is missing its value" : "unexpected argument");
+            return 2;
+        }
+        return cmd_encode(&ea);
+    }
     if (!strcmp(cmd, "tokenize") || !strcmp(cmd, "forward")) {
         cmd_forward_args fa = {0};
         fa.model_dir = take_flag(&ac, av, "--model", &missing);
@@ -192,12 +264,25 @@ int main(int argc, char **argv)
         id = take_flag(&ac, av, "--id", &missing);
         path = take_flag(&ac, av, "--path", &missing);
         display = take_flag(&ac, av, "--display-name", &missing);
-        if (missing) {
-            fprintf(stderr, "saed import-model: a flag is missing its value\n");
-            return 2;
-        }
+    } else if (!strcmp(cmd, "import-sae")) {
+        sr.model_id = take_flag(&ac, av, "--model", &missing);
+        sr.path = take_flag(&ac, av, "--path", &missing);
+        sr.id = take_flag(&ac, av, "--id", &missing);
+        sr.set_name = take_flag(&ac, av, "--set-name", &missing);
+        sr.hf_repo_id = take_flag(&ac, av, "--hf-repo-id", &missing);
+        sr.hf_folder_id = take_flag(&ac, av, "--hf-folder-id", &missing);
+        sr.description = take_flag(&ac, av, "--description", &missing);
+    } else if (!strcmp(cmd, "export-sae")) {
+        sr.model_id = take_flag(&ac, av, "--model", &missing);
+        sr.id = take_flag(&ac, av, "--sae", &missing);
+        sr.path = take_flag(&ac, av, "--out", &missing);
+        fmt = take_flag(&ac, av, "--format", &missing);
     } else if (strcmp(cmd, "serve") && strcmp(cmd, "migrate")) {
         fprintf(stderr, "saed: unknown command '%s' (see saed --help)\n", cmd);
+        return 2;
+    }
+    if (missing) {
+        fprintf(stderr, "saed %s: a flag is missing its value\n", cmd);
         return 2;
     }
     saed_config cfg;
@@ -205,6 +290,8 @@ int main(int argc, char **argv)
     int rc;
     if (!strcmp(cmd, "serve")) rc = serve_main(&cfg);
     else if (!strcmp(cmd, "migrate")) rc = cmd_migrate(&cfg);
+    else if (!strcmp(cmd, "import-sae")) rc = cmd_import_sae(&cfg, &sr);
+    else if (!strcmp(cmd, "export-sae")) rc = cmd_export_sae(&cfg, sr.model_id, sr.id, sr.path, fmt);
     else rc = cmd_import_model(&cfg, id, path, display);
     config_free(&cfg);
     return rc;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/hfconfig.h"
+#include "engine/safetensors.h"
 #include "server/log.h"
 #include "server/paths.h"
 
@@ -73,6 +74,21 @@ int registry_model_create(db_conn *c, char *const *roots, int nroots, const char
     char err[600];
     if (hf_config_load(real, &hc, err, sizeof err))
         return set(e, SVC_INVALID, "invalid_model", "path: %s", err);
+    /* The tensor index (headers only; no weight is read): the embedding must be there. */
+    st_file *st = st_open(real, err, sizeof err);
+    if (!st) {
+        hf_config_free(&hc);
+        return set(e, SVC_INVALID, "invalid_model", "path: %s", err);
+    }
+    const st_tensor *wte = st_find(st, "transformer.wte.weight");
+    if (!wte) wte = st_find(st, "wte.weight");
+    int wte_ok = wte && wte->ndim == 2 && wte->shape[0] == hc.vocab_size && wte->shape[1] == hc.d_model;
+    st_close(st);
+    if (!wte_ok) {
+        hf_config_free(&hc);
+        return set(e, SVC_INVALID, "invalid_model", "path: the weights have no wte.weight of shape [%d, %d] (vocab_size, n_embd)",
+                   hc.vocab_size, hc.d_model);
+    }
     char layers[16], dim[16], ctx[16], vocab[16];
     snprintf(layers, sizeof layers, "%d", hc.n_layer);
     snprintf(dim, sizeof dim, "%d", hc.d_model);

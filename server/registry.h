@@ -19,6 +19,19 @@ typedef struct svc_err {
 int registry_model_create(db_conn *c, char *const *roots, int nroots, const char *id, const char *path,
                           const char *display_name, char **json_out, svc_err *e);
 
+/* Registers a SAELens folder for a registered model: cfg and weights validated, the hook's
+ * width checked against the model. id and set_name are derived when NULL (Neuronpedia's
+ * "{layer}-{setName}"). */
+typedef struct sae_reg {
+    const char *model_id, *id, *path, *set_name, *hf_repo_id, *hf_folder_id, *description;
+} sae_reg;
+int registry_sae_create(db_conn *c, char *const *roots, int nroots, const sae_reg *in, char **json_out, svc_err *e);
+
+/* Exports a registered SAE to out_dir in SAELens layout (format 5 or 6) plus a
+ * pretrained_saes.yaml snippet; sparsity.safetensors when dashboards measured the density. */
+int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, int format, const char *out_dir,
+                        svc_err *e);
+
 /* Returns 1 when the id is a valid model/SAE id. */
 int registry_id_valid(const char *id);
 

@@ -180,7 +180,7 @@ TEST(api_sigterm_lets_in_flight_request_finish)
 
 TEST(cli_config_errors_stop_startup)
 {
-    char out[2048], err[2048];
+    static char out[1 << 16], err[1 << 16];
     CHECK_INT(saed_run((const char *const[]){"serve", "--body-limit", "10X", NULL}, out, sizeof out, err, sizeof err), 2);
     CHECK_CONTAINS(err, "--body-limit");
     CHECK_INT(saed_run((const char *const[]){"serve", "--http-threads", "9999", NULL}, out, sizeof out, err, sizeof err), 2);

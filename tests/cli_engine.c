@@ -1,7 +1,8 @@
-/* cli_engine.c: `saed tokenize` and `saed forward` as an operator runs them. */
+/* cli_engine.c: `saed tokenize`, `saed forward` and `saed encode` as an operator runs them. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/srv.h"
 #include "tests/t.h"
@@ -71,4 +72,160 @@ TEST(cli_forward_errors_name_the_problem)
     CHECK_INT(saed_run((const char *const[]){"tokenize", "--model", "tests/data", "--text", "x", NULL}, out, sizeof out,
                        err, sizeof err), 1);
     CHECK_CONTAINS(err, "tokenizer");
+}
+
+/* The SAELens reference case for one SAE, sequence and input mode. */
+static json_t *sae_case(const char *sae, const char *name, const char *mode)
+{
+    FILE *f = fopen("tests/data/sae/sae_cases.jsonl", "r");
+    char *line = NULL;
+    size_t cap = 0;
+    json_t *found = NULL;
+    while (f && !found && getline(&line, &cap, f) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (!strcmp(json_string_value(json_object_get(j, "sae")), sae) &&
+            !strcmp(json_string_value(json_object_get(j, "case")), name) &&
+            !strcmp(json_string_value(json_object_get(j, "input_mode")), mode))
+            found = j;
+        else
+            json_decref(j);
+    }
+    free(line);
+    if (f) fclose(f);
+    return found;
+}
+
+/* saed encode's acts for one token (by value, descending) against the case's [[index, value], …]
+ * (by index): the same features with the same values. */
+static void check_acts(json_t *got, json_t *want, int t)
+{
+    CHECK_INT(json_array_size(got), json_array_size(want));
+    for (size_t j = 0; j < json_array_size(got); j++) {
+        json_t *g = json_array_get(got, j), *w = NULL;
+        long long i = json_integer_value(json_array_get(g, 0));
+        for (size_t k = 0; k < json_array_size(want) && !w; k++)
+            if (json_integer_value(json_array_get(json_array_get(want, k), 0)) == i) w = json_array_get(want, k);
+        if (!w) t_fail(__FILE__, __LINE__, "token %d: feature %lld is not in the reference", t, i);
+        else CHECK_NEAR(json_number_value(json_array_get(g, 1)), json_number_value(json_array_get(w, 1)), 1e-4);
+        if (j) CHECK(json_number_value(json_array_get(g, 1)) <= json_number_value(json_array_get(json_array_get(got, j - 1), 1)));
+    }
+}
+
+TEST(cli_encode_matches_saelens)
+{
+    static char out[1 << 20], err[4096];
+    json_t *cs = sae_case("tiny-a-res-topk", "fox_bos", "raw");
+    CHECK(cs != NULL);
+    if (!cs) return;
+    /* --ids as the case has them, then the same sequence from --text with --prepend-bos. */
+    char *ids = json_dumps(json_object_get(cs, "ids"), JSON_COMPACT);
+    for (int pass = 0; pass < 2; pass++) {
+        int rc = pass == 0 ? saed_run((const char *const[]){"encode", "--model", TINY, "--sae", "tests/data/sae/tiny-a-res-topk",
+                                                            "--ids", ids, NULL}, out, sizeof out, err, sizeof err)
+                           : saed_run((const char *const[]){"encode", "--model", TINY, "--sae", "tests/data/sae/tiny-a-res-topk",
+                                                            "--text", "The quick brown fox jumps over the lazy dog.",
+                                                            "--prepend-bos", NULL}, out, sizeof out, err, sizeof err);
+        CHECK_INT(rc, 0);
+        json_t *j = json_loads(out, 0, NULL);
+        CHECK(j != NULL);
+        CHECK(json_equal(json_object_get(j, "ids"), json_object_get(cs, "ids")));
+        json_t *acts = json_object_get(j, "acts"), *l0 = json_object_get(j, "l0");
+        CHECK_INT(json_array_size(acts), 11);
+        for (size_t t = 0; t < json_array_size(acts); t++) {
+            check_acts(json_array_get(acts, t), json_array_get(json_object_get(cs, "acts"), t), (int)t);
+            CHECK_INT(json_integer_value(json_array_get(l0, t)), json_integer_value(json_array_get(json_object_get(cs, "l0"), t)));
+        }
+        json_decref(j);
+    }
+    free(ids);
+    json_decref(cs);
+
+    /* The legacy cfg of the standard SAE, centered by its cfg: the centered reference. */
+    char dir[] = "/tmp/saed-cli-sae-XXXXXX", p[256], real[4096];
+    CHECK(mkdtemp(dir) != NULL);
+    cs = sae_case("tiny-a-res-standard", "ioi_bos", "centered");
+    CHECK(cs != NULL);
+    snprintf(p, sizeof p, "%s/cfg.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"architecture\":\"standard\",\"d_in\":64,\"d_sae\":512,\"hook_point\":\"blocks.1.hook_resid_pre\","
+          "\"activation_fn\":\"relu\",\"model_from_pretrained_kwargs\":{\"center_writing_weights\":true}}", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/sae_weights.safetensors", dir);
+    CHECK(realpath("tests/data/sae/tiny-a-res-standard/sae_weights.safetensors", real) != NULL);
+    CHECK_INT(symlink(real, p), 0);
+    ids = cs ? json_dumps(json_object_get(cs, "ids"), JSON_COMPACT) : NULL;
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", dir, "--ids", ids ? ids : "[1]", NULL}, out,
+                       sizeof out, err, sizeof err), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *acts = json_object_get(j, "acts");
+    CHECK_INT(json_array_size(acts), 15);
+    for (size_t t = 0; cs && t < json_array_size(acts); t++) {
+        /* Standard SAEs may differ on values below 1e-5 (|pre| reaches 3e-5 here). */
+        json_t *got = json_array_get(acts, t), *want = json_array_get(json_object_get(cs, "acts"), t);
+        json_t *g = json_array(), *w = json_array();
+        for (size_t k = 0; k < json_array_size(got); k++)
+            if (json_number_value(json_array_get(json_array_get(got, k), 1)) >= 1e-5) json_array_append(g, json_array_get(got, k));
+        for (size_t k = 0; k < json_array_size(want); k++)
+            if (json_number_value(json_array_get(json_array_get(want, k), 1)) >= 1e-5) json_array_append(w, json_array_get(want, k));
+        check_acts(g, w, (int)t);
+        json_decref(g);
+        json_decref(w);
+    }
+    json_decref(j);
+    free(ids);
+    json_decref(cs);
+
+    /* --fold-dec-norm: the decoder rows are unit already, so the same activations. */
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", "tests/data/sae/tiny-a-res-jumprelu",
+                                             "--ids", "[50256, 464]", "--fold-dec-norm", NULL}, out, sizeof out, err, sizeof err), 0);
+    CHECK_CONTAINS(out, "\"ids\":[50256,464]");
+    CHECK_CONTAINS(out, "\"l0\":[");
+    unlink(p);
+    snprintf(p, sizeof p, "%s/cfg.json", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+TEST(cli_encode_errors_name_the_problem)
+{
+    static char out[1 << 16], err[4096];
+    const char *topk = "tests/data/sae/tiny-a-res-topk";
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--ids", "[1]", NULL}, out, sizeof out, err, sizeof err), 2);
+    CHECK_CONTAINS(err, "--sae DIR");
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", topk, NULL}, out, sizeof out, err, sizeof err), 2);
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", topk, "--ids", "[1]", "--bogus", NULL}, out,
+                       sizeof out, err, sizeof err), 2);
+    CHECK_CONTAINS(err, "unexpected argument");
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", "/nonexistent-sae", "--ids", "[1]", NULL}, out,
+                       sizeof out, err, sizeof err), 1);
+    CHECK_CONTAINS(err, "/nonexistent-sae/cfg.json");
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", topk, "--ids", "[1]", "--fold-dec-norm", NULL},
+                       out, sizeof out, err, sizeof err), 1);
+    CHECK_CONTAINS(err, "fold_dec_norm is not defined for topk without rescale_acts_by_decoder_norm");
+    CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", topk, "--ids", "[1, 99999999]", NULL}, out,
+                       sizeof out, err, sizeof err), 1);
+    CHECK_CONTAINS(err, "outside the vocabulary");
+
+    /* A cfg whose hook does not fit the model: d_in against the width, the layer against it. */
+    char dir[] = "/tmp/saed-cli-sae-XXXXXX", p[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(p, sizeof p, "%s/cfg.json", dir);
+    static const char *const cfgs[][2] = {
+        {"{\"d_in\":64,\"d_sae\":512,\"hook_name\":\"blocks.0.mlp.hook_post\"}", "SAE d_in 64 does not match the width 256"},
+        {"{\"d_in\":64,\"d_sae\":512,\"hook_name\":\"blocks.5.hook_resid_pre\"}", "layer 5 out of range"},
+        {"{\"d_in\":64,\"d_sae\":512,\"hook_name\":\"blocks.0.hook_foo\"}", "field 'hook_name'"},
+        {"{\"d_in\":64,\"d_sae\":512,\"hook_name\":\"blocks.0.hook_resid_pre\",\"architecture\":\"crosscoder\"}",
+         "field 'architecture': unknown architecture 'crosscoder'"},
+        {"{\"d_in\":64,\"d_sae\":512,\"hook_name\":\"blocks.0.hook_resid_pre\"}", "sae_weights.safetensors"},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
+        FILE *f = fopen(p, "w");
+        fputs(cfgs[i][0], f);
+        fclose(f);
+        CHECK_INT(saed_run((const char *const[]){"encode", "--model", TINY, "--sae", dir, "--ids", "[1]", NULL}, out, sizeof out,
+                           err, sizeof err), 1);
+        CHECK_CONTAINS(err, cfgs[i][1]);
+    }
+    unlink(p);
+    rmdir(dir);
 }
