@@ -1,0 +1,218 @@
+/* dash_weights.c: the dashboard quantities that come from the weights alone (dashboard.h):
+ * logit lens W_dec[i] @ W_U with top/bottom logits and a torch.histc histogram, neuron
+ * alignment, and decoder cosine-similarity neighbours against every feature of the SAE.
+ * Products are blocked cblas_sgemm calls so memory stays O(block · (V + d_sae)); selection
+ * runs per row on the par.c pool between them. No streaming state, no I/O. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/dashboard.h" // defines: dash_weights, dash_feature, dash_histc_bin, dash_linspace
+#include "gpu/par.h"          // defines: par_for
+
+#define BLOCK_FLOATS (4u << 20) /* floats per GEMM output block (16 MB) */
+
+void dash_wopts_default(dash_wopts *o)
+{
+    o->logit_k = 10;
+    o->logit_bins = 50;
+    o->cos_k = 10;
+}
+
+/* Bounded selection kept sorted best first: larger v (smaller when low), then lower index.
+ * Rows are scanned in increasing index, so a tie never displaces an entry. */
+static void sel_offer(int32_t *idx, float *val, int *n, int k, float v, int i, int low)
+{
+    if (k <= 0) return;
+    int m = *n;
+    if (m == k && !(low ? v < val[m - 1] : v > val[m - 1])) return;
+    if (m < k) m++;
+    int p = m - 1;
+    while (p > 0 && (low ? v < val[p - 1] : v > val[p - 1])) {
+        idx[p] = idx[p - 1];
+        val[p] = val[p - 1];
+        p--;
+    }
+    idx[p] = i;
+    val[p] = v;
+    *n = m;
+}
+
+typedef struct wjob {
+    const dash_wopts *o;
+    const float *W_dec, *C, *nrm;
+    float *edges;             /* (block rows, logit_bins + 1) scratch */
+    int d_sae, d_in, V, f0, r0;
+    dash_feature *out;
+} wjob;
+
+static void logit_rows(void *ctx, size_t begin, size_t end)
+{
+    wjob *w = ctx;
+    int nb = w->o->logit_bins;
+    for (size_t r = begin; r < end; r++) {
+        const float *l = w->C + r * (size_t)w->V;
+        dash_feature *f = &w->out[w->r0 + (int)r];
+        int np = 0, nn = 0, k = f->n_logits;
+        float lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < w->V; i++) {
+            float v = l[i];
+            if (v != v) continue;
+            sel_offer(f->pos_ids, f->pos_values, &np, k, v, i, 0);
+            sel_offer(f->neg_ids, f->neg_values, &nn, k, v, i, 1);
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+        f->n_logits = np;
+        memset(f->logit_hist_heights, 0, (size_t)nb * sizeof *f->logit_hist_heights);
+        if (!(lo <= hi)) {
+            f->n_logit_hist = 0;
+            continue;
+        }
+        if (lo == hi) { /* torch.histc widens an empty range by 1 on each side */
+            lo = (float)((double)lo - 1);
+            hi = (float)((double)hi + 1);
+        }
+        for (int i = 0; i < w->V; i++)
+            if (l[i] == l[i]) f->logit_hist_heights[dash_histc_bin(l[i], lo, hi, nb)]++;
+        dash_linspace(lo, hi, nb + 1, w->edges + r * ((size_t)nb + 1));
+        const float *e = w->edges + r * ((size_t)nb + 1);
+        for (int i = 0; i < nb; i++) f->logit_hist_values[i] = (e[i] + e[i + 1]) / 2;
+        f->n_logit_hist = nb;
+    }
+}
+
+static void cos_rows(void *ctx, size_t begin, size_t end)
+{
+    wjob *w = ctx;
+    for (size_t r = begin; r < end; r++) {
+        const float *c = w->C + r * (size_t)w->d_sae;
+        dash_feature *f = &w->out[w->r0 + (int)r];
+        int self = f->index, n = 0, k = f->n_cos;
+        double ni = w->nrm[self];
+        for (int b = 0; b < w->d_sae; b++) {
+            if (b == self) continue;
+            double d = ni * w->nrm[b];
+            sel_offer(f->cos_idx, f->cos_values, &n, k, d > 0 ? (float)(c[b] / d) : 0.0f, b, 0);
+        }
+        f->n_cos = n;
+    }
+}
+
+static void align_rows(void *ctx, size_t begin, size_t end)
+{
+    wjob *w = ctx;
+    for (size_t r = begin; r < end; r++) {
+        dash_feature *f = &w->out[r];
+        const float *row = w->W_dec + (size_t)f->index * w->d_in;
+        double l1 = 0;
+        int n = 0;
+        for (int i = 0; i < w->d_in; i++) {
+            l1 += fabs((double)row[i]);
+            sel_offer(f->align_idx, f->align_values, &n, DASH_TOP3, row[i], i, 0);
+        }
+        f->n_align = n;
+        for (int i = 0; i < n; i++) f->align_l1[i] = l1 > 0 ? (float)(fabs((double)f->align_values[i]) / l1) : 0.0f;
+    }
+}
+
+static void norm_rows(void *ctx, size_t begin, size_t end)
+{
+    wjob *w = ctx;
+    float *nrm = (float *)w->nrm;
+    for (size_t r = begin; r < end; r++) {
+        const float *row = w->W_dec + r * (size_t)w->d_in;
+        double s = 0;
+        for (int i = 0; i < w->d_in; i++) s += (double)row[i] * row[i];
+        nrm[r] = (float)sqrt(s);
+    }
+}
+
+static int werr(char *err, size_t errlen, const char *msg)
+{
+    if (err && errlen) snprintf(err, errlen, "dash_weights: %s", msg);
+    return -1;
+}
+
+int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, const float *W_U, int V,
+                 int wu_rows_are_tokens, int f0, int f1, dash_feature *out, char *err, size_t errlen)
+{
+    dash_wopts d;
+    if (!o) {
+        dash_wopts_default(&d);
+        o = &d;
+    }
+    if (!W_dec || !out || d_sae < 1 || d_in < 1) return werr(err, errlen, "W_dec (d_sae, d_in) is required");
+    if (f0 < 0 || f1 <= f0 || f1 > d_sae) return werr(err, errlen, "feature range outside [0, d_sae)");
+    if (W_U && V < 1) return werr(err, errlen, "V must be >= 1");
+    if (o->logit_k < 0 || o->logit_bins < 1 || o->logit_bins > 100000 || o->cos_k < 0)
+        return werr(err, errlen, "logit_k, cos_k must be >= 0 and logit_bins in 1..100000");
+    int n = f1 - f0, kl = W_U ? (o->logit_k < V ? o->logit_k : V) : 0;
+    int kc = o->cos_k < d_sae - 1 ? o->cos_k : d_sae - 1;
+    for (int i = 0; i < n; i++) {
+        dash_feature *f = &out[i];
+        f->index = f0 + i;
+        if (W_U) {
+            f->n_logits = kl;
+            f->pos_ids = malloc(((size_t)kl + 1) * sizeof *f->pos_ids);
+            f->neg_ids = malloc(((size_t)kl + 1) * sizeof *f->neg_ids);
+            f->pos_values = malloc(((size_t)kl + 1) * sizeof *f->pos_values);
+            f->neg_values = malloc(((size_t)kl + 1) * sizeof *f->neg_values);
+            f->logit_hist_values = malloc((size_t)o->logit_bins * sizeof *f->logit_hist_values);
+            f->logit_hist_heights = malloc((size_t)o->logit_bins * sizeof *f->logit_hist_heights);
+            if (!f->pos_ids || !f->neg_ids || !f->pos_values || !f->neg_values || !f->logit_hist_values ||
+                !f->logit_hist_heights)
+                return werr(err, errlen, "out of memory");
+        }
+        f->n_cos = kc;
+        f->cos_idx = malloc(((size_t)kc + 1) * sizeof *f->cos_idx);
+        f->cos_values = malloc(((size_t)kc + 1) * sizeof *f->cos_values);
+        if (!f->cos_idx || !f->cos_values) return werr(err, errlen, "out of memory");
+    }
+    wjob w = {o, W_dec, NULL, NULL, NULL, d_sae, d_in, V, f0, 0, out};
+    par_for((size_t)n, 64, align_rows, &w);
+
+    int width = W_U && V > d_sae ? V : d_sae;
+    int rb = (int)(BLOCK_FLOATS / (unsigned)width);
+    if (rb < 1) rb = 1;
+    if (rb > n) rb = n;
+    float *C = malloc((size_t)rb * width * sizeof *C);
+    float *nrm = malloc((size_t)d_sae * sizeof *nrm);
+    float *edges = malloc((size_t)rb * ((size_t)o->logit_bins + 1) * sizeof *edges);
+    if (!C || !nrm || !edges) {
+        free(C);
+        free(nrm);
+        free(edges);
+        return werr(err, errlen, "out of memory");
+    }
+    w.C = C;
+    w.nrm = nrm;
+    w.edges = edges;
+    if (W_U)
+        for (int r0 = 0; r0 < n; r0 += rb) {
+            int m = n - r0 < rb ? n - r0 : rb;
+            /* logits (m, V) = W_dec[f0+r0 ..] (m, d_in) · W_U (d_in, V); wte (V, d_in) is W_U^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, wu_rows_are_tokens ? CblasTrans : CblasNoTrans, m, V, d_in,
+                        1.0f, W_dec + (size_t)(f0 + r0) * d_in, d_in, W_U, wu_rows_are_tokens ? d_in : V, 0.0f, C,
+                        V);
+            w.r0 = r0;
+            par_for((size_t)m, 4, logit_rows, &w);
+        }
+    if (kc > 0) {
+        par_for((size_t)d_sae, 256, norm_rows, &w);
+        for (int r0 = 0; r0 < n; r0 += rb) {
+            int m = n - r0 < rb ? n - r0 : rb;
+            /* dots (m, d_sae) = W_dec[f0+r0 ..] (m, d_in) · W_dec^T (d_in, d_sae) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, d_sae, d_in, 1.0f,
+                        W_dec + (size_t)(f0 + r0) * d_in, d_in, W_dec, d_in, 0.0f, C, d_sae);
+            w.r0 = r0;
+            par_for((size_t)m, 4, cos_rows, &w);
+        }
+    }
+    free(C);
+    free(nrm);
+    free(edges);
+    return 0;
+}
