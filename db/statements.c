@@ -74,6 +74,64 @@ const db_statement db_statements[DB_N_STMTS] = {
     [DB_SAE_DENSITY] = {"sae_density",
         "SELECT frac_nonzero FROM features WHERE \"modelId\" = $1 AND layer = $2 ORDER BY \"indexInt\"", 2, 1},
 
+    /* ---- job queue (River-style; see db/jobs.h) ---- */
+    [DB_JOB_ENQUEUE] = {"job_enqueue",
+        "INSERT INTO jobs (kind, payload, priority, max_attempts, \"modelId\", \"saeId\")"
+        " VALUES ($1, $2::jsonb, $3, $4, $5, $6) RETURNING id", 6, 0},
+    /* One job, highest priority first, oldest first; SKIP LOCKED lets concurrent claimers pass
+     * each other instead of queueing on the same row. */
+    [DB_JOB_CLAIM] = {"job_claim",
+        "UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $1,"
+        " lease_expires_at = now() + make_interval(secs => $2::int), heartbeat_at = now(),"
+        " started_at = coalesce(started_at, now())"
+        " WHERE id = (SELECT id FROM jobs WHERE state = 'available' AND run_after <= now() AND kind = ANY($3::text[])"
+        " ORDER BY priority DESC, run_after, id FOR UPDATE SKIP LOCKED LIMIT 1)"
+        " RETURNING id, kind, payload::text, attempt, max_attempts", 3, 0},
+    /* Extends the lease of a job this worker still holds; no row = the lease was lost. */
+    [DB_JOB_HEARTBEAT] = {"job_heartbeat",
+        "UPDATE jobs SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $4::int),"
+        " progress = coalesce($5::jsonb, progress)"
+        " WHERE id = $1 AND state = 'running' AND attempt = $2 AND worker_id = $3 RETURNING cancel_requested", 5, 0},
+    /* Completion is accepted only from the lease holder of this attempt. */
+    [DB_JOB_COMPLETE] = {"job_complete",
+        "UPDATE jobs SET state = 'completed', finished_at = now(), lease_expires_at = NULL, progress = coalesce($3::jsonb, progress)"
+        " WHERE id = $1 AND state = 'running' AND attempt = $2 RETURNING id", 3, 0},
+    /* A failed attempt: back to the queue after attempt^4 seconds, or failed for good. */
+    [DB_JOB_RETRY_OR_FAIL] = {"job_retry_or_fail",
+        "UPDATE jobs SET"
+        " state = CASE WHEN attempt < max_attempts AND NOT $4::boolean THEN 'available' ELSE 'failed' END,"
+        " run_after = now() + make_interval(secs => power(attempt, 4)::int),"
+        " finished_at = CASE WHEN attempt < max_attempts AND NOT $4::boolean THEN NULL ELSE now() END,"
+        " worker_id = NULL, lease_expires_at = NULL,"
+        " errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), 'error', $3::text))"
+        " WHERE id = $1 AND state = 'running' AND attempt = $2 RETURNING state", 4, 0},
+    [DB_JOB_CANCELLED] = {"job_cancelled",
+        "UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL"
+        " WHERE id = $1 AND state = 'running' AND attempt = $2 RETURNING id", 2, 0},
+    /* Cancellation: a queued job ends at once; a running one is flagged and its worker stops
+     * between batches. */
+    [DB_JOB_REQUEST_CANCEL] = {"job_request_cancel",
+        "UPDATE jobs SET cancel_requested = true,"
+        " state = CASE WHEN state = 'available' THEN 'cancelled' ELSE state END,"
+        " finished_at = CASE WHEN state = 'available' THEN now() ELSE finished_at END"
+        " WHERE id = $1 AND state IN ('available', 'running') RETURNING state", 1, 0},
+    /* Leases that expired (worker died): back to available, or failed when out of attempts. */
+    [DB_JOB_SWEEP] = {"job_sweep",
+        "UPDATE jobs SET"
+        " state = CASE WHEN attempt < max_attempts THEN 'available' ELSE 'failed' END,"
+        " finished_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,"
+        " errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(),"
+        " 'error', 'lease expired (worker ' || coalesce(worker_id, '?') || ' stopped heartbeating)')),"
+        " worker_id = NULL, lease_expires_at = NULL"
+        " WHERE state = 'running' AND lease_expires_at < now() RETURNING id", 0, 0},
+    [DB_JOB_GET] = {"job_get",
+        "SELECT row_to_json(v)::text FROM (SELECT id, kind, state, priority, payload, progress, attempt,"
+        " max_attempts AS \"maxAttempts\", \"modelId\", \"saeId\", worker_id AS \"workerId\","
+        " cancel_requested AS \"cancelRequested\", errors,"
+        " errors -> -1 ->> 'error' AS \"lastError\", created_at AS \"createdAt\", started_at AS \"startedAt\","
+        " finished_at AS \"finishedAt\", run_after AS \"runAfter\" FROM jobs WHERE id = $1) v", 1, 1},
+    [DB_JOB_COUNTS] = {"job_counts", "SELECT state, count(*) FROM jobs GROUP BY state", 0, 1},
+
     /* Graceful shutdown: hand this process's running jobs back to the queue at once instead of
      * letting their leases expire. */
     [DB_JOBS_RELEASE_WORKER] = {"jobs_release_worker",
