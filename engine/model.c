@@ -212,6 +212,16 @@ const hf_config *model_config(const model *m) { return &m->cfg; }
 saed_backend *model_backend(const model *m) { return m->be; }
 size_t model_weight_bytes(const model *m) { return m->weight_bytes; }
 
+int model_unembed_host(const model *m, float *out, char *err, size_t errlen)
+{
+    size_t bytes = sizeof(float) * (size_t)m->cfg.vocab_size * (size_t)m->cfg.d_model;
+    if (m->be->download(m->be, out, m->wte, bytes)) {
+        snprintf(err, errlen, "unembedding: %s", backend_error(m->be));
+        return -1;
+    }
+    return 0;
+}
+
 int model_hook_width(const model *m, hook_point hp, int Tk)
 {
     const int C = m->cfg.d_model;

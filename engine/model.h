@@ -56,6 +56,8 @@ const hf_config *model_config(const model *m);
 saed_backend *model_backend(const model *m);
 /* Floats per position at a hook (for hook_pattern: NH·Tk). */
 int model_hook_width(const model *m, hook_point hp, int Tk);
+/* The unembedding as (V,C) rows, one per token, into host memory (GPT-2: the tied wte). */
+int model_unembed_host(const model *m, float *out, char *err, size_t errlen);
 /* Total weight bytes in backend memory. */
 size_t model_weight_bytes(const model *m);
 
