@@ -84,6 +84,20 @@ int hf_config_load(const char *dir, hf_config *out, char *err, size_t errlen)
     }
     const char *act = json_string_value(json_object_get(root, fam->f_act));
     snprintf(out->activation, sizeof out->activation, "%s", act ? act : "gelu_new");
+    /* The forward implements GPT-2 as released: refuse variants it would run wrongly. */
+    if (strcmp(out->activation, "gelu_new") && strcmp(out->activation, "gelu_pytorch_tanh")) {
+        snprintf(err, errlen, "%s: activation_function '%s' is not supported (gelu_new)", path, out->activation);
+        goto out;
+    }
+    static const struct { const char *field; int want; } flags[] = {
+        {"scale_attn_weights", 1}, {"scale_attn_by_inverse_layer_idx", 0}, {"reorder_and_upcast_attn", 0}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        json_t *v = json_object_get(root, flags[i].field);
+        if (v && json_is_boolean(v) && json_is_true(v) != flags[i].want) {
+            snprintf(err, errlen, "%s: %s = %s is not supported", path, flags[i].field, flags[i].want ? "false" : "true");
+            goto out;
+        }
+    }
     struct stat st;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {

@@ -3,6 +3,7 @@
 #include "engine/model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,11 @@ struct fwd {
     size_t host_cap;
     float *orig;              /* copy of what a write hook was shown */
     size_t orig_cap;
+    /* Under center_writing_weights, TransformerLens's stream keeps the mean of anything a
+     * write hook adds (only its own writes are centered), while saed's raw stream is shown
+     * re-centered: the per-position sum of those means is added back when showing residual
+     * hooks. */
+    double *shift;            /* (B·T) or NULL */
 };
 
 static int fail(fwd *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -311,12 +317,13 @@ static int emit(fwd *f, hook_kind kind, int layer, float *buf, int ld, int rows,
             if (rc) return fail(f, "hook copy: %s", backend_error(be));
         }
         /* The shift each processed value got, so a write can be folded back exactly. */
+        int stream = kind == HOOK_RESID_PRE || kind == HOOK_RESID_MID || kind == HOOK_RESID_POST;
         if ((f->o->processing & PROC_CENTER_WRITING) && hook_is_residual_write(kind))
             for (int r = 0; r < rows; r++) {
                 double s = 0;
                 float *row = x + (size_t)r * width;
                 for (int j = 0; j < width; j++) s += row[j];
-                float mean = (float)(s / width);
+                float mean = (float)(s / width - (stream && f->shift ? f->shift[r] : 0.0));
                 for (int j = 0; j < width; j++) row[j] -= mean;
             }
         if ((f->o->processing & PROC_FOLD_VALUE_BIASES) && (kind == HOOK_Z || kind == HOOK_V)) {
@@ -343,6 +350,15 @@ static int emit(fwd *f, hook_kind kind, int layer, float *buf, int ld, int rows,
         }
         if (!h->write) continue;
         for (size_t j = 0; j < n; j++) x[j] -= orig[j]; /* the requested change */
+        if ((f->o->processing & PROC_CENTER_WRITING) && hook_is_residual_write(kind)) {
+            if (!f->shift && !(f->shift = calloc((size_t)rows, sizeof *f->shift)))
+                return fail(f, "out of memory for hook values");
+            for (int r = 0; r < rows; r++) {
+                double s = 0;
+                for (int j = 0; j < width; j++) s += x[(size_t)r * width + j];
+                f->shift[r] += s / width;
+            }
+        }
         if (be->host_memory) {
             for (int r = 0; r < rows; r++) {
                 float *dst = buf + (size_t)r * ld;
@@ -495,6 +511,9 @@ int model_forward(model *m, const int32_t *ids, int B, int T, const fwd_opts *o,
     f.pos0 = kc ? kc->len : 0;
     f.Tk = f.pos0 + T;
     if (B < 1 || T < 1) return fail(&f, "empty input (B=%d, T=%d)", B, T);
+    /* Element counts are passed to ops and hooks as int: keep every buffer within that. */
+    if ((int64_t)B * T * 4 * C > INT32_MAX || (int64_t)B * NH * T * (f.pos0 + T) > INT32_MAX)
+        return fail(&f, "batch too large (%d × %d tokens)", B, T);
     if (f.Tk > m->cfg.n_ctx) return fail(&f, "%d tokens exceed the model's context of %d", f.Tk, m->cfg.n_ctx);
     if (kc && (kc->m != m || kc->B != B || f.Tk > kc->Tmax))
         return fail(&f, "kv cache does not fit this call (B=%d, %d+%d tokens, cache B=%d Tmax=%d)", B, f.pos0, T,
@@ -572,6 +591,7 @@ out:
     acts_free(be, &a);
     free(f.host);
     free(f.orig);
+    free(f.shift);
     return rc;
 }
 

@@ -15,6 +15,7 @@ const http_route http_routes[] = {
     {"POST", "/api/saes", h_saes_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     {"GET", "/api/saes/{modelId}/{id}", h_saes_get, ROUTE_SCHEMA},
     {"DELETE", "/api/saes/{modelId}/{id}", h_saes_delete, ROUTE_AUTH | ROUTE_SCHEMA},
-    {"GET", "/api/saes/{modelId}/{id}/export", h_saes_export, ROUTE_SCHEMA},
+    /* Export reads and compresses the whole SAE: a key is needed, like the write routes. */
+    {"GET", "/api/saes/{modelId}/{id}/export", h_saes_export, ROUTE_AUTH | ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

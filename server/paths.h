@@ -9,4 +9,10 @@
  * deliberately indistinguishable to the caller. */
 int paths_confine(char *const *roots, int nroots, const char *path, char *out, size_t outlen);
 
+/* Each named file that exists in dir (already confined) must itself be a regular file under
+ * the roots: a symlink inside a data root may not lead out of it, and a FIFO or device would
+ * block or mislead the readers. -1 with err naming the file. */
+int paths_confine_files(char *const *roots, int nroots, const char *dir, const char *const *names, char *err,
+                        size_t errlen);
+
 #endif

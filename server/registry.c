@@ -70,8 +70,11 @@ int registry_model_create(db_conn *c, char *const *roots, int nroots, const char
         return set(e, SVC_FORBIDDEN, "path_forbidden", "path: no SAED_DATA_ROOTS are configured, so no path is allowed");
     if (paths_confine(roots, nroots, path, real, sizeof real))
         return set(e, SVC_FORBIDDEN, "path_forbidden", "path: '%s' is not an existing path under SAED_DATA_ROOTS", path);
-    hf_config hc;
     char err[600];
+    if (paths_confine_files(roots, nroots, real, (const char *const[]){"config.json", "model.safetensors",
+                                                                      "model.safetensors.index.json", NULL}, err, sizeof err))
+        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: %s", err);
+    hf_config hc;
     if (hf_config_load(real, &hc, err, sizeof err))
         return set(e, SVC_INVALID, "invalid_model", "path: %s", err);
     /* The tensor index (headers only; no weight is read): the embedding must be there. */

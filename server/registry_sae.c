@@ -63,15 +63,24 @@ int registry_sae_create(db_conn *c, char *const *roots, int nroots, const sae_re
     if (!in->path || !*in->path) return set(e, SVC_INVALID, "invalid_field", "path: required");
     if (in->description && strlen(in->description) > 4096)
         return set(e, SVC_INVALID, "invalid_field", "description: longer than 4096 characters");
+    if (in->hf_repo_id && strlen(in->hf_repo_id) > 256)
+        return set(e, SVC_INVALID, "invalid_field", "hfRepoId: longer than 256 characters");
+    if (in->hf_folder_id && strlen(in->hf_folder_id) > 1024)
+        return set(e, SVC_INVALID, "invalid_field", "hfFolderId: longer than 1024 characters");
     char mdir[4096], real[4096], err[768];
     if (model_dir(c, in->model_id, mdir, sizeof mdir, e)) return -1;
     if (nroots == 0)
         return set(e, SVC_FORBIDDEN, "path_forbidden", "path: no SAED_DATA_ROOTS are configured, so no path is allowed");
     if (paths_confine(roots, nroots, in->path, real, sizeof real))
         return set(e, SVC_FORBIDDEN, "path_forbidden", "path: '%s' is not an existing path under SAED_DATA_ROOTS", in->path);
+    if (paths_confine_files(roots, nroots, real, (const char *const[]){"cfg.json", "sae_weights.safetensors",
+                                                                       "sparsity.safetensors", NULL}, err, sizeof err))
+        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: %s", err);
     hf_config hc;
-    if (hf_config_load(mdir, &hc, err, sizeof err))
-        return set(e, SVC_INTERNAL, "model_unreadable", "the registered model directory no longer reads: %s", err);
+    if (hf_config_load(mdir, &hc, err, sizeof err)) {
+        log_error("registering an SAE for %s: %s", in->model_id, err);
+        return set(e, SVC_INTERNAL, "model_unreadable", "the registered model's files no longer read (see the server log)");
+    }
     sae_cfg cfg;
     hook_point hp;
     int rc = -1;
@@ -118,34 +127,35 @@ out:
 
 /* ---- export ---- */
 
-static int yaml_str(yaml_emitter_t *em, const char *s)
+/* Every event initializer can refuse (libyaml rejects invalid UTF-8) and then leaves the event
+ * untouched: emitting it anyway would replay a stale, freed event. */
+static int yaml_scalar(yaml_emitter_t *em, const char *s, int plain)
 {
     yaml_event_t ev;
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1, YAML_ANY_SCALAR_STYLE);
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), plain, !plain,
+                                      plain ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE))
+        return 0;
     return yaml_emitter_emit(em, &ev);
 }
 
-static int yaml_null(yaml_emitter_t *em)
-{
-    yaml_event_t ev;
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)"null", 4, 1, 0, YAML_PLAIN_SCALAR_STYLE);
-    return yaml_emitter_emit(em, &ev);
-}
+/* Keys plain, values quoted: a folder named "null" or "123" must stay a string. */
+static int yaml_key(yaml_emitter_t *em, const char *s) { return yaml_scalar(em, s, 1); }
+static int yaml_str(yaml_emitter_t *em, const char *s) { return yaml_scalar(em, s, 0); }
+static int yaml_null(yaml_emitter_t *em) { return yaml_scalar(em, "null", 1); }
 
 static int yaml_begin(yaml_emitter_t *em, int seq)
 {
     yaml_event_t ev;
-    if (seq) yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE);
-    else yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
-    return yaml_emitter_emit(em, &ev);
+    int ok = seq ? yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE)
+                 : yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
+    return ok && yaml_emitter_emit(em, &ev);
 }
 
 static int yaml_end(yaml_emitter_t *em, int seq)
 {
     yaml_event_t ev;
-    if (seq) yaml_sequence_end_event_initialize(&ev);
-    else yaml_mapping_end_event_initialize(&ev);
-    return yaml_emitter_emit(em, &ev);
+    int ok = seq ? yaml_sequence_end_event_initialize(&ev) : yaml_mapping_end_event_initialize(&ev);
+    return ok && yaml_emitter_emit(em, &ev);
 }
 
 /* A pretrained_saes.yaml entry SAELens can load this export with (conversion_func null = the
@@ -163,31 +173,27 @@ static int write_yaml(const char *path, const char *model_id, const char *sae_id
     yaml_emitter_initialize(&em);
     yaml_emitter_set_output_file(&em, f);
     yaml_emitter_set_unicode(&em, 1);
-    char release[300], l0s[32], np[300];
+    char release[300], l0s[32], np[300], nsf[32];
     snprintf(release, sizeof release, "saed-%s-%s", model_id, sae_id);
     snprintf(l0s, sizeof l0s, "%.4g", l0);
     snprintf(np, sizeof np, "%s/%s", model_id, sae_id);
-    int ok = 1;
-    yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
-    ok &= yaml_emitter_emit(&em, &ev);
-    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1);
-    ok &= yaml_emitter_emit(&em, &ev);
-    ok &= yaml_begin(&em, 0) && yaml_str(&em, release) && yaml_begin(&em, 0);
-    ok &= yaml_str(&em, "repo_id") && yaml_str(&em, repo_id);
-    ok &= yaml_str(&em, "model") && yaml_str(&em, cfg->model_name[0] ? cfg->model_name : model_id);
-    ok &= yaml_str(&em, "conversion_func") && yaml_null(&em);
-    ok &= yaml_str(&em, "saes") && yaml_begin(&em, 1) && yaml_begin(&em, 0);
-    ok &= yaml_str(&em, "id") && yaml_str(&em, cfg->hook_name);
-    ok &= yaml_str(&em, "path") && yaml_str(&em, folder);
-    ok &= yaml_str(&em, "l0");
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)l0s, (int)strlen(l0s), 1, 0, YAML_PLAIN_SCALAR_STYLE);
-    ok &= yaml_emitter_emit(&em, &ev);
-    ok &= yaml_str(&em, "neuronpedia") && yaml_str(&em, np);
-    ok &= yaml_end(&em, 0) && yaml_end(&em, 1) && yaml_end(&em, 0) && yaml_end(&em, 0);
-    yaml_document_end_event_initialize(&ev, 1);
-    ok &= yaml_emitter_emit(&em, &ev);
-    yaml_stream_end_event_initialize(&ev);
-    ok &= yaml_emitter_emit(&em, &ev);
+    snprintf(nsf, sizeof nsf, "%.9g", cfg->norm_scaling_factor);
+    int ok = yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) && yaml_emitter_emit(&em, &ev);
+    ok = ok && yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) && yaml_emitter_emit(&em, &ev);
+    ok = ok && yaml_begin(&em, 0) && yaml_key(&em, release) && yaml_begin(&em, 0);
+    ok = ok && yaml_key(&em, "repo_id") && yaml_str(&em, repo_id);
+    ok = ok && yaml_key(&em, "model") && yaml_str(&em, cfg->model_name[0] ? cfg->model_name : model_id);
+    ok = ok && yaml_key(&em, "conversion_func") && yaml_null(&em);
+    ok = ok && yaml_key(&em, "saes") && yaml_begin(&em, 1) && yaml_begin(&em, 0);
+    ok = ok && yaml_key(&em, "id") && yaml_str(&em, cfg->hook_name);
+    ok = ok && yaml_key(&em, "path") && yaml_str(&em, folder);
+    ok = ok && yaml_key(&em, "l0") && yaml_scalar(&em, l0s, 1);
+    ok = ok && yaml_key(&em, "neuronpedia") && yaml_str(&em, np);
+    /* SAELens folds this factor only when it comes from pretrained_saes.yaml. */
+    if (cfg->norm_scaling_factor > 0) ok = ok && yaml_key(&em, "norm_scaling_factor") && yaml_scalar(&em, nsf, 1);
+    ok = ok && yaml_end(&em, 0) && yaml_end(&em, 1) && yaml_end(&em, 0) && yaml_end(&em, 0);
+    ok = ok && yaml_document_end_event_initialize(&ev, 1) && yaml_emitter_emit(&em, &ev);
+    ok = ok && yaml_stream_end_event_initialize(&ev) && yaml_emitter_emit(&em, &ev);
     yaml_emitter_delete(&em);
     if (fclose(f) || !ok) {
         snprintf(err, errlen, "%s: cannot write the YAML", path);
@@ -211,22 +217,30 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
         PQclear(r);
         return set(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
     }
-    char dir[4096], repo[300] = "", folder[300] = "";
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s", PQgetvalue(r, 0, 1));
     json_t *row = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
     PQclear(r);
+    /* Whole strings, never cut: a cut could split a UTF-8 character. */
     const char *hr = json_string_value(json_object_get(row, "hfRepoId"));
     const char *hf = json_string_value(json_object_get(row, "hfFolderId"));
-    snprintf(repo, sizeof repo, "%s", hr ? hr : "local/saed-export");
-    snprintf(folder, sizeof folder, "%s", hf ? hf : ".");
+    char *repo = strdup(hr ? hr : "local/saed-export"), *folder = strdup(hf ? hf : ".");
     json_decref(row);
+    if (!repo || !folder) {
+        free(repo);
+        free(folder);
+        return set(e, SVC_INTERNAL, "internal", "out of memory");
+    }
 
     char err[768];
     saed_backend *cpu = backend_cpu_open();
     sae *s = sae_load(dir, cpu, &(sae_load_opts){0}, err, sizeof err);
     if (!s) {
         backend_close(cpu);
-        return set(e, SVC_INTERNAL, "sae_unreadable", "the registered SAE no longer loads: %s", err);
+        free(repo);
+        free(folder);
+        log_error("export %s/%s: %s", model_id, sae_id, err);
+        return set(e, SVC_INTERNAL, "sae_unreadable", "the registered SAE's files no longer load (see the server log)");
     }
     const sae_cfg *cfg = sae_config(s);
     /* Density measured by dashboards (one frac_nonzero per feature) becomes log10 sparsity. */
@@ -244,15 +258,16 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
     PQclear(r);
     int rc = 0;
     mkdir(out_dir, 0755);
-    if (sae_export(s, out_dir, format, logsp, err, sizeof err)) {
-        rc = set(e, SVC_INTERNAL, "export_failed", "export: %s", err);
-    } else {
-        char yp[4200];
-        snprintf(yp, sizeof yp, "%s/pretrained_saes.yaml", out_dir);
-        if (write_yaml(yp, model_id, sae_id, cfg, repo, folder, l0, err, sizeof err))
-            rc = set(e, SVC_INTERNAL, "export_failed", "export: %s", err);
+    char yp[4200];
+    snprintf(yp, sizeof yp, "%s/pretrained_saes.yaml", out_dir);
+    if (sae_export(s, out_dir, format, logsp, err, sizeof err) ||
+        write_yaml(yp, model_id, sae_id, cfg, repo, folder, l0, err, sizeof err)) {
+        log_error("export %s/%s: %s", model_id, sae_id, err);
+        rc = set(e, SVC_INTERNAL, "export_failed", "the export could not be written (see the server log)");
     }
     free(logsp);
+    free(repo);
+    free(folder);
     sae_free(s);
     backend_close(cpu);
     return rc;

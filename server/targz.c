@@ -1,5 +1,6 @@
-/* targz.c: see targz.h. Only what an export needs: regular files, names under 100 bytes,
- * sizes under 8 GiB (ustar's octal field). */
+/* targz.c: see targz.h. Only what an export needs: regular files; the directory part goes to
+ * ustar's 155-byte prefix field and the file name to the 100-byte name field; sizes of 8 GiB and
+ * more use the base-256 size encoding that GNU tar and bsdtar read. */
 #include "server/targz.h"
 
 #include <dirent.h>
@@ -14,15 +15,21 @@
 
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static int put_header(gzFile gz, const char *name, unsigned long long size, time_t mtime)
+static int put_header(gzFile gz, const char *prefix, const char *name, unsigned long long size, time_t mtime)
 {
     unsigned char h[512];
     memset(h, 0, sizeof h);
-    snprintf((char *)h, 100, "%s", name);
+    memcpy(h, name, strlen(name));           /* < 100, checked by the caller */
+    memcpy(h + 345, prefix, strlen(prefix)); /* < 155, checked by the caller */
     snprintf((char *)h + 100, 8, "%07o", 0644);
     snprintf((char *)h + 108, 8, "%07o", 0);
     snprintf((char *)h + 116, 8, "%07o", 0);
-    snprintf((char *)h + 124, 12, "%011llo", size);
+    if (size < (1ULL << 33)) {
+        snprintf((char *)h + 124, 12, "%011llo", size);
+    } else {
+        h[124] = 0x80; /* base-256: the remaining 11 bytes hold the size big-endian */
+        for (int i = 0; i < 11; i++) h[135 - i] = (unsigned char)(size >> (8 * i));
+    }
     snprintf((char *)h + 136, 12, "%011llo", (unsigned long long)mtime);
     h[156] = '0';
     memcpy(h + 257, "ustar", 6);
@@ -53,20 +60,21 @@ int targz_dir(const char *dir, const char *prefix, int fd, char *err, size_t err
     gzFile gz = dupfd >= 0 ? gzdopen(dupfd, "wb6") : NULL;
     int rc = gz ? 0 : -1;
     if (!gz) snprintf(err, errlen, "gzip: cannot open the output");
-    static char buf[1 << 16];
+    /* Per call: several HTTP threads may export at once. */
+    char *buf = malloc(1 << 16);
+    if (!buf) rc = -1;
     for (int i = 0; i < n && rc == 0; i++) {
-        char path[4096], name[256];
+        char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        snprintf(name, sizeof name, "%s/%s", prefix, names[i]);
         struct stat st;
         if (stat(path, &st) || !S_ISREG(st.st_mode)) continue;
-        if (strlen(name) >= 100) {
-            snprintf(err, errlen, "%s: name too long for tar", name);
+        if (strlen(names[i]) >= 100 || strlen(prefix) >= 155) {
+            snprintf(err, errlen, "%s/%s: name too long for tar", prefix, names[i]);
             rc = -1;
             break;
         }
         FILE *f = fopen(path, "rb");
-        if (!f || put_header(gz, name, (unsigned long long)st.st_size, st.st_mtime)) {
+        if (!f || put_header(gz, prefix, names[i], (unsigned long long)st.st_size, st.st_mtime)) {
             snprintf(err, errlen, "%s: %s", path, f ? "write error" : strerror(errno));
             if (f) fclose(f);
             rc = -1;
@@ -74,7 +82,7 @@ int targz_dir(const char *dir, const char *prefix, int fd, char *err, size_t err
         }
         size_t k;
         unsigned long long total = 0;
-        while ((k = fread(buf, 1, sizeof buf, f)) > 0 && rc == 0) {
+        while ((k = fread(buf, 1, 1 << 16, f)) > 0 && rc == 0) {
             if (gzwrite(gz, buf, (unsigned)k) != (int)k) rc = -1;
             total += k;
         }
@@ -94,5 +102,6 @@ int targz_dir(const char *dir, const char *prefix, int fd, char *err, size_t err
         }
     }
     for (int i = 0; i < n; i++) free(names[i]);
+    free(buf);
     return rc;
 }

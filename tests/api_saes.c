@@ -83,6 +83,16 @@ TEST(api_saes_registry_and_export)
     post(&s, "/api/saes", "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/nonexistent\"}", 403, &r);
     CHECK_CONTAINS(r.body, "path_forbidden");
     resp_free(&r);
+    /* A confined directory whose cfg.json is a symlink leading out of the roots. */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/sly && cp " SAEDIR "/sae_weights.safetensors %s/sly/ && "
+             "cp " SAEDIR "/cfg.json /tmp/saed-outside-cfg.json && ln -s /tmp/saed-outside-cfg.json %s/sly/cfg.json",
+             root, root, root);
+    CHECK_INT(system(cmd), 0);
+    snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"path\":\"%s/sly\"}", root);
+    post(&s, "/api/saes", body, 403, &r);
+    CHECK_CONTAINS(r.body, "cfg.json must be a regular file under SAED_DATA_ROOTS");
+    resp_free(&r);
+    unlink("/tmp/saed-outside-cfg.json");
     snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"path\":\"%s/bad\"}", root);
     post(&s, "/api/saes", body, 400, &r);
     CHECK_CONTAINS(r.body, "d_in");
@@ -138,10 +148,11 @@ TEST(api_saes_registry_and_export)
         yaml[n] = '\0';
         fclose(f);
     }
-    CHECK_CONTAINS(yaml, "repo_id: me/saes");
+    CHECK_CONTAINS(yaml, "repo_id: \"me/saes\"");
     CHECK_CONTAINS(yaml, "conversion_func: null");
-    CHECK_CONTAINS(yaml, "id: blocks.1.hook_resid_pre");
-    CHECK_CONTAINS(yaml, "neuronpedia: tiny-a/1-res");
+    CHECK_CONTAINS(yaml, "id: \"blocks.1.hook_resid_pre\"");
+    CHECK_CONTAINS(yaml, "neuronpedia: \"tiny-a/1-res\"");
+    CHECK_CONTAINS(yaml, "l0: 0\n");
     snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"path\":\"%s\",\"id\":\"1-again\"}", exp_dir);
     post(&s, "/api/saes", body, 201, &r);
     CHECK_CONTAINS(r.body, "\"architecture\":\"jumprelu\"");

@@ -52,6 +52,19 @@ TEST(hfconfig_errors_name_file_and_field)
     write_cfg(dir, "{\"model_type\":\"gpt2\",\"n_layer\":2,\"n_embd\":64,\"n_head\":4,\"n_positions\":8,\"vocab_size\":10}");
     CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
     CHECK_CONTAINS(err, "no model.safetensors");
+    char st_path[512];
+    snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
+    FILE *sf = fopen(st_path, "w"); /* only its existence matters here */
+    if (sf) fclose(sf);
+    write_cfg(dir, "{\"model_type\":\"gpt2\",\"n_layer\":2,\"n_embd\":64,\"n_head\":4,\"n_positions\":8,\"vocab_size\":10,"
+                   "\"activation_function\":\"relu\"}");
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "activation_function 'relu' is not supported");
+    write_cfg(dir, "{\"model_type\":\"gpt2\",\"n_layer\":2,\"n_embd\":64,\"n_head\":4,\"n_positions\":8,\"vocab_size\":10,"
+                   "\"scale_attn_by_inverse_layer_idx\":true}");
+    CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
+    CHECK_CONTAINS(err, "scale_attn_by_inverse_layer_idx = true is not supported");
+    unlink(st_path);
     write_cfg(dir, "{\"model_type\": ");
     CHECK_INT(hf_config_load(dir, &c, err, sizeof err), -1);
     CHECK_CONTAINS(err, "invalid JSON");

@@ -288,6 +288,30 @@ TEST(forward_stops_at_the_last_needed_block)
     free(early.data);
 }
 
+/* TransformerLens keeps the mean of a write under centering: +1 at resid_pre 0 shows as +1 at
+ * resid_post 0 (and later), with or without processing. */
+TEST(forward_centered_write_keeps_its_mean)
+{
+    model *m = get_tiny();
+    if (!m) return;
+    char err[512];
+    for (int proc = 0; proc <= PROC_CENTER_WRITING; proc += PROC_CENTER_WRITING) {
+        capture base = {0}, moved = {0};
+        hook_req r1[] = {{{HOOK_RESID_POST, 0}, cap_fn, &base, 0}};
+        fwd_opts o1 = {.processing = proc, .hooks = r1, .nhooks = 1};
+        CHECK_INT(model_forward(m, fox, 1, 11, &o1, err, sizeof err), 0);
+        hook_req r2[] = {{{HOOK_RESID_PRE, 0}, add_one, NULL, 1}, {{HOOK_RESID_POST, 0}, cap_fn, &moved, 0}};
+        fwd_opts o2 = {.processing = proc, .hooks = r2, .nhooks = 2};
+        CHECK_INT(model_forward(m, fox, 1, 11, &o2, err, sizeof err), 0);
+        /* LayerNorm ignores the constant, so the block's writes are unchanged: exactly +1. */
+        double worst = 0;
+        for (int i = 0; i < 11 * 64; i++) worst = fmax(worst, fabs(moved.data[i] - base.data[i] - 1.0));
+        CHECK_NEAR(worst, 0.0, 1e-4);
+        free(base.data);
+        free(moved.data);
+    }
+}
+
 TEST(forward_kv_cache_matches_full_pass)
 {
     model *m = get_tiny();
