@@ -132,6 +132,31 @@ const db_statement db_statements[DB_N_STMTS] = {
         " finished_at AS \"finishedAt\", run_after AS \"runAfter\" FROM jobs WHERE id = $1) v", 1, 1},
     [DB_JOB_COUNTS] = {"job_counts", "SELECT state, count(*) FROM jobs GROUP BY state", 0, 1},
 
+    [DB_JOB_LIST] = {"job_list",
+        "SELECT coalesce(json_agg(v ORDER BY v.id DESC), '[]')::text FROM (SELECT id, kind, state, priority, progress,"
+        " attempt, max_attempts AS \"maxAttempts\", \"modelId\", \"saeId\", errors -> -1 ->> 'error' AS \"lastError\","
+        " created_at AS \"createdAt\", started_at AS \"startedAt\", finished_at AS \"finishedAt\" FROM jobs"
+        " WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR \"modelId\" = $2)"
+        " AND ($3::text IS NULL OR \"saeId\" = $3) ORDER BY id DESC LIMIT $4 OFFSET $5) v", 5, 1},
+
+    /* ---- dashboard results: a job replaces its feature range, never duplicates it ---- */
+    [DB_FEATURES_DELETE_RANGE] = {"features_delete_range",
+        "DELETE FROM features WHERE \"modelId\" = $1 AND layer = $2 AND \"indexInt\" >= $3 AND \"indexInt\" < $4", 4, 0},
+    /* Rows arrive as one JSON array per batch: one round trip, one prepared statement. */
+    [DB_FEATURES_INSERT] = {"features_insert",
+        "INSERT INTO features (\"modelId\", layer, index, \"sourceSetName\", \"creatorId\", \"maxActApprox\", \"hasVector\", vector, \"vectorLabel\", \"vectorDefaultSteerStrength\", \"hookName\", \"topkCosSimIndices\", \"topkCosSimValues\", neuron_alignment_indices, neuron_alignment_values, neuron_alignment_l1, correlated_neurons_indices, correlated_neurons_pearson, correlated_neurons_l1, correlated_features_indices, correlated_features_pearson, correlated_features_l1, pos_str, pos_values, neg_str, neg_values, frac_nonzero, freq_hist_data_bar_heights, freq_hist_data_bar_values, logits_hist_data_bar_heights, logits_hist_data_bar_values, decoder_weights_dist) SELECT \"modelId\", layer, index, \"sourceSetName\", \"creatorId\", \"maxActApprox\", \"hasVector\", vector, \"vectorLabel\", \"vectorDefaultSteerStrength\", \"hookName\", \"topkCosSimIndices\", \"topkCosSimValues\", neuron_alignment_indices, neuron_alignment_values, neuron_alignment_l1, correlated_neurons_indices, correlated_neurons_pearson, correlated_neurons_l1, correlated_features_indices, correlated_features_pearson, correlated_features_l1, pos_str, pos_values, neg_str, neg_values, frac_nonzero, freq_hist_data_bar_heights, freq_hist_data_bar_values, logits_hist_data_bar_heights, logits_hist_data_bar_values, decoder_weights_dist FROM json_populate_recordset(NULL::features, $1::json)", 1, 0},
+    [DB_ACTIVATIONS_INSERT] = {"activations_insert",
+        "INSERT INTO activations (id, \"modelId\", layer, index, tokens, values, \"maxValue\", \"maxValueTokenIndex\", \"minValue\", \"dfaValues\", \"dfaTargetIndex\", \"dfaMaxValue\", \"lossValues\", \"logitContributions\", \"binMin\", \"binMax\", \"binContains\", \"qualifyingTokenIndex\", \"dataIndex\", \"dataSource\", \"creatorId\", \"jobId\") SELECT id, \"modelId\", layer, index, tokens, values, \"maxValue\", \"maxValueTokenIndex\", \"minValue\", \"dfaValues\", \"dfaTargetIndex\", \"dfaMaxValue\", \"lossValues\", \"logitContributions\", \"binMin\", \"binMax\", \"binContains\", \"qualifyingTokenIndex\", \"dataIndex\", \"dataSource\", \"creatorId\", \"jobId\" FROM json_populate_recordset(NULL::activations, $1::json)", 1, 0},
+    [DB_SAE_MARK_DASHBOARDS] = {"sae_mark_dashboards",
+        "UPDATE saes SET \"hasDashboards\" = true, num_prompts = $3, num_tokens_in_prompt = $4, dataset = $5"
+        " WHERE \"modelId\" = $1 AND id = $2", 5, 0},
+    [DB_SAE_PATHS] = {"sae_paths",
+        "SELECT m.path, s.path, s.\"setName\", s.\"hookName\", s.layer FROM saes s JOIN models m ON m.id = s.\"modelId\""
+        " WHERE s.\"modelId\" = $1 AND s.id = $2", 2, 1},
+    [DB_LISTEN_JOBS] = {"listen_jobs", "LISTEN saed_jobs", 0, 0},
+    [DB_BEGIN] = {"begin", "BEGIN", 0, 0},
+    [DB_COMMIT] = {"commit", "COMMIT", 0, 0},
+
     /* Graceful shutdown: hand this process's running jobs back to the queue at once instead of
      * letting their leases expire. */
     [DB_JOBS_RELEASE_WORKER] = {"jobs_release_worker",

@@ -1,9 +1,11 @@
 /* meta.c: the service describing itself: the OpenAPI document and Prometheus metrics. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "handlers/handlers.h"
 #include "server/metrics.h"
+#include "server/worker.h"
 
 void h_openapi(http_req *r)
 {
@@ -41,6 +43,29 @@ void h_metrics(http_req *r)
             st.connect_failures);
     fprintf(f, "# HELP saed_schema_version Schema version last seen in the database (-1: unreachable).\n"
                "# TYPE saed_schema_version gauge\nsaed_schema_version %d\n", atomic_load(&app->schema_version));
+    int busy, total;
+    workers_counts(app->workers, &busy, &total);
+    fprintf(f, "# HELP saed_workers Job worker threads of this process by state.\n# TYPE saed_workers gauge\n"
+               "saed_workers{state=\"busy\"} %d\nsaed_workers{state=\"idle\"} %d\n", busy, total - busy);
+    /* Queue depth by state, from the database (all hosts' jobs). */
+    enum db_acquire_err why;
+    char err[128];
+    db_conn *c = db_acquire(app->pool, 200, &why, err, sizeof err);
+    if (c) {
+        PGresult *res = db_exec(c, DB_JOB_COUNTS, NULL);
+        static const char *const states[] = {"available", "running", "completed", "failed", "cancelled"};
+        if (db_kind(res) == DB_OK) {
+            fprintf(f, "# HELP saed_jobs Jobs in the queue by state.\n# TYPE saed_jobs gauge\n");
+            for (int s = 0; s < 5; s++) {
+                long long n = 0;
+                for (int i = 0; i < PQntuples(res); i++)
+                    if (!strcmp(PQgetvalue(res, i, 0), states[s])) n = atoll(PQgetvalue(res, i, 1));
+                fprintf(f, "saed_jobs{state=\"%s\"} %lld\n", states[s], n);
+            }
+        }
+        PQclear(res);
+        db_release(app->pool, c);
+    }
     fprintf(f, "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
                "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
             (long long)app->started_at);

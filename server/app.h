@@ -17,6 +17,7 @@ typedef struct saed_app {
     atomic_int schema_version;  /* last seen; -1 = database unreachable */
     time_t started_at;
     char worker_prefix[300];    /* "host:pid", prefix of this process's job worker ids */
+    struct worker_pool *workers;/* job workers of this process (NULL when SAED_WORKERS is 0) */
     char *openapi;              /* the spec served at /openapi.yaml */
     size_t openapi_len;
 } saed_app;

@@ -6,11 +6,17 @@
 
 #include "db/migrate.h"
 #include "gpu/backend.h"
+#include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/registry.h"
 #include "server/serve.h"
+#include "server/worker.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 
 #ifndef SAED_VERSION
 #define SAED_VERSION "0.0.0-dev"
@@ -24,6 +30,7 @@ static void usage(FILE *f)
             "Commands:\n"
             "  serve                 run the HTTP API (options below)\n"
             "  migrate               apply pending database migrations, then exit\n"
+            "  worker                run SAED_WORKERS job workers without HTTP (any host reaching the database)\n"
             "  import-model --id ID --path DIR [--display-name NAME]\n"
             "                        register a HuggingFace-layout model directory\n"
             "  tokenize --model DIR [--tokenizer DIR] [--text T]\n"
@@ -38,6 +45,8 @@ static void usage(FILE *f)
             "                        register a SAELens SAE folder for a registered model\n"
             "  export-sae --model ID --sae ID --out DIR [--format saelens-v6|saelens-v5]\n"
             "                        write a registered SAE back in SAELens layout + pretrained_saes.yaml\n"
+            "  dashboards --model DIR --sae DIR --dataset PATH --out DIR [options; --help]\n"
+            "                        generate dashboards in-process and write the exports\n"
             "  version               print the version and the compute backends available\n"
             "  config-docs           print the options as a Markdown table (README)\n"
             "  help, --help          this text\n\n",
@@ -180,6 +189,36 @@ static int cmd_export_sae(saed_config *cfg, const char *model, const char *sae_i
     return rc ? 1 : 0;
 }
 
+/* `saed worker`: job workers without HTTP, on any host that reaches the database. */
+static int cmd_worker(saed_config *cfg)
+{
+    char err[512], host[256], prefix[300];
+    if (cfg->workers < 1) {
+        fprintf(stderr, "saed worker: SAED_WORKERS (--workers) must be at least 1\n");
+        return 2;
+    }
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    snprintf(prefix, sizeof prefix, "%s:%d", host, (int)getpid());
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers: only sigwait sees them */
+    worker_pool *p = workers_start(cfg, prefix, cfg->workers, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "saed worker: %s\n", err);
+        return 1;
+    }
+    log_info("%d job worker(s) running as %s", cfg->workers, prefix);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("signal %d: stopping workers (running jobs go back to the queue)", sig);
+    workers_stop(p);
+    log_info("stopped");
+    return 0;
+}
+
 static int cmd_version(void)
 {
     char err[512];
@@ -204,6 +243,7 @@ int main(int argc, char **argv)
     int ac = argc - 2;
     char **av = argv + 2;
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
+    if (!strcmp(cmd, "dashboards")) return cmd_dashboards(ac, av);
     if (!strcmp(cmd, "config-docs")) {
         config_print_markdown(stdout);
         return 0;
@@ -277,7 +317,7 @@ int main(int argc, char **argv)
         sr.id = take_flag(&ac, av, "--sae", &missing);
         sr.path = take_flag(&ac, av, "--out", &missing);
         fmt = take_flag(&ac, av, "--format", &missing);
-    } else if (strcmp(cmd, "serve") && strcmp(cmd, "migrate")) {
+    } else if (strcmp(cmd, "serve") && strcmp(cmd, "migrate") && strcmp(cmd, "worker")) {
         fprintf(stderr, "saed: unknown command '%s' (see saed --help)\n", cmd);
         return 2;
     }
@@ -290,6 +330,7 @@ int main(int argc, char **argv)
     int rc;
     if (!strcmp(cmd, "serve")) rc = serve_main(&cfg);
     else if (!strcmp(cmd, "migrate")) rc = cmd_migrate(&cfg);
+    else if (!strcmp(cmd, "worker")) rc = cmd_worker(&cfg);
     else if (!strcmp(cmd, "import-sae")) rc = cmd_import_sae(&cfg, &sr);
     else if (!strcmp(cmd, "export-sae")) rc = cmd_export_sae(&cfg, sr.model_id, sr.id, sr.path, fmt);
     else rc = cmd_import_model(&cfg, id, path, display);

@@ -18,6 +18,7 @@
 #include "db/migrate.h"
 #include "server/http.h"
 #include "server/log.h"
+#include "server/worker.h"
 
 typedef struct serve_state {
     saed_app *app;
@@ -231,6 +232,11 @@ int serve_main(saed_config *cfg)
     log_info("listening on http://%s (%d HTTP threads, %d API key(s), %d data root(s))", cfg->listen,
              cfg->http_threads, cfg->n_api_keys, cfg->n_data_roots);
 
+    if (cfg->workers > 0) {
+        app.workers = workers_start(cfg, app.worker_prefix, cfg->workers, err, sizeof err);
+        if (!app.workers) log_error("job workers: %s", err);
+        else log_info("%d job worker(s) started", cfg->workers);
+    }
     s.loop = uv_default_loop();
     uv_signal_init(s.loop, &s.sigint);
     uv_signal_init(s.loop, &s.sigterm);
@@ -243,6 +249,8 @@ int serve_main(saed_config *cfg)
     uv_run(s.loop, UV_RUN_DEFAULT);
 
     http_stop(s.http);
+    /* Running jobs notice at their next progress call and are handed back to the queue. */
+    workers_stop(app.workers);
     release_leases(&app);
     uv_loop_close(s.loop);
     db_pool_destroy(app.pool);

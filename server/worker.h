@@ -1,0 +1,41 @@
+/* worker.h: the job worker pool: dedicated threads (not libuv's shared pool) that claim jobs
+ * from PostgreSQL, run them, keep their leases alive and record the outcome. Used by
+ * `saed serve` (SAED_WORKERS threads) and `saed worker` (workers only, on any host that reaches
+ * the database). Idle workers sleep until woken (NOTIFY saed_jobs, relayed by the caller) or
+ * until the poll interval passes. */
+#ifndef SAED_WORKER_H
+#define SAED_WORKER_H
+
+#include <stdint.h>
+
+#include "db/jobs.h"
+#include "server/config.h"
+
+typedef struct worker_pool worker_pool;
+
+/* What a job kind's runner gets: the job, its database connection, and a progress call that
+ * heartbeats (rate-limited) and says whether to stop. */
+typedef struct job_ctx {
+    const job *j;
+    db_conn *db;
+    const char *worker_id;
+    const saed_config *cfg;
+    worker_pool *pool;
+    double last_beat, started;
+    int lease_lost;
+    int stop;       /* job_progress said stop (cancel, shutdown or lost lease) */
+} job_ctx;
+
+/* Returns 0 to go on, 1 when the job was cancelled or its lease was lost (the runner stops). */
+int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t tokens);
+
+/* Runner results. */
+enum { JOB_DONE = 0, JOB_STOPPED = 1, JOB_RETRY = -1, JOB_FATAL = -2 };
+
+worker_pool *workers_start(const saed_config *cfg, const char *id_prefix, int n, char *err, size_t errlen);
+void workers_wake(worker_pool *p);
+/* Stops claiming, lets running jobs notice at their next progress call, joins the threads. */
+void workers_stop(worker_pool *p);
+void workers_counts(worker_pool *p, int *busy, int *total);
+
+#endif
