@@ -312,7 +312,7 @@ static int ds_fill(ds *d)
 static int ds_keep(ds_reader *r, const char *p, size_t n, size_t max)
 {
     r->full += n;
-    if (r->len >= max) return 0;
+    if (!n || r->len >= max) return 0;
     if (n > max - r->len) n = max - r->len;
     if (r->len + n > r->cap) {
         size_t cap = r->cap ? r->cap : 4096;

@@ -13,7 +13,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
     echo "saed: private PostgreSQL in var/pg ($DATABASE_URL)"
 fi
 export DATABASE_URL
-export SAED_DATA_ROOTS=${SAED_DATA_ROOTS:-$PWD/tests/data}
+# Demo corpus: English text every Debian machine has, one paragraph per line.
+mkdir -p var/demo
+if [ ! -s var/demo/corpus.txt ]; then
+    cat /usr/share/common-licenses/* 2>/dev/null | awk 'BEGIN{RS=""} {gsub(/[ \t\n]+/, " "); print}' > var/demo/corpus.txt || true
+fi
+export SAED_DATA_ROOTS=${SAED_DATA_ROOTS:-$PWD/tests/data:$PWD/var/demo}
 
 saed_pid=
 stop() {
@@ -30,13 +35,27 @@ stop() {
 trap stop INT TERM EXIT
 
 "$bin" migrate
-# Demo data: the tiny GPT-2 from tests/data (exit status 3 = already registered).
-"$bin" import-model --id tiny-a --path tests/data/models/tiny-a --display-name "tiny-a (demo GPT-2)" >/dev/null \
-    || [ $? -eq 3 ]
+# Demo data: the tiny GPT-2 and its three SAEs from tests/data; exit status 3 = already there.
+quiet_import() {
+    local out rc=0
+    out=$("$bin" "$@" 2>&1 >/dev/null) || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then echo "$out" >&2; return "$rc"; fi
+}
+quiet_import import-model --id tiny-a --path tests/data/models/tiny-a --display-name "tiny-a (demo GPT-2)"
 for sae in standard jumprelu topk; do
-    "$bin" import-sae --model tiny-a --path "tests/data/sae/tiny-a-res-$sae" --set-name "$sae" >/dev/null || [ $? -eq 3 ]
+    quiet_import import-sae --model tiny-a --path "tests/data/sae/tiny-a-res-$sae" --set-name "$sae"
 done
 echo "saed: serving on http://${SAED_LISTEN:-127.0.0.1:8080} — try: curl -s localhost:8080/api/models"
 "$bin" serve &
 saed_pid=$!
+# First start: queue a demo dashboard job so a newcomer sees a finished dashboard.
+listen=${SAED_LISTEN:-127.0.0.1:8080}
+keys=${SAED_API_KEYS:-}
+key=${keys%%,*}
+for _ in $(seq 50); do curl -sf "http://$listen/readyz" >/dev/null && break; sleep 0.2; done
+if [ -s var/demo/corpus.txt ] && [ "$(curl -s "http://$listen/api/dashboard-jobs?modelId=tiny-a")" = "[]" ]; then
+    curl -s -X POST "http://$listen/api/dashboard-jobs" -H 'Content-Type: application/json' ${key:+-H "x-api-key: $key"} \
+        -d "{\"modelId\":\"tiny-a\",\"saeId\":\"1-jumprelu\",\"dataset\":{\"path\":\"$PWD/var/demo/corpus.txt\"},\"nPrompts\":512,\"nTokensInPrompt\":64}" \
+        >/dev/null && echo "saed: queued a demo dashboard job: curl -s http://$listen/api/dashboard-jobs/1"
+fi
 wait "$saed_pid" || true

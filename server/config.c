@@ -40,6 +40,8 @@ static const cfg_option options[] = {
      "colon-separated directories that model, SAE and dataset paths must lie under"},
     {"workers", "SAED_WORKERS", T_INT, "1", 0, 64, F(workers),
      "job worker threads started by `saed serve` (used once the job queue lands; 0 = HTTP only)"},
+    {"job-lease", "SAED_JOB_LEASE", T_INT, "60", 3, 3600, F(job_lease_s),
+     "seconds a job's lease lasts without a heartbeat; then the sweeper hands it to another worker"},
     {"log-level", "SAED_LOG_LEVEL", T_LEVEL, "info", 0, 0, F(log_level),
      "application log level: debug, info, warn, error"},
     {"access-log", "SAED_ACCESS_LOG", T_STR, "-", 0, 0, F(access_log),

@@ -25,6 +25,7 @@ typedef struct saed_config {
     int n_data_roots;
     char *data_roots[CFG_MAX_LIST]; /* realpath'd, owned */
     int workers;
+    int job_lease_s;
     int log_level;
     char access_log[1024];
     char migrations_dir[1024];

@@ -14,8 +14,7 @@
 #include "server/job_dashboard.h"
 #include "server/log.h"
 
-#define LEASE_S 60
-#define BEAT_EVERY_S 5.0
+#define BEAT_EVERY_S_MAX 5.0
 #define POLL_MS 2000
 #define SWEEP_EVERY_S 10.0
 
@@ -47,8 +46,9 @@ static double now_s(void)
 int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t tokens)
 {
     if (atomic_load(&c->pool->stopping)) return c->stop = 1;
-    double t = now_s();
-    if (t - c->last_beat < BEAT_EVERY_S && done < total) return 0;
+    double t = now_s(), every = c->cfg->job_lease_s / 3.0;
+    if (every > BEAT_EVERY_S_MAX) every = BEAT_EVERY_S_MAX;
+    if (t - c->last_beat < every && done < total) return 0;
     c->last_beat = t;
     double el = t - c->started, rate = el > 0 ? tokens / el : 0;
     double frac = total > 0 ? (double)done / total : 0, eta = frac > 0 ? el / frac - el : 0;
@@ -56,7 +56,7 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
     snprintf(prog, sizeof prog,
              "{\"phase\":\"%s\",\"promptsDone\":%lld,\"promptsTotal\":%lld,\"tokensPerSecond\":%.0f,\"etaSeconds\":%.0f}",
              phase, (long long)done, (long long)total, rate, eta);
-    int cancel = 0, rc = jobs_heartbeat(c->db, c->j, c->worker_id, LEASE_S, prog, &cancel);
+    int cancel = 0, rc = jobs_heartbeat(c->db, c->j, c->worker_id, c->cfg->job_lease_s, prog, &cancel);
     if (rc == 0) {
         log_warn("job %lld: lease lost (attempt %d); stopping", (long long)c->j->id, c->j->attempt);
         c->lease_lost = 1;
@@ -107,13 +107,14 @@ static void *worker_main(void *arg)
         db_conn *db = db_acquire(pool, 1000, &why, err, sizeof err);
         int got = 0;
         if (db) {
-            if (a->index == 0 && now_s() - last_sweep > SWEEP_EVERY_S) {
+            double sweep_every = p->cfg->job_lease_s < SWEEP_EVERY_S ? p->cfg->job_lease_s : SWEEP_EVERY_S;
+            if (a->index == 0 && now_s() - last_sweep > sweep_every) {
                 last_sweep = now_s();
                 int n = jobs_sweep(db);
                 if (n > 0) log_warn("sweeper: %d expired lease(s) returned to the queue", n);
             }
             job j;
-            got = jobs_claim(db, wid, LEASE_S, kinds, &j);
+            got = jobs_claim(db, wid, p->cfg->job_lease_s, kinds, &j);
             if (got == 1) {
                 atomic_fetch_add(&p->busy, 1);
                 run_one(p, db, wid, &j);

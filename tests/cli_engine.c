@@ -229,3 +229,54 @@ TEST(cli_encode_errors_name_the_problem)
     unlink(p);
     rmdir(dir);
 }
+
+TEST(cli_dashboards_writes_both_exports)
+{
+    char dir[] = "/tmp/saed-dash-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char corpus[300], out_dir[300], cmd[600];
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
+    snprintf(out_dir, sizeof out_dir, "%s/out", dir);
+    FILE *f = fopen(corpus, "w");
+    unsigned s = 5;
+    for (int d = 0; f && d < 80; d++) {
+        for (int w = 0; w < 40; w++) fprintf(f, " word%u", ((s = s * 1103515245u + 12345u) >> 16) % 300);
+        fputc('\n', f);
+    }
+    if (f) fclose(f);
+    static char out[1 << 16], err[1 << 16];
+    CHECK_INT(saed_run((const char *const[]){"dashboards", "--model", TINY, "--sae", "tests/data/sae/tiny-a-res-jumprelu",
+                                             "--dataset", corpus, "--out", out_dir, "--n-prompts", "48", "--n-tokens-in-prompt",
+                                             "24", "--model-id", "tiny-a", "--set-name", "jr", "--feature-range", "0:256", NULL},
+                       out, sizeof out, err, sizeof err), 0);
+    CHECK_CONTAINS(err, "48 prompts of 24 tokens");
+    CHECK_CONTAINS(err, "statistics: 100%");
+    CHECK_CONTAINS(err, "dashboards: 256 features");
+    const char *files[] = {"saedashboard/run_settings.json", "saedashboard/batch-0.json", "saedashboard/batch-1.json",
+                           "neuronpedia/source.jsonl", "neuronpedia/features/batch-0.jsonl.gz",
+                           "neuronpedia/activations/batch-0.jsonl.gz"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", out_dir, files[i]);
+        if (access(p, R_OK)) t_fail(__FILE__, __LINE__, "missing %s", files[i]);
+    }
+    snprintf(cmd, sizeof cmd, "%s/saedashboard/batch-1.json", out_dir);
+    json_t *b = json_load_file(cmd, 0, NULL);
+    CHECK(b != NULL);
+    CHECK_INT(json_integer_value(json_object_get(b, "layer")), 1);
+    CHECK_STR(json_string_value(json_object_get(b, "sae_set")), "jr");
+    CHECK_INT(json_array_size(json_object_get(b, "features")), 128);
+    CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(b, "features"), 0), "feature_index")), 128);
+    json_decref(b);
+    /* Usage errors name the flag. */
+    CHECK_INT(saed_run((const char *const[]){"dashboards", "--model", TINY, NULL}, out, sizeof out, err, sizeof err), 2);
+    CHECK_CONTAINS(err, "--sae, --dataset and --out are required");
+    CHECK_INT(saed_run((const char *const[]){"dashboards", "--model", TINY, "--sae", "x", "--dataset", corpus, "--out",
+                                             out_dir, "--feature-range", "9:3", NULL}, out, sizeof out, err, sizeof err), 2);
+    CHECK_CONTAINS(err, "--feature-range 9:3");
+    CHECK_INT(saed_run((const char *const[]){"dashboards", "--model", TINY, "--sae", "tests/data/sae/tiny-a-res-jumprelu",
+                                             "--dataset", "/nonexistent.txt", "--out", out_dir, NULL}, out, sizeof out, err, sizeof err), 1);
+    CHECK_CONTAINS(err, "/nonexistent.txt");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK_INT(system(cmd), 0);
+}

@@ -781,8 +781,24 @@ TEST(dataset_text_directory)
         CHECK_INT(r.ids[9], 1218); // " second"
     }
     dataset_result_free(&r);
-    /* a directory without matching files is an error */
+    /* as text: skip.txt and an empty empty.txt are two documents */
     o.format = DATASET_TEXT;
+    o.T = 2;
+    o.prepend_bos = 1;
+    snprintf(p, sizeof p, "%s/empty.txt", dir);
+    spit(p, "", 0);
+    CHECK_INT(dataset_prompts(&o, tok, &r, err, sizeof err), 0);
+    CHECK_INT(r.stats.records, 2);
+    CHECK_INT(r.stats.short_skipped, 1);
+    CHECK_INT(r.n, 1);
+    if (r.n == 1) {
+        CHECK_INT(r.ids[0], EOS);
+        CHECK_INT(r.ids[1], 87); // "x"
+        CHECK_CONTAINS(r.src[0].file, "/skip.txt");
+    }
+    dataset_result_free(&r);
+    unlink(p);
+    /* a directory without matching files is an error */
     snprintf(p, sizeof p, "%s/skip.txt", dir);
     unlink(p);
     CHECK_INT(dataset_prompts(&o, tok, &r, err, sizeof err), -1);
@@ -871,6 +887,10 @@ TEST(dataset_garbage_bytes)
                          "last line without a newline";
     spit(p, fixed, sizeof fixed - 1);
     for (int T = 2; T <= 6; T += 2) check_file(tok, p, DATASET_TEXT, NULL, T, 1, T == 4);
+    spit(p, "\n\r\nempty lines first, then text\n", 32); // nothing kept yet when a line is empty
+    check_file(tok, p, DATASET_TEXT, NULL, 3, 1, 0);
+    spit(p, "", 0); // an empty file has no records
+    check_file(tok, p, DATASET_TEXT, NULL, 3, 1, 0);
     /* random bytes: as text, the same windows as the reference; as JSON, every non-blank line
      * malformed, nothing else */
     uint64_t s = 42;

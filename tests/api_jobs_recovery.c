@@ -1,0 +1,131 @@
+/* api_jobs_recovery.c: a worker killed with SIGKILL mid-job, and PostgreSQL restarted
+ * mid-job: the job still completes exactly once, with no duplicate and no missing rows. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/srv.h"
+#include "tests/t.h"
+
+static long long q(const char *url, const char *sql)
+{
+    char cmd[1200], out[64] = "";
+    snprintf(cmd, sizeof cmd, "psql '%s' -qtAc \"%s\"", url, sql);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(out, sizeof out, p)) out[0] = '\0';
+        pclose(p);
+    }
+    return atoll(out);
+}
+
+static void corpus(const char *path, int docs, int words)
+{
+    FILE *f = fopen(path, "w");
+    unsigned s = 9;
+    for (int d = 0; f && d < docs; d++) {
+        for (int w = 0; w < words; w++) fprintf(f, " w%u", ((s = s * 1103515245u + 12345u) >> 16) % 500);
+        fputc('\n', f);
+    }
+    if (f) fclose(f);
+}
+
+/* Waits until the job reaches one of the states (comma list inside quotes for SQL IN). */
+static int wait_state(const char *url, const char *in_list, int seconds)
+{
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE state IN (%s)", in_list);
+    for (int i = 0; i < seconds * 5; i++) {
+        if (q(url, sql) > 0) return 1;
+        usleep(200000);
+    }
+    return 0;
+}
+
+static int setup(srv *s, char *url, size_t n, char *root, const char *const *extra)
+{
+    char roots[600];
+    snprintf(roots, sizeof roots, "tests/data:%s", root);
+    const char *args[16] = {"--migrate", "--data-roots", roots, "--workers", "1", "--job-lease", "3"};
+    int k = 7;
+    for (int i = 0; extra && extra[i]; i++) args[k++] = extra[i];
+    args[k] = NULL;
+    if (srv_fresh(s, url, n, args)) return -1;
+    resp r;
+    http(s, "POST", "/api/models", NULL, "{\"id\":\"tiny-a\",\"path\":\"tests/data/models/tiny-a\"}", &r);
+    resp_free(&r);
+    http(s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-topk\",\"setName\":\"tk\"}", &r);
+    resp_free(&r);
+    char body[800];
+    snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"saeId\":\"1-tk\",\"dataset\":{\"path\":\"%s/corpus.txt\"},"
+             "\"nPrompts\":1600,\"nTokensInPrompt\":64,\"batchPrompts\":16}", root);
+    http(s, "POST", "/api/dashboard-jobs", NULL, body, &r);
+    int ok = r.status == 201;
+    resp_free(&r);
+    return ok ? 0 : -1;
+}
+
+static void check_rows(const char *url)
+{
+    CHECK_INT(q(url, "SELECT count(*) FROM features WHERE layer = '1-tk'"), 512);
+    CHECK_INT(q(url, "SELECT count(*) - count(DISTINCT id) FROM activations"), 0);
+    CHECK(q(url, "SELECT count(*) FROM activations") > 512);
+    /* Every example row belongs to the job attempt that completed. */
+    CHECK_INT(q(url, "SELECT count(DISTINCT \\\"jobId\\\") FROM activations"), 1);
+}
+
+TEST(api_jobs_survive_a_killed_worker)
+{
+    char root[] = "/tmp/saed-rec-XXXXXX", path[300], url[512];
+    CHECK(mkdtemp(root) != NULL);
+    snprintf(path, sizeof path, "%s/corpus.txt", root);
+    corpus(path, 2000, 90);
+    srv a;
+    if (setup(&a, url, sizeof url, root, NULL)) return;
+    CHECK(wait_state(url, "'running'", 30));
+    usleep(1500000); /* well into the statistics pass */
+    kill(a.pid, SIGKILL);
+    waitpid(a.pid, NULL, 0);
+    a.pid = 0;
+    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE state = 'running'"), 1);
+    char roots[600];
+    snprintf(roots, sizeof roots, "tests/data:%s", root);
+    srv b;
+    if (srv_start(&b, url, (const char *const[]){"--data-roots", roots, "--workers", "1", "--job-lease", "3", NULL})) {
+        t_fail(__FILE__, __LINE__, "second saed did not start");
+        return;
+    }
+    CHECK(wait_state(url, "'completed','failed'", 120));
+    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE state = 'completed' AND attempt = 2"), 1);
+    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE errors::text LIKE '%lease expired%'"), 1);
+    check_rows(url);
+    CHECK_INT(srv_stop(&b), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK_INT(system(cmd), 0);
+}
+
+TEST(api_jobs_survive_a_database_restart)
+{
+    char root[] = "/tmp/saed-rec-XXXXXX", path[300], url[512];
+    CHECK(mkdtemp(root) != NULL);
+    snprintf(path, sizeof path, "%s/corpus.txt", root);
+    corpus(path, 2000, 90);
+    srv a;
+    if (setup(&a, url, sizeof url, root, NULL)) return;
+    CHECK(wait_state(url, "'running'", 30));
+    usleep(800000);
+    CHECK_INT(tdb_pg("stop"), 0);
+    usleep(1000000);
+    CHECK_INT(tdb_pg("start"), 0);
+    CHECK(wait_state(url, "'completed','failed'", 120));
+    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE state = 'completed'"), 1);
+    check_rows(url);
+    CHECK_INT(srv_stop(&a), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK_INT(system(cmd), 0);
+}
