@@ -95,6 +95,7 @@ TEST(db_jobs_lifecycle)
     CHECK_INT(j2.attempt, 2);
     CHECK_INT(jobs_complete(c, &j, NULL), 0);  /* stale attempt */
     CHECK_INT(jobs_complete(c, &j2, "{\"phase\":\"done\"}"), 1);
+    job_clear(&j);
     CHECK_INT(jobs_claim(c, "w2", 60, KINDS, &j), 0); /* queue empty */
     CHECK_INT(tdb_exec(url, "DO $$ BEGIN IF (SELECT errors->0->>'error' FROM jobs WHERE payload->>'n' = '2')"
                             " NOT LIKE 'lease expired%' THEN RAISE EXCEPTION 'no sweep error'; END IF; END $$"), 0);
