@@ -75,13 +75,19 @@ int job_dashboard_payload(json_t *body, char *const *roots, int nroots, json_t *
         }
         json_object_set_new(p, nums[i].name, json_integer(x));
     }
-    json_t *pb = json_object_get(body, "prependBos");
-    if (pb && !json_is_boolean(pb)) {
-        snprintf(err, errlen, "prependBos: expected a boolean");
-        json_decref(p);
-        return -1;
+    /* Booleans: prependBos absent = the SAE cfg's prepend_bos at run time; pack = concatenate
+     * short documents into windows instead of skipping them; failOnMalformed = the first
+     * malformed dataset line fails the job instead of being skipped and reported. */
+    static const char *const bools[] = {"prependBos", "pack", "failOnMalformed"};
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+        json_t *b = json_object_get(body, bools[i]);
+        if (b && !json_is_boolean(b)) {
+            snprintf(err, errlen, "%s: expected a boolean", bools[i]);
+            json_decref(p);
+            return -1;
+        }
+        if (b) json_object_set(p, bools[i], b);
     }
-    if (pb) json_object_set(p, "prependBos", pb); /* absent: from the SAE's cfg at run time */
     json_t *fr = json_object_get(body, "featureRange");
     if (fr) {
         if (!json_is_array(fr) || json_array_size(fr) != 2 || !json_is_integer(json_array_get(fr, 0)) ||
@@ -268,6 +274,8 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     json_t *pb = json_object_get(p, "prependBos");
     dopt.prepend_bos = pb ? json_is_true(pb) : sae_prepend;
     dopt.n_prompts = geti(p, "nPrompts");
+    dopt.pack = json_is_true(json_object_get(p, "pack"));
+    dopt.strict = json_is_true(json_object_get(p, "failOnMalformed"));
     dopt.seed = (uint64_t)geti(p, "seed");
     dopt.vocab_size = model_config(m)->vocab_size;
     dopt.progress = on_dataset;

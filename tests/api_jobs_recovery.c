@@ -129,3 +129,25 @@ TEST(api_jobs_survive_a_database_restart)
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
     CHECK_INT(system(cmd), 0);
 }
+
+TEST(api_jobs_cancel_a_running_job)
+{
+    char root[] = "/tmp/saed-rec-XXXXXX", path[300], url[512];
+    CHECK(mkdtemp(root) != NULL);
+    snprintf(path, sizeof path, "%s/corpus.txt", root);
+    corpus(path, 2000, 90);
+    srv a;
+    if (setup(&a, url, sizeof url, root, NULL)) return;
+    CHECK(wait_state(url, "'running'", 30));
+    resp r;
+    http(&a, "POST", "/api/dashboard-jobs/1/cancel", NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"state\":\"running\"");
+    resp_free(&r);
+    CHECK(wait_state(url, "'cancelled'", 30));
+    CHECK_INT(q(url, "SELECT count(*) FROM features"), 0); /* nothing half-written */
+    CHECK_INT(srv_stop(&a), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK_INT(system(cmd), 0);
+}
