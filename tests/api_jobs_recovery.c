@@ -45,9 +45,21 @@ static int wait_state(const char *url, const char *in_list, int seconds)
     return 0;
 }
 
+static void rm_root(const char *root)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    CHECK_INT(system(cmd), 0);
+}
+
+/* A fresh root with a corpus, a server with one worker and a short lease, the model and SAE
+ * registered, and a job long enough to interrupt, already running. */
 static int setup(srv *s, char *url, size_t n, char *root, const char *const *extra)
 {
-    char roots[600];
+    char roots[600], path[300];
+    if (!mkdtemp(root)) return -1;
+    snprintf(path, sizeof path, "%s/corpus.txt", root);
+    corpus(path, 2000, 90);
     snprintf(roots, sizeof roots, "tests/data:%s", root);
     const char *args[16] = {"--migrate", "--data-roots", roots, "--workers", "1", "--job-lease", "3"};
     int k = 7;
@@ -65,7 +77,11 @@ static int setup(srv *s, char *url, size_t n, char *root, const char *const *ext
     http(s, "POST", "/api/dashboard-jobs", NULL, body, &r);
     int ok = r.status == 201;
     resp_free(&r);
-    return ok ? 0 : -1;
+    if (!ok || !wait_state(url, "'running'", 30)) {
+        t_fail(__FILE__, __LINE__, "the job did not start");
+        return -1;
+    }
+    return 0;
 }
 
 static void check_rows(const char *url)
@@ -79,13 +95,9 @@ static void check_rows(const char *url)
 
 TEST(api_jobs_survive_a_killed_worker)
 {
-    char root[] = "/tmp/saed-rec-XXXXXX", path[300], url[512];
-    CHECK(mkdtemp(root) != NULL);
-    snprintf(path, sizeof path, "%s/corpus.txt", root);
-    corpus(path, 2000, 90);
+    char root[] = "/tmp/saed-rec-XXXXXX", url[512];
     srv a;
     if (setup(&a, url, sizeof url, root, NULL)) return;
-    CHECK(wait_state(url, "'running'", 30));
     usleep(1500000); /* well into the statistics pass */
     kill(a.pid, SIGKILL);
     waitpid(a.pid, NULL, 0);
@@ -103,20 +115,14 @@ TEST(api_jobs_survive_a_killed_worker)
     CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE errors::text LIKE '%lease expired%'"), 1);
     check_rows(url);
     CHECK_INT(srv_stop(&b), 0);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    CHECK_INT(system(cmd), 0);
+    rm_root(root);
 }
 
 TEST(api_jobs_survive_a_database_restart)
 {
-    char root[] = "/tmp/saed-rec-XXXXXX", path[300], url[512];
-    CHECK(mkdtemp(root) != NULL);
-    snprintf(path, sizeof path, "%s/corpus.txt", root);
-    corpus(path, 2000, 90);
+    char root[] = "/tmp/saed-rec-XXXXXX", url[512];
     srv a;
     if (setup(&a, url, sizeof url, root, NULL)) return;
-    CHECK(wait_state(url, "'running'", 30));
     usleep(800000);
     CHECK_INT(tdb_pg("stop"), 0);
     usleep(1000000);
@@ -125,20 +131,14 @@ TEST(api_jobs_survive_a_database_restart)
     CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE state = 'completed'"), 1);
     check_rows(url);
     CHECK_INT(srv_stop(&a), 0);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    CHECK_INT(system(cmd), 0);
+    rm_root(root);
 }
 
 TEST(api_jobs_cancel_a_running_job)
 {
-    char root[] = "/tmp/saed-rec-XXXXXX", path[300], url[512];
-    CHECK(mkdtemp(root) != NULL);
-    snprintf(path, sizeof path, "%s/corpus.txt", root);
-    corpus(path, 2000, 90);
+    char root[] = "/tmp/saed-rec-XXXXXX", url[512];
     srv a;
     if (setup(&a, url, sizeof url, root, NULL)) return;
-    CHECK(wait_state(url, "'running'", 30));
     resp r;
     http(&a, "POST", "/api/dashboard-jobs/1/cancel", NULL, NULL, &r);
     CHECK_INT(r.status, 200);
@@ -147,7 +147,5 @@ TEST(api_jobs_cancel_a_running_job)
     CHECK(wait_state(url, "'cancelled'", 30));
     CHECK_INT(q(url, "SELECT count(*) FROM features"), 0); /* nothing half-written */
     CHECK_INT(srv_stop(&a), 0);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    CHECK_INT(system(cmd), 0);
+    rm_root(root);
 }
