@@ -139,3 +139,13 @@ $(BUILD)/bench/forward: $(BUILD)/obj/bench/forward.o $(BUILD)/obj/tools/fixture.
 .PHONY: bench
 bench: $(BUILD)/bench/forward
 	$(BUILD)/bench/forward
+
+# `make bench-dashboard`: dashboard generation (saed vs a C reference of SAEDashboard's
+# algorithm), tokens/s, peak RSS and FLOP rate; several minutes (bench/dashboard.c).
+$(BUILD)/bench/dashboard: $(BUILD)/obj/bench/dashboard.o $(BUILD)/obj/bench/saedash_ref.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+.PHONY: bench-dashboard
+bench-dashboard: $(BUILD)/bench/dashboard
+	$(BUILD)/bench/dashboard

@@ -162,4 +162,143 @@ const db_statement db_statements[DB_N_STMTS] = {
     [DB_JOBS_RELEASE_WORKER] = {"jobs_release_worker",
         "UPDATE jobs SET state = 'available', worker_id = NULL, lease_expires_at = NULL,"
         " heartbeat_at = NULL, run_after = now() WHERE state = 'running' AND starts_with(worker_id, $1)", 1, 0},
+
+    /* ---- dashboard export (server/export_db.c): PostgreSQL builds every row as JSON, with
+     * Neuronpedia's column names and without saed's own columns ("indexInt", "jobId",
+     * "descriptionTsv", paths); ranges are numeric ("indexInt") so one call holds a bounded
+     * number of features. All of them run inside DB_EXPORT_BEGIN's snapshot, so they are
+     * never re-run on a fresh connection (readonly = 0). ---- */
+#define EXPORT_TS(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* "{layer}-{setName}__{suffix}" → suffix, else NULL (SAEDashboard's sae_id_suffix). */
+#define EXPORT_SUFFIX                                                                                    \
+    "CASE WHEN starts_with(s.id, s.layer || '-' || s.\"setName\" || '__')"                               \
+    " AND length(s.id) > length(s.layer || '-' || s.\"setName\" || '__')"                                 \
+    " THEN substr(s.id, length(s.layer || '-' || s.\"setName\" || '__') + 1) END"
+#define EXPORT_RANGE " WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.\"indexInt\" >= $3 AND f.\"indexInt\" < $4"
+/* The order the dashboard job produced them in: the top group (binMin -1) first, then the
+ * intervals from the highest down, each by the qualifying token's value; then by prompt. */
+#define EXPORT_ACT_ORDER                                                                                 \
+    " ORDER BY f.\"indexInt\", a.\"binMin\" >= 0, a.\"binMin\" DESC, a.values[a.\"qualifyingTokenIndex\" + 1] DESC," \
+    " length(a.\"dataIndex\"), a.\"dataIndex\", a.\"qualifyingTokenIndex\", a.id"
+    /* One consistent snapshot for the whole export: a job finishing meanwhile cannot mix rows. */
+    [DB_EXPORT_BEGIN] = {"export_begin", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, 0},
+    /* hasDashboards, the stored index range, and SAEDashboard's batch header. */
+    [DB_EXPORT_SAE] = {"export_sae",
+        "SELECT s.\"hasDashboards\", r.lo, r.hi, row_to_json(h)::text FROM saes s"
+        " CROSS JOIN LATERAL (SELECT min(f.\"indexInt\") AS lo, max(f.\"indexInt\") AS hi FROM features f"
+        " WHERE f.\"modelId\" = s.\"modelId\" AND f.layer = s.id) r"
+        " CROSS JOIN LATERAL (SELECT s.\"modelId\" AS model_id, s.layer, s.\"setName\" AS sae_set, " EXPORT_SUFFIX
+        " AS sae_id_suffix) h WHERE s.\"modelId\" = $1 AND s.id = $2", 2, 0},
+    /* release.jsonl, model.jsonl, sourceset.jsonl, source.jsonl. saed has no SourceRelease
+     * table: the release is the source set's releaseName, else "{modelId}-{saeId}". Where a row
+     * has no creator, "saed" is written; inferenceEnabled is false because nothing says the
+     * importing instance can run the model. */
+    [DB_EXPORT_NP_META] = {"export_np_meta",
+        "SELECT row_to_json(rel)::text, row_to_json(mo)::text, row_to_json(st)::text, row_to_json(so)::text"
+        " FROM saes s JOIN models m ON m.id = s.\"modelId\""
+        " JOIN source_sets ss ON ss.\"modelId\" = s.\"modelId\" AND ss.name = s.\"setName\""
+        " CROSS JOIN LATERAL (SELECT coalesce(ss.\"releaseName\", s.\"modelId\" || '-' || s.id) AS release,"
+        " coalesce(nullif(ss.description, ''), s.\"hookName\" || ', ' || s.\"dSae\" || ' features') AS descr,"
+        " coalesce(nullif(ss.\"creatorName\", ''), 'saed') AS creator) d"
+        " CROSS JOIN LATERAL (SELECT d.release AS name, d.descr AS description, NULL::text AS \"descriptionShort\","
+        " d.creator AS \"creatorName\", d.creator AS \"creatorNameShort\", ss.\"creatorEmail\","
+        " coalesce(ss.\"creatorId\", 'saed') AS \"creatorId\", ss.visibility, false AS \"isNewUi\", false AS featured, ss.urls,"
+        " s.\"setName\" AS \"defaultSourceSetName\", s.id AS \"defaultSourceId\", '{}'::text[] AS \"defaultUmapSourceIds\","
+        " " EXPORT_TS("ss.\"createdAt\"") " AS \"createdAt\") rel"
+        " CROSS JOIN LATERAL (SELECT m.id, m.\"displayNameShort\", m.\"displayName\", coalesce(m.\"creatorId\", 'saed') AS \"creatorId\","
+        " m.owner, m.website, m.\"tlensId\", m.dimension, m.layers, m.\"neuronsPerLayer\", m.thinking, m.visibility,"
+        " false AS \"inferenceEnabled\", m.instruct, coalesce(m.\"defaultSourceSetName\", s.\"setName\") AS \"defaultSourceSetName\","
+        " coalesce(m.\"defaultSourceId\", s.id) AS \"defaultSourceId\", " EXPORT_TS("m.\"createdAt\"") " AS \"createdAt\","
+        " " EXPORT_TS("m.\"updatedAt\"") " AS \"updatedAt\") mo"
+        " CROSS JOIN LATERAL (SELECT ss.\"modelId\", ss.name, d.descr AS description, ss.type, d.creator AS \"creatorName\", ss.urls,"
+        " ss.\"creatorEmail\", coalesce(ss.\"creatorId\", 'saed') AS \"creatorId\", d.release AS \"releaseName\", ss.\"hasDashboards\","
+        " ss.\"allowInferenceSearch\", ss.visibility, ss.\"hasGraphs\", ss.\"graphEnabled\", ss.\"similarityMatrixEnabled\","
+        " ss.\"defaultOfModelId\", ss.\"defaultGraphModelId\", ss.\"defaultRange\", ss.\"defaultShowBreaks\", ss.\"showDfa\","
+        " ss.\"showCorrelated\", ss.\"showHeadAttribution\", ss.\"showUmap\", " EXPORT_TS("ss.\"createdAt\"") " AS \"createdAt\") st"
+        " CROSS JOIN LATERAL (SELECT s.id, s.\"modelId\", s.\"setName\", coalesce(s.\"creatorId\", 'saed') AS \"creatorId\","
+        " s.\"hasDashboards\", false AS \"inferenceEnabled\", s.visibility, s.\"hasUmap\", s.\"hasUmapLogSparsity\", s.\"hasUmapClusters\","
+        " s.\"saelensConfig\", s.\"saelensRelease\", s.\"saelensSaeId\", s.\"hfRepoId\", s.\"hfFolderId\", s.num_prompts,"
+        " s.num_tokens_in_prompt, s.dataset, s.notes, s.\"defaultOfModelId\", s.\"cosSimMatchModelId\", s.\"cosSimMatchSourceId\","
+        " " EXPORT_TS("s.\"createdAt\"") " AS \"createdAt\") so"
+        " WHERE s.\"modelId\" = $1 AND s.id = $2", 2, 0},
+    /* Neuron rows of [$3, $4). */
+    [DB_EXPORT_NP_FEATURES] = {"export_np_features",
+        "SELECT row_to_json(v)::text FROM features f CROSS JOIN LATERAL (SELECT f.\"modelId\", f.layer, f.index,"
+        " f.\"sourceSetName\", f.\"creatorId\", " EXPORT_TS("f.\"createdAt\"") " AS \"createdAt\", f.\"maxActApprox\", f.\"hasVector\","
+        " f.vector, f.\"vectorLabel\", f.\"vectorDefaultSteerStrength\", f.\"hookName\", f.\"topkCosSimIndices\", f.\"topkCosSimValues\","
+        " f.neuron_alignment_indices, f.neuron_alignment_values, f.neuron_alignment_l1, f.correlated_neurons_indices,"
+        " f.correlated_neurons_pearson, f.correlated_neurons_l1, f.correlated_features_indices, f.correlated_features_pearson,"
+        " f.correlated_features_l1, f.pos_str, f.pos_values, f.neg_str, f.neg_values, f.frac_nonzero,"
+        " f.freq_hist_data_bar_heights, f.freq_hist_data_bar_values, f.logits_hist_data_bar_heights,"
+        " f.logits_hist_data_bar_values, f.decoder_weights_dist, f.umap_cluster, f.umap_log_feature_sparsity, f.umap_x,"
+        " f.umap_y) v" EXPORT_RANGE " ORDER BY f.\"indexInt\"", 4, 0},
+    /* Activation rows of the features of [$3, $4). */
+    [DB_EXPORT_NP_ACTIVATIONS] = {"export_np_activations",
+        "SELECT row_to_json(v)::text FROM features f"
+        " JOIN activations a ON a.\"modelId\" = f.\"modelId\" AND a.layer = f.layer AND a.index = f.index"
+        " CROSS JOIN LATERAL (SELECT a.id, a.\"modelId\", a.layer, a.index, a.tokens, a.values, a.\"maxValue\","
+        " a.\"maxValueTokenIndex\", a.\"minValue\", a.\"dfaValues\", a.\"dfaTargetIndex\", a.\"dfaMaxValue\", a.\"zQIndices\","
+        " a.\"zKIndices\", a.\"zValues\", a.\"lossValues\", a.\"logitContributions\", a.\"binMin\", a.\"binMax\", a.\"binContains\","
+        " a.\"qualifyingTokenIndex\", a.\"dataIndex\", a.\"dataSource\", a.\"creatorId\", " EXPORT_TS("a.\"createdAt\"")
+        " AS \"createdAt\") v" EXPORT_RANGE EXPORT_ACT_ORDER, 4, 0},
+    /* Explanation rows of the features of [$3, $4). */
+    [DB_EXPORT_NP_EXPLANATIONS] = {"export_np_explanations",
+        "SELECT row_to_json(v)::text FROM features f"
+        " JOIN explanations e ON e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index"
+        " CROSS JOIN LATERAL (SELECT e.id, e.\"modelId\", e.layer, e.index, e.description, e.\"authorId\", e.\"triggeredByUserId\","
+        " e.\"typeName\", e.\"explanationModelName\", e.\"scoreV1\", e.\"scoreV2\", e.notes, e.umap_x, e.umap_y, e.umap_cluster,"
+        " e.umap_log_feature_sparsity, " EXPORT_TS("e.\"createdAt\"") " AS \"createdAt\", " EXPORT_TS("e.\"updatedAt\"")
+        " AS \"updatedAt\") v" EXPORT_RANGE " ORDER BY f.\"indexInt\", e.\"createdAt\", e.id", 4, 0},
+    /* SAEDashboard's run_settings.json ($3 = features per batch): the SAE row, plus the run
+     * options of the SAE's latest completed dashboard job (null when there is none). */
+    [DB_EXPORT_SD_RUN_SETTINGS] = {"export_sd_run_settings",
+        "SELECT row_to_json(v)::text FROM saes s"
+        " CROSS JOIN LATERAL (SELECT min(f.\"indexInt\") AS lo, max(f.\"indexInt\") AS hi, count(*) AS n FROM features f"
+        " WHERE f.\"modelId\" = s.\"modelId\" AND f.layer = s.id) r"
+        " LEFT JOIN LATERAL (SELECT j.id, j.payload FROM jobs j WHERE j.\"modelId\" = s.\"modelId\" AND j.\"saeId\" = s.id"
+        " AND j.kind = 'dashboard' AND j.state = 'completed' ORDER BY j.finished_at DESC, j.id DESC LIMIT 1) j ON true"
+        " CROSS JOIN LATERAL (SELECT coalesce(s.\"saelensRelease\", s.\"setName\") AS sae_set,"
+        " coalesce(s.\"saelensSaeId\", s.\"hookName\") AS sae_path, s.\"modelId\" || '-' || s.id AS outputs_dir,"
+        " " EXPORT_SUFFIX " AS np_sae_id_suffix, s.\"setName\" AS np_set_name, s.\"saelensRelease\" IS NULL AS from_local_sae,"
+        " coalesce(s.dataset, '') AS huggingface_dataset_path, s.num_prompts AS n_prompts_total,"
+        " s.num_tokens_in_prompt AS n_tokens_in_prompt, (j.payload ->> 'batchPrompts')::int AS n_prompts_in_forward_pass,"
+        " $3::int AS n_features_at_a_time, r.lo / $3::int AS start_batch, r.hi / $3::int + 1 AS end_batch,"
+        " (j.payload ->> 'nIntervals')::int AS n_quantiles, (j.payload ->> 'topK')::int AS top_acts_group_size,"
+        " (j.payload ->> 'perInterval')::int AS quantile_group_size, false AS use_dfa, 'float32' AS model_dtype,"
+        " 'float32' AS sae_dtype, s.\"modelId\" AS model_id, s.layer, s.\"hookName\" AS hook_name,"
+        " coalesce((j.payload ->> 'prependBos')::boolean, (s.\"saelensConfig\" ->> 'prepend_bos')::boolean,"
+        " (s.\"saelensConfig\" #>> '{metadata,prepend_bos}')::boolean, true) AS prepend_bos, false AS shuffle_tokens,"
+        " NULL::int[] AS prefix_tokens, NULL::int[] AS suffix_tokens, NULL::int[] AS ignore_positions,"
+        " (j.payload ->> 'seed')::bigint AS seed, 'saed' AS generated_by,"
+        " json_build_object('source_id', s.id, 'd_sae', s.\"dSae\", 'feature_range', json_build_array(r.lo, r.hi + 1),"
+        " 'n_features', r.n, 'job_id', j.id, 'hist_bins', (j.payload ->> 'histogramBins')::int,"
+        " 'logit_k', (j.payload ->> 'logitK')::int, 'value_decimals', 5) AS saed) v"
+        " WHERE s.\"modelId\" = $1 AND s.id = $2", 3, 0},
+    /* SAEDashboard features of [$3, $4), Neuron columns renamed back, without "activations"
+     * (the caller splices them in) and with the vector apart (it comes after them). */
+    [DB_EXPORT_SD_FEATURES] = {"export_sd_features",
+        "SELECT f.\"indexInt\", row_to_json(v)::text, to_json(f.vector)::text FROM features f"
+        " JOIN saes s ON s.\"modelId\" = f.\"modelId\" AND s.id = f.layer"
+        " CROSS JOIN LATERAL (SELECT f.\"indexInt\" AS feature_index, f.neuron_alignment_indices, f.neuron_alignment_values,"
+        " f.neuron_alignment_l1, f.correlated_neurons_indices, f.correlated_neurons_l1, f.correlated_neurons_pearson,"
+        " f.correlated_features_indices, f.correlated_features_l1, f.correlated_features_pearson, f.neg_str, f.neg_values,"
+        " f.pos_str, f.pos_values, f.frac_nonzero, f.freq_hist_data_bar_values, f.freq_hist_data_bar_heights,"
+        " f.logits_hist_data_bar_heights, f.logits_hist_data_bar_values, s.num_prompts AS n_prompts_total,"
+        " s.num_tokens_in_prompt AS n_tokens_in_prompt, coalesce(s.dataset, '') AS dataset, f.decoder_weights_dist) v"
+        EXPORT_RANGE " ORDER BY f.\"indexInt\"", 4, 0},
+    /* SAEDashboard activation objects of the features of [$3, $4). A window stored with the
+     * BOS first loses position 0, as SAEDashboard's windows do (qualifying index − 1). */
+    [DB_EXPORT_SD_ACTIVATIONS] = {"export_sd_activations",
+        "SELECT f.\"indexInt\", row_to_json(v)::text FROM features f"
+        " JOIN activations a ON a.\"modelId\" = f.\"modelId\" AND a.layer = f.layer AND a.index = f.index"
+        " CROSS JOIN LATERAL (SELECT a.tokens[1] = '<|endoftext|>' AND cardinality(a.tokens) > 1 AS bos) b"
+        " CROSS JOIN LATERAL (SELECT a.\"binMin\" AS bin_min, a.\"binMax\" AS bin_max, a.\"binContains\" AS bin_contains,"
+        " CASE WHEN b.bos THEN a.tokens[2:] ELSE a.tokens END AS tokens,"
+        " CASE WHEN b.bos THEN a.values[2:] ELSE a.values END AS values,"
+        " a.\"qualifyingTokenIndex\" - CASE WHEN b.bos THEN 1 ELSE 0 END AS qualifying_token_index) v"
+        EXPORT_RANGE EXPORT_ACT_ORDER, 4, 0},
+#undef EXPORT_TS
+#undef EXPORT_SUFFIX
+#undef EXPORT_RANGE
+#undef EXPORT_ACT_ORDER
 };

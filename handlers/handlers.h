@@ -8,6 +8,8 @@
 /* Shared reply helpers (common.c). */
 void reply_svc(http_req *r, const svc_err *e);                      /* registry error → status */
 void reply_json_text(http_req *r, int status, const char *text);    /* JSON built by the database */
+/* dir as a .tar.gz of prefix/... (200 application/gzip, or 500); dir is left for the caller. */
+void reply_targz_dir(http_req *r, const char *dir, const char *prefix);
 
 void h_healthz(http_req *r);
 void h_readyz(http_req *r);
@@ -26,5 +28,6 @@ void h_jobs_create(http_req *r);
 void h_jobs_get(http_req *r);
 void h_jobs_list(http_req *r);
 void h_jobs_cancel(http_req *r);
+void h_export_dashboards(http_req *r);
 
 #endif

@@ -21,5 +21,7 @@ const http_route http_routes[] = {
     {"POST", "/api/dashboard-jobs", h_jobs_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     {"GET", "/api/dashboard-jobs/{id}", h_jobs_get, ROUTE_SCHEMA},
     {"POST", "/api/dashboard-jobs/{id}/cancel", h_jobs_cancel, ROUTE_AUTH | ROUTE_SCHEMA},
+    /* Like the SAE export: reads and compresses every stored row of the SAE, so a key is needed. */
+    {"GET", "/api/export/{modelId}/{saeId}", h_export_dashboards, ROUTE_AUTH | ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

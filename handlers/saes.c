@@ -1,15 +1,11 @@
 /* saes.c: /api/saes, the registry of SAELens SAEs (Neuronpedia "sources"), and their export
  * back to SAELens layout as a .tar.gz. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "handlers/handlers.h"
-#include "server/log.h"
-#include "server/targz.h"
 
 void h_saes_list(http_req *r)
 {
@@ -123,7 +119,7 @@ void h_saes_export(http_req *r)
     if (bad_ids(r, model, id)) return;
     db_conn *c = http_db(r);
     if (!c) return;
-    char dir[] = "/tmp/saed-export-XXXXXX", tgz[] = "/tmp/saed-export-XXXXXX.tar.gz", err[512] = "";
+    char dir[] = "/tmp/saed-export-XXXXXX";
     if (!mkdtemp(dir)) {
         http_reply_error(r, 500, "internal", "cannot create a temporary directory");
         return;
@@ -134,27 +130,8 @@ void h_saes_export(http_req *r)
         reply_svc(r, &e);
         return;
     }
-    /* The archive goes to an unlinked temporary file that MHD streams from and closes. */
-    int fd = mkstemps(tgz, 7);
-    if (fd >= 0) unlink(tgz);
-    else snprintf(err, sizeof err, "temporary archive: %s", strerror(errno));
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s-%s", model, id);
-    int rc = fd < 0 ? -1 : targz_dir(dir, prefix, fd, err, sizeof err);
+    reply_targz_dir(r, dir, prefix);
     rm_dir(dir);
-    struct stat st;
-    if (rc == 0 && fstat(fd, &st)) {
-        snprintf(err, sizeof err, "fstat: %s", strerror(errno));
-        rc = -1;
-    }
-    if (rc) {
-        if (fd >= 0) close(fd);
-        log_error("export %s/%s: %s", model, id, err);
-        http_reply_error(r, 500, "internal", "could not build the archive (request id %s)", http_request_id(r));
-        return;
-    }
-    char disp[400];
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s.tar.gz\"", prefix);
-    http_add_header(r, "Content-Disposition", disp);
-    http_reply_fd(r, 200, "application/gzip", fd, (size_t)st.st_size);
 }

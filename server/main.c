@@ -9,6 +9,7 @@
 #include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
 #include "server/config.h"
+#include "server/export_db.h"
 #include "server/log.h"
 #include "server/registry.h"
 #include "server/serve.h"
@@ -45,6 +46,9 @@ static void usage(FILE *f)
             "                        register a SAELens SAE folder for a registered model\n"
             "  export-sae --model ID --sae ID --out DIR [--format saelens-v6|saelens-v5]\n"
             "                        write a registered SAE back in SAELens layout + pretrained_saes.yaml\n"
+            "  export --model ID --sae ID --out DIR [--format neuronpedia|saedashboard] [--features-per-batch N]\n"
+            "                        write a registered SAE's stored dashboards (Neuronpedia bulk-import\n"
+            "                        files, or SAEDashboard batches of N features, default 128)\n"
             "  dashboards --model DIR --sae DIR --dataset PATH --out DIR [options; --help]\n"
             "                        generate dashboards in-process and write the exports\n"
             "  version               print the version and the compute backends available\n"
@@ -189,6 +193,32 @@ static int cmd_export_sae(saed_config *cfg, const char *model, const char *sae_i
     return rc ? 1 : 0;
 }
 
+/* `saed export`: the same files as GET /api/export/{modelId}/{saeId}, unarchived. */
+static int cmd_export(saed_config *cfg, const char *model, const char *sae_id, const char *out, const char *fmt,
+                      const char *batch)
+{
+    char err[1024], *end = NULL;
+    export_db_format f;
+    long b = batch ? strtol(batch, &end, 10) : 0;
+    if (!model || !sae_id || !out || export_db_format_parse(fmt, &f) ||
+        (batch && (!*batch || *end || b < 1 || b > EXPORT_DB_SD_BATCH_MAX))) {
+        fprintf(stderr, "saed export: --model, --sae and --out are required; --format is neuronpedia or saedashboard;"
+                        " --features-per-batch is 1-%d\n", EXPORT_DB_SD_BATCH_MAX);
+        return 2;
+    }
+    db_conn *c = db_connect(cfg->database_url, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "saed export: cannot connect to the database (DATABASE_URL): %s\n", err);
+        return 1;
+    }
+    svc_err e;
+    int rc = export_db_write(c, model, sae_id, f, (int)b, out, &e);
+    if (rc) fprintf(stderr, "saed export: %s\n", e.msg);
+    else printf("exported the dashboards of %s/%s to %s (%s)\n", model, sae_id, out, fmt ? fmt : "neuronpedia");
+    db_close(c);
+    return rc ? 1 : 0;
+}
+
 /* `saed worker`: job workers without HTTP, on any host that reaches the database. */
 static int cmd_worker(saed_config *cfg)
 {
@@ -253,7 +283,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-    const char *id = NULL, *path = NULL, *display = NULL, *fmt = NULL;
+    const char *id = NULL, *path = NULL, *display = NULL, *fmt = NULL, *batch = NULL;
     sae_reg sr = {0};
     int missing = 0;
     if (!strcmp(cmd, "encode")) {
@@ -317,6 +347,12 @@ int main(int argc, char **argv)
         sr.id = take_flag(&ac, av, "--sae", &missing);
         sr.path = take_flag(&ac, av, "--out", &missing);
         fmt = take_flag(&ac, av, "--format", &missing);
+    } else if (!strcmp(cmd, "export")) {
+        sr.model_id = take_flag(&ac, av, "--model", &missing);
+        sr.id = take_flag(&ac, av, "--sae", &missing);
+        sr.path = take_flag(&ac, av, "--out", &missing);
+        fmt = take_flag(&ac, av, "--format", &missing);
+        batch = take_flag(&ac, av, "--features-per-batch", &missing);
     } else if (strcmp(cmd, "serve") && strcmp(cmd, "migrate") && strcmp(cmd, "worker")) {
         fprintf(stderr, "saed: unknown command '%s' (see saed --help)\n", cmd);
         return 2;
@@ -333,6 +369,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "worker")) rc = cmd_worker(&cfg);
     else if (!strcmp(cmd, "import-sae")) rc = cmd_import_sae(&cfg, &sr);
     else if (!strcmp(cmd, "export-sae")) rc = cmd_export_sae(&cfg, sr.model_id, sr.id, sr.path, fmt);
+    else if (!strcmp(cmd, "export")) rc = cmd_export(&cfg, sr.model_id, sr.id, sr.path, fmt, batch);
     else rc = cmd_import_model(&cfg, id, path, display);
     config_free(&cfg);
     return rc;

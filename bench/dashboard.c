@@ -1,0 +1,608 @@
+/* bench/dashboard.c: dashboard generation throughput, memory and speed-up, in one run.
+ *   build/bench/dashboard [--quick] [--prompts N] [--features N] [--ref-batches N]
+ * Prints: OpenBLAS sgemm GFLOP/s (large square); then for a random gpt2-small-shaped model
+ * (d 768, 12 layers, 12 heads, vocab 50257) and a random standard SAE (24576 features at
+ * blocks.6.hook_resid_pre, 1–5% of features firing) on random 128-token prompts (BOS first):
+ *  - saed's dash_run (engine/dash_run.h) at 2048 and at 4096 prompts: wall time, tokens/s,
+ *    peak RSS, phase times, and the counted FLOP rate (forward to the hook + SAE encode, for the
+ *    statistics pass and the example pass's re-run prompts) as a fraction of sgemm;
+ *  - the C reference of SAEDashboard's algorithm (bench/saedash_ref.h) on the same 2048
+ *    prompts, timed on N evenly spaced feature batches (16 of 192 by default) and extrapolated
+ *    linearly to all of them, its agreement with saed on those features, and the speed-up.
+ * Each configuration runs in its own forked child, so each peak RSS (ru_maxrss from wait4) is
+ * that configuration's own. --quick: 64/128 prompts and a 4096-feature SAE, for a smoke run;
+ * --prompts N: N and 2N prompts instead of 2048 and 4096; --features: the SAE's width. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/saedash_ref.h"
+#include "engine/dash_run.h"
+#include "engine/safetensors.h"
+#include "engine/sae.h"
+#include "tools/fixture.h"
+
+#define T_CTX 128
+#define D_IN 768
+#define BOS 50256
+#define HOOK "blocks.6.hook_resid_pre"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* splitmix64 and Box–Muller: deterministic weights and prompts. */
+static uint64_t next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *s)
+{
+    return (next(s) >> 11) / 9007199254740992.0;
+}
+
+static float normal(uint64_t *s)
+{
+    double u1 = ((next(s) >> 11) + 1.0) / 9007199254740993.0, u2 = uniform(s);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* n prompts of T ids: BOS, then ids uniform over [0, 4000). */
+static int32_t *make_prompts(int n, uint64_t seed)
+{
+    int32_t *p = malloc(sizeof(int32_t) * (size_t)n * T_CTX);
+    for (int i = 0; p && i < n; i++) {
+        p[(size_t)i * T_CTX] = BOS;
+        for (int t = 1; t < T_CTX; t++) p[(size_t)i * T_CTX + t] = (int32_t)(next(&seed) % 4000);
+    }
+    return p;
+}
+
+static double sgemm_gflops(int n)
+{
+    float *A = malloc(sizeof(float) * n * n), *B = malloc(sizeof(float) * n * n), *C = malloc(sizeof(float) * n * n);
+    for (int i = 0; i < n * n; i++) {
+        A[i] = (float)(i % 7) * 0.1f;
+        B[i] = (float)(i % 5) * 0.1f;
+    }
+    double best = 1e9;
+    for (int r = 0; r < 4; r++) {
+        double t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        t = now() - t;
+        if (r > 0 && t < best) best = t; /* the first run warms up threads and caches */
+    }
+    free(A);
+    free(B);
+    free(C);
+    return 2.0 * n * (double)n * n / best / 1e9;
+}
+
+/* ---- the benchmark's shared state (set up before any fork) ---- */
+
+typedef struct bench {
+    int quick, n1, n2, d_sae, ref_batches, sgemm_n;
+    char dir[64], model_dir[96], sae_dir[96], saed_stats[96];
+    int32_t *prompts;   /* n2 prompts; the first n1 are the 2048-prompt configuration's */
+} bench;
+
+/* ---- child: sgemm, model and SAE files ---- */
+
+typedef struct setup_out {
+    int ok, threads;
+    double sgemm, seconds, model_mb, calib_l0;
+    char err[512];
+} setup_out;
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int copy_hook(void *ud, hook_point hp, float *act, int B, int T, int width)
+{
+    (void)hp;
+    memcpy(ud, act, sizeof(float) * (size_t)B * T * width);
+    return 0;
+}
+
+/* A SAELens v6 folder: W_enc ~ N(0, 1/√768), W_dec = W_encᵀ with unit-norm rows (SAELens's
+ * tied init), b_dec small, and b_enc set per feature from calibration prompts so that feature i
+ * fires on a fraction d_i of tokens, d_i log-uniform in [1%, 5%]. */
+static int write_sae(const bench *bn, model *m, setup_out *so)
+{
+    const int D = D_IN, S = bn->d_sae, NC = 16, N = NC * T_CTX;
+    char *err = so->err;
+    size_t errlen = sizeof so->err;
+    uint64_t rng = 12345;
+    float *W_enc = malloc(sizeof(float) * (size_t)D * S), *W_dec = malloc(sizeof(float) * (size_t)S * D);
+    float *b_enc = malloc(sizeof(float) * S), *b_dec = malloc(sizeof(float) * D);
+    float *x = malloc(sizeof(float) * (size_t)N * D), *h = malloc(sizeof(float) * (size_t)N * S);
+    float *col = malloc(sizeof(float) * N);
+    int32_t *cal = make_prompts(NC, 999);
+    int rc = -1;
+    if (!W_enc || !W_dec || !b_enc || !b_dec || !x || !h || !col || !cal) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    const float sd = 1.0f / sqrtf((float)D);
+    for (size_t i = 0; i < (size_t)D * S; i++) W_enc[i] = sd * normal(&rng);
+    for (int i = 0; i < D; i++) b_dec[i] = 0.01f * normal(&rng);
+    for (int i = 0; i < S; i++) {
+        double s2 = 0;
+        for (int d = 0; d < D; d++) s2 += (double)W_enc[(size_t)d * S + i] * W_enc[(size_t)d * S + i];
+        float inv = (float)(1.0 / sqrt(s2));
+        for (int d = 0; d < D; d++) W_dec[(size_t)i * D + d] = W_enc[(size_t)d * S + i] * inv;
+    }
+    hook_req req = {{HOOK_RESID_PRE, 6}, copy_hook, x, 0};
+    fwd_opts fo = {.hooks = &req, .nhooks = 1};
+    if (model_forward(m, cal, NC, T_CTX, &fo, err, errlen)) goto out;
+    for (int r = 0; r < N; r++)
+        for (int d = 0; d < D; d++) x[(size_t)r * D + d] -= b_dec[d];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, S, D, 1.0f, x, D, W_enc, S, 0.0f, h, S);
+    double l0 = 0;
+    for (int i = 0; i < S; i++) {
+        int nc = 0;
+        for (int r = 0; r < N; r++)
+            if (r % T_CTX) col[nc++] = h[(size_t)r * S + i];   /* BOS rows are masked anyway */
+        qsort(col, (size_t)nc, sizeof *col, cmp_float);
+        double dens = exp(log(0.01) + uniform(&rng) * (log(0.05) - log(0.01)));
+        int q = nc - 1 - (int)(dens * nc);
+        b_enc[i] = -col[q];   /* the values above col[q] fire */
+        l0 += (double)(nc - 1 - q) / nc;
+    }
+    so->calib_l0 = l0;
+    char path[160];
+    snprintf(path, sizeof path, "%s/sae_weights.safetensors", bn->sae_dir);
+    const int64_t se[2] = {D, S}, sdec[2] = {S, D}, s1[1] = {S}, sdin[1] = {D};
+    st_wtensor t[4] = {{"W_enc", ST_F32, 2, se, W_enc}, {"W_dec", ST_F32, 2, sdec, W_dec},
+                       {"b_enc", ST_F32, 1, s1, b_enc}, {"b_dec", ST_F32, 1, sdin, b_dec}};
+    if (st_write(path, t, 4, NULL, err, errlen)) goto out;
+    snprintf(path, sizeof path, "%s/cfg.json", bn->sae_dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    fprintf(f,
+            "{\"architecture\": \"standard\", \"d_in\": %d, \"d_sae\": %d, \"dtype\": \"float32\", \"device\": \"cpu\",\n"
+            " \"apply_b_dec_to_input\": true, \"normalize_activations\": \"none\", \"reshape_activations\": \"none\",\n"
+            " \"metadata\": {\"sae_lens_version\": \"6.5.0\", \"model_name\": \"gpt2\", \"hook_name\": \"%s\",\n"
+            "  \"hook_head_index\": null, \"prepend_bos\": true, \"context_size\": %d, \"dataset_path\": \"random\",\n"
+            "  \"neuronpedia_id\": null, \"model_from_pretrained_kwargs\": {}}}\n",
+            D, S, HOOK, T_CTX);
+    if (fclose(f)) {
+        snprintf(err, errlen, "%s: write failed", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(W_enc);
+    free(W_dec);
+    free(b_enc);
+    free(b_dec);
+    free(x);
+    free(h);
+    free(col);
+    free(cal);
+    return rc;
+}
+
+static void child_setup(const bench *bn, void *out)
+{
+    setup_out *so = out;
+    so->sgemm = sgemm_gflops(bn->sgemm_n);
+    so->threads = openblas_get_num_threads();
+    double t = now();
+    fixture_gpt2 fx = {.d_model = D_IN, .n_layer = 12, .n_head = 12, .n_ctx = 1024, .vocab = 50257, .seed = 7, .prefixed = 1};
+    if (mkdir(bn->model_dir, 0700) || mkdir(bn->sae_dir, 0700)) {
+        snprintf(so->err, sizeof so->err, "mkdir: %s", strerror(errno));
+        return;
+    }
+    if (fixture_gpt2_write(bn->model_dir, &fx, so->err, sizeof so->err)) return;
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(bn->model_dir, be, so->err, sizeof so->err);
+    if (!m) return;
+    so->model_mb = model_weight_bytes(m) / 1e6;
+    if (write_sae(bn, m, so) == 0) {
+        sae_load_opts lo = {.fold_dec_norm = 1};
+        sae *s = sae_load(bn->sae_dir, be, &lo, so->err, sizeof so->err);   /* fail early on a bad folder */
+        so->ok = s != NULL;
+        sae_free(s);
+    }
+    model_free(m);
+    backend_close(be);
+    so->seconds = now() - t;
+}
+
+/* ---- child: saed's dash_run ---- */
+
+typedef struct saed_out {
+    int ok, n, ex_prompts;
+    double wall, stats, weights, examples, load;
+    double flops_fwd, flops_enc, mean_l0;
+    char err[512];
+} saed_out;
+
+static int progress(void *ud, const char *phase, int64_t done, int64_t total)
+{
+    double *t0 = ud;
+    static char last_phase[32];
+    static int64_t last_q = -1;
+    /* one line per 25% of a phase, to stderr: the figures on stdout stay clean */
+    int64_t q = done * 4 / total;
+    if (strcmp(phase, last_phase)) {
+        snprintf(last_phase, sizeof last_phase, "%s", phase);
+        last_q = -1;
+    }
+    if (q != last_q) {
+        last_q = q;
+        fprintf(stderr, "  [%6.0f s] %s %lld/%lld\n", now() - *t0, phase, (long long)done, (long long)total);
+    }
+    return 0;
+}
+
+static void child_saed(const bench *bn, int n, void *out)
+{
+    saed_out *so = out;
+    so->n = n;
+    double t = now();
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(bn->model_dir, be, so->err, sizeof so->err);
+    sae_load_opts lo = {.fold_dec_norm = 1};
+    sae *s = m ? sae_load(bn->sae_dir, be, &lo, so->err, sizeof so->err) : NULL;
+    if (!s) return;
+    so->load = now() - t;
+    dash_run_opts o;
+    dash_run_opts_default(&o);
+    o.bos_id = BOS;
+    double t0 = now();
+    o.progress = progress;
+    o.ud = &t0;
+    dash_run_result r;
+    if (dash_run(m, s, bn->prompts, n, T_CTX, &o, &r, so->err, sizeof so->err)) return;
+    so->wall = now() - t0;
+    so->stats = r.seconds_stats;
+    so->weights = r.seconds_weights;
+    so->examples = r.seconds_examples;
+    /* Counted work: forward to the hook (6 blocks) + the dense encode, for the statistics pass
+     * over every prompt and for the example pass over the prompts that hold examples. */
+    const double enc_per_token = 2.0 * D_IN * (double)bn->d_sae;
+    const int Bmax = o.batch_prompts;
+    for (int p = 0; p < n; p += Bmax) so->flops_fwd += model_forward_flops(m, n - p < Bmax ? n - p : Bmax, T_CTX, 6, 0);
+    so->flops_enc = enc_per_token * n * T_CTX;
+    char *need = calloc((size_t)n, 1);
+    int64_t nnz = 0;
+    FILE *f = n == bn->n1 ? fopen(bn->saed_stats, "wb") : NULL;
+    for (int i = 0; i < r.f1 - r.f0; i++) {
+        const dash_feature *df = &r.features[i];
+        for (int e = 0; e < df->n_examples; e++) need[df->examples[e].prompt] = 1;
+        nnz += df->n_nonzero;
+        if (f) {   /* for the reference's cross-check */
+            int64_t top1 = df->n_examples ? df->examples[0].prompt * T_CTX + df->examples[0].pos : -1;
+            fwrite(&df->n_nonzero, sizeof(int64_t), 1, f);
+            fwrite(&df->max_value, sizeof(float), 1, f);
+            fwrite(&top1, sizeof(int64_t), 1, f);
+        }
+    }
+    if (f) fclose(f);
+    for (int i = 0; i < n; i++) so->ex_prompts += need[i];
+    for (int p = 0; p < so->ex_prompts; p += Bmax)
+        so->flops_fwd += model_forward_flops(m, so->ex_prompts - p < Bmax ? so->ex_prompts - p : Bmax, T_CTX, 6, 0);
+    so->flops_enc += enc_per_token * so->ex_prompts * T_CTX;
+    so->mean_l0 = (double)nnz / ((double)n * (T_CTX - 1));   /* BOS positions are masked */
+    free(need);
+    dash_run_result_free(&r);
+    sae_free(s);
+    model_free(m);
+    backend_close(be);
+    so->ok = 1;
+}
+
+static void child_saed_1(const bench *bn, void *out)
+{
+    child_saed(bn, bn->n1, out);
+}
+
+static void child_saed_2(const bench *bn, void *out)
+{
+    child_saed(bn, bn->n2, out);
+}
+
+/* ---- child: where one steady-state batch of dash_run's statistics pass goes ---- */
+
+typedef struct split_out {
+    int ok;
+    double forward, encode, copies, stats, stats_nocorr;
+    char err[512];
+} split_out;
+
+/* The same steps as dash_run's pipe_batch + dash_acc_add, timed one by one on the second of
+ * two 32-prompt batches (the first warms caches and fills the accumulator's scratch). */
+static void child_split(const bench *bn, void *out)
+{
+    split_out *so = out;
+    char *err = so->err;
+    size_t errlen = sizeof so->err;
+    const int B = 32, S = bn->d_sae;
+    const size_t rows = (size_t)B * T_CTX;
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(bn->model_dir, be, err, errlen);
+    sae_load_opts lo = {.fold_dec_norm = 1};
+    sae *s = m ? sae_load(bn->sae_dir, be, &lo, err, errlen) : NULL;
+    float *x = malloc(sizeof(float) * rows * D_IN), *fh = malloc(sizeof(float) * rows * S);
+    float *acts = malloc(sizeof(float) * rows * S);
+    float *xd = be->alloc(be, sizeof(float) * rows * D_IN), *fd = be->alloc(be, sizeof(float) * rows * S);
+    uint8_t *mask = malloc(rows);
+    if (!s || !x || !fh || !acts || !xd || !fd || !mask) {
+        if (!*err) snprintf(err, errlen, "out of memory");
+        return;
+    }
+    dash_opts o, onc;
+    dash_opts_default(&o);
+    onc = o;
+    onc.corr_block = 0;
+    dash_acc *a = dash_acc_new(&o, 0, S, T_CTX, D_IN, err, errlen);
+    dash_acc *anc = a ? dash_acc_new(&onc, 0, S, T_CTX, 0, err, errlen) : NULL;
+    if (!anc) return;
+    hook_req req = {{HOOK_RESID_PRE, 6}, copy_hook, x, 0};
+    fwd_opts fo = {.hooks = &req, .nhooks = 1};
+    for (int b = 0; b < 2; b++) {
+        const int32_t *ids = bn->prompts + (size_t)b * B * T_CTX;
+        double t0 = now();
+        if (model_forward(m, ids, B, T_CTX, &fo, err, errlen)) return;
+        double t1 = now();
+        be->upload(be, xd, x, sizeof(float) * rows * D_IN);
+        if (sae_encode(s, xd, (int)rows, fd, err, errlen)) return;
+        double t2 = now();
+        be->download(be, fh, fd, sizeof(float) * rows * S);
+        memcpy(acts, fh, sizeof(float) * rows * S);   /* dash_run's slice_cols of the full range */
+        for (size_t i = 0; i < rows; i++) mask[i] = ids[i] != BOS;
+        double t3 = now();
+        if (dash_acc_add(a, acts, mask, B, (int64_t)b * B, x, err, errlen)) return;
+        double t4 = now();
+        if (dash_acc_add(anc, acts, mask, B, (int64_t)b * B, NULL, err, errlen)) return;
+        double t5 = now();
+        so->forward = t1 - t0;
+        so->encode = t2 - t1;
+        so->copies = t3 - t2;
+        so->stats = t4 - t3;
+        so->stats_nocorr = t5 - t4;
+    }
+    dash_acc_free(a);
+    dash_acc_free(anc);
+    free(x);
+    free(fh);
+    free(acts);
+    free(mask);
+    be->release(be, xd);
+    be->release(be, fd);
+    sae_free(s);
+    model_free(m);
+    backend_close(be);
+    so->ok = 1;
+}
+
+/* ---- child: the SAEDashboard reference ---- */
+
+typedef struct ref_out {
+    int ok, batches_run, batches_total, checked, same_nnz, same_max, same_top1;
+    double forward, batches, encode, flops_fwd, flops_enc, cache_gb;
+    char err[512];
+} ref_out;
+
+static void child_ref(const bench *bn, void *out)
+{
+    ref_out *ro = out;
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(bn->model_dir, be, ro->err, sizeof ro->err);
+    if (!m) return;
+    saedash_ref_opts o;
+    saedash_ref_opts_default(&o);
+    o.bos_id = BOS;
+    o.max_batches = bn->ref_batches;
+    saedash_ref_result r;
+    if (saedash_ref_run(m, bn->sae_dir, bn->prompts, bn->n1, T_CTX, &o, &r, ro->err, sizeof ro->err)) return;
+    ro->forward = r.seconds_forward;
+    ro->batches = r.seconds_batches;
+    ro->encode = r.seconds_encode;
+    ro->batches_run = r.batches_run;
+    ro->batches_total = r.batches_total;
+    ro->flops_fwd = r.flops_forward;
+    ro->flops_enc = r.flops_encode;
+    ro->cache_gb = r.cache_bytes / 1e9;
+    /* Same features, same prompts: the counts, maxima and top examples should agree with saed
+     * (up to the GEMMs' rounding, which can differ between a full and a column-slice product). */
+    FILE *f = fopen(bn->saed_stats, "rb");
+    for (int i = 0; f && i < r.d_sae; i++) {
+        int64_t nnz, top1;
+        float mx;
+        if (fread(&nnz, sizeof nnz, 1, f) != 1 || fread(&mx, sizeof mx, 1, f) != 1 || fread(&top1, sizeof top1, 1, f) != 1)
+            break;
+        if (r.nnz[i] < 0) continue;
+        ro->checked++;
+        ro->same_nnz += nnz == r.nnz[i];
+        ro->same_max += fabsf(mx - r.max[i]) <= 1e-5f * fabsf(mx) + 1e-6f;
+        ro->same_top1 += top1 == r.top1[i];
+    }
+    if (f) fclose(f);
+    saedash_ref_result_free(&r);
+    model_free(m);
+    backend_close(be);
+    ro->ok = 1;
+}
+
+/* Runs fn in a forked child; its output struct comes back through a pipe. Returns the child's
+ * peak RSS in bytes (ru_maxrss), or -1 when it failed. */
+static double run_child(const bench *bn, void (*fn)(const bench *, void *), void *out, size_t outsz)
+{
+    int pfd[2];
+    if (pipe(pfd)) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        close(pfd[0]);
+        memset(out, 0, outsz);
+        fn(bn, out);
+        const char *p = out;
+        for (size_t done = 0; done < outsz;) {
+            ssize_t k = write(pfd[1], p + done, outsz - done);
+            if (k <= 0) _exit(2);
+            done += (size_t)k;
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    size_t got = 0;
+    while (got < outsz) {
+        ssize_t k = read(pfd[0], (char *)out + got, outsz - got);
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(pfd[0]);
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != outsz) return -1;
+    return ru.ru_maxrss * 1024.0;
+}
+
+static void rmtree(const bench *bn)
+{
+    const char *files[] = {"model/config.json", "model/model.safetensors", "sae/cfg.json", "sae/sae_weights.safetensors",
+                           "saed_stats.bin"};
+    char p[160];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", bn->dir, files[i]);
+        unlink(p);
+    }
+    rmdir(bn->model_dir);
+    rmdir(bn->sae_dir);
+    rmdir(bn->dir);
+}
+
+static void print_saed(const bench *bn, const saed_out *s, double rss, double peak)
+{
+    double flops = s->flops_fwd + s->flops_enc, tokens = (double)s->n * T_CTX;
+    printf("saed dash_run %4d prompts x %d: %.1f s, %.0f tokens/s, peak RSS %.2f GB\n", s->n, T_CTX, s->wall,
+           tokens / s->wall, rss / 1e9);
+    printf("    statistics pass %.1f s, weight-derived fields %.1f s, example pass %.1f s (%d of %d prompts re-run)\n",
+           s->stats, s->weights, s->examples, s->ex_prompts, s->n);
+    printf("    mean L0 %.0f (%.2f%% of %d features); counted %.2f TFLOP (forward %.2f + encode %.2f) = %.1f GFLOP/s"
+           " = %.2f of sgemm\n",
+           s->mean_l0, 100.0 * s->mean_l0 / bn->d_sae, bn->d_sae, flops / 1e12, s->flops_fwd / 1e12, s->flops_enc / 1e12,
+           flops / s->wall / 1e9, flops / s->wall / 1e9 / peak);
+}
+
+int main(int argc, char **argv)
+{
+    bench bn;
+    memset(&bn, 0, sizeof bn);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) bn.quick = 1;
+        else if (!strcmp(argv[i], "--ref-batches") && i + 1 < argc) bn.ref_batches = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--prompts") && i + 1 < argc) bn.n1 = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--features") && i + 1 < argc) bn.d_sae = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--prompts N] [--features N] [--ref-batches N]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (bn.n1 <= 0) bn.n1 = bn.quick ? 64 : 2048;
+    bn.n2 = 2 * bn.n1;
+    if (bn.d_sae <= 0) bn.d_sae = bn.quick ? 4096 : 24576;
+    bn.sgemm_n = bn.quick ? 1024 : 2048;
+    if (!bn.ref_batches) bn.ref_batches = bn.quick ? 0 : 16;   /* 0: all */
+    snprintf(bn.dir, sizeof bn.dir, "/tmp/saed-bench-dash-XXXXXX");
+    if (!mkdtemp(bn.dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(bn.model_dir, sizeof bn.model_dir, "%s/model", bn.dir);
+    snprintf(bn.sae_dir, sizeof bn.sae_dir, "%s/sae", bn.dir);
+    snprintf(bn.saed_stats, sizeof bn.saed_stats, "%s/saed_stats.bin", bn.dir);
+    bn.prompts = make_prompts(bn.n2, 42);
+    double t_all = now(), load[3] = {0};
+    int rc = 1;
+    /* The dev machine is shared: a busy neighbour halves a 2-core figure, so say how busy. */
+    getloadavg(load, 3);
+    printf("load average at start: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
+
+    setup_out so;
+    if (run_child(&bn, child_setup, &so, sizeof so) < 0 || !so.ok) {
+        fprintf(stderr, "setup: %s\n", so.err);
+        goto out;
+    }
+    printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", so.threads, bn.sgemm_n, bn.sgemm_n, so.sgemm);
+    printf("model: random gpt2-small shape (d 768, 12 layers, 12 heads, vocab 50257), %.0f MB; SAE: standard, %d"
+           " features at " HOOK ", b_enc set for 1-5%% firing (calibration L0 %.0f); written in %.1f s\n",
+           so.model_mb, bn.d_sae, so.calib_l0, so.seconds);
+    printf("prompts: %d-token windows, BOS + ids uniform over [0, 4000); batches of 32 prompts\n", T_CTX);
+
+    saed_out s1, s2;
+    double rss1 = run_child(&bn, child_saed_1, &s1, sizeof s1);
+    if (rss1 < 0 || !s1.ok) {
+        fprintf(stderr, "saed %d prompts: %s\n", bn.n1, s1.err);
+        goto out;
+    }
+    print_saed(&bn, &s1, rss1, so.sgemm);
+    split_out sp;
+    if (run_child(&bn, child_split, &sp, sizeof sp) >= 0 && sp.ok)
+        printf("    one 32-prompt batch of the statistics pass: forward %.2f s, encode %.2f s, host copies %.2f s,"
+               " statistics %.2f s (%.2f s without correlated neurons/features)\n",
+               sp.forward, sp.encode, sp.copies, sp.stats, sp.stats_nocorr);
+    else
+        fprintf(stderr, "batch breakdown: %s\n", sp.err);
+    double rss2 = run_child(&bn, child_saed_2, &s2, sizeof s2);
+    if (rss2 < 0 || !s2.ok) {
+        fprintf(stderr, "saed %d prompts: %s\n", bn.n2, s2.err);
+        goto out;
+    }
+    print_saed(&bn, &s2, rss2, so.sgemm);
+    printf("memory: peak RSS %.2f GB at %d prompts | %.2f GB at %d prompts (%+.1f%%)\n", rss1 / 1e9, bn.n1, rss2 / 1e9,
+           bn.n2, 100.0 * (rss2 - rss1) / rss1);
+
+    ref_out ro;
+    double rss3 = run_child(&bn, child_ref, &ro, sizeof ro);
+    if (rss3 < 0 || !ro.ok) {
+        fprintf(stderr, "reference: %s\n", ro.err);
+        goto out;
+    }
+    double scale = (double)ro.batches_total / ro.batches_run;
+    double ref_total = ro.forward + ro.batches * scale, ref_flops = ro.flops_fwd + ro.flops_enc * scale;
+    printf("reference (SAEDashboard's algorithm in C) %d prompts: forward + in-memory cache %.1f s (%.2f GB cached);"
+           " %d of %d feature batches in %.1f s (encode %.1f s), %.2f s/batch\n",
+           bn.n1, ro.forward, ro.cache_gb, ro.batches_run, ro.batches_total, ro.batches, ro.encode,
+           ro.batches / ro.batches_run);
+    printf("    total %s%.1f s, %.0f tokens/s, peak RSS %.2f GB; counted %.2f TFLOP = %.1f GFLOP/s = %.2f of sgemm\n",
+           ro.batches_run < ro.batches_total ? "(feature batches extrapolated linearly) " : "", ref_total,
+           (double)bn.n1 * T_CTX / ref_total, rss3 / 1e9, ref_flops / 1e12, ref_flops / ref_total / 1e9,
+           ref_flops / ref_total / 1e9 / so.sgemm);
+    printf("    agreement with saed on those %d features: non-zero count %d, max (1e-5 rel) %d, top example %d\n",
+           ro.checked, ro.same_nnz, ro.same_max, ro.same_top1);
+    printf("speed-up saed / reference at %d prompts: %.2fx (%.1f s vs %.1f s)\n", bn.n1, ref_total / s1.wall, s1.wall,
+           ref_total);
+    getloadavg(load, 3);
+    printf("benchmark wall time %.0f s; load average at end: %.2f %.2f %.2f\n", now() - t_all, load[0], load[1], load[2]);
+    rc = 0;
+out:
+    rmtree(&bn);
+    free(bn.prompts);
+    return rc;
+}
