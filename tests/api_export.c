@@ -13,20 +13,7 @@
 
 #define KEY "export-key-0123456789abcdef"
 
-static const char *const words[] = {"the", "river", "bank", "money", "cat", "sat", "on", "mat", "quick", "brown",
-                                    "fox", "jumps", "over", "lazy", "dog", "and", "then", "a", "very", "long",
-                                    "story", "about", "Paris", "London", "numbers", "1", "2", "3", "tree", "house"};
 
-static void write_corpus(const char *path, int docs)
-{
-    FILE *f = fopen(path, "w");
-    unsigned s = 7;
-    for (int d = 0; f && d < docs; d++) {
-        for (int w = 0; w < 40; w++) fprintf(f, "%s%s", w ? " " : "", words[((s = s * 1103515245u + 12345u) >> 16 & 0x1f) % 30]);
-        fputc('\n', f);
-    }
-    if (f) fclose(f);
-}
 
 /* Polls a job until it is neither available nor running; 1 when it completed. */
 static int job_completed(srv *s, long long id, int seconds)
@@ -310,7 +297,7 @@ TEST(api_export_dashboards)
     CHECK(mkdtemp(root) != NULL);
     char corpus[300], roots[600], body[1200], url[512];
     snprintf(corpus, sizeof corpus, "%s/corpus.txt", root);
-    write_corpus(corpus, 60);
+    tests_write_corpus(corpus, 60, 40, 7);
     snprintf(roots, sizeof roots, "tests/data:%s", root);
     srv s;
     if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", "--data-roots", roots, "--workers", "1", NULL})) return;

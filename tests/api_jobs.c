@@ -9,20 +9,7 @@
 #include "tests/srv.h"
 #include "tests/t.h"
 
-static const char *const words[] = {"the", "river", "bank", "money", "cat", "sat", "on", "mat", "quick", "brown",
-                                    "fox", "jumps", "over", "lazy", "dog", "and", "then", "a", "very", "long",
-                                    "story", "about", "Paris", "London", "numbers", "1", "2", "3", "tree", "house"};
 
-static void write_corpus(const char *path, int docs)
-{
-    FILE *f = fopen(path, "w");
-    unsigned s = 1;
-    for (int d = 0; f && d < docs; d++) {
-        for (int w = 0; w < 40; w++) fprintf(f, "%s%s", w ? " " : "", words[((s = s * 1103515245u + 12345u) >> 16 & 0x1f) % 30]);
-        fputc('\n', f);
-    }
-    if (f) fclose(f);
-}
 
 /* Polls a job until it is neither available nor running; returns its final JSON (owned). */
 static json_t *wait_job(srv *s, long long id, int seconds)
@@ -42,17 +29,6 @@ static json_t *wait_job(srv *s, long long id, int seconds)
     return NULL;
 }
 
-static long long count(const char *url, const char *sql)
-{
-    char cmd[1024], out[64] = "";
-    snprintf(cmd, sizeof cmd, "psql '%s' -qtAc \"%s\"", url, sql);
-    FILE *p = popen(cmd, "r");
-    if (p) {
-        if (!fgets(out, sizeof out, p)) out[0] = '\0';
-        pclose(p);
-    }
-    return atoll(out);
-}
 
 TEST(api_dashboard_jobs_end_to_end)
 {
@@ -60,7 +36,7 @@ TEST(api_dashboard_jobs_end_to_end)
     CHECK(mkdtemp(root) != NULL);
     char corpus[300], roots[600], body[1200];
     snprintf(corpus, sizeof corpus, "%s/corpus.txt", root);
-    write_corpus(corpus, 60);
+    tests_write_corpus(corpus, 60, 40, 1);
     snprintf(roots, sizeof roots, "tests/data:%s", root);
     char url[512];
     srv s;
@@ -111,14 +87,14 @@ TEST(api_dashboard_jobs_end_to_end)
     if (j && strcmp(json_string_value(json_object_get(j, "state")), "completed"))
         t_fail(__FILE__, __LINE__, "job: %s", json_dumps(j, 0));
     json_decref(j);
-    CHECK_INT(count(url, "SELECT count(*) FROM features WHERE \\\"modelId\\\"='tiny-a' AND layer='1-std'"), 512);
-    long long acts = count(url, "SELECT count(*) FROM activations WHERE layer='1-std'");
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM features WHERE \\\"modelId\\\"='tiny-a' AND layer='1-std'"), 512);
+    long long acts = tdb_scalar(url, "SELECT count(*) FROM activations WHERE layer='1-std'");
     CHECK(acts > 100);
-    CHECK_INT(count(url, "SELECT count(*) FROM saes WHERE id='1-std' AND \\\"hasDashboards\\\" AND num_prompts=24"), 1);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM saes WHERE id='1-std' AND \\\"hasDashboards\\\" AND num_prompts=24"), 1);
     /* Every top example's maxValue is its feature's maximum activation. */
-    CHECK_INT(count(url, "SELECT count(*) FROM features f WHERE f.\\\"maxActApprox\\\" > 0 AND abs(f.\\\"maxActApprox\\\" -"
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM features f WHERE f.\\\"maxActApprox\\\" > 0 AND abs(f.\\\"maxActApprox\\\" -"
                          " (SELECT max(a.\\\"maxValue\\\") FROM activations a WHERE a.layer = f.layer AND a.index = f.index)) > 1e-4"), 0);
-    long long fp1 = count(url, "SELECT sum(hashtext(index || ':' || round(frac_nonzero::numeric, 9)::text || ':' ||"
+    long long fp1 = tdb_scalar(url, "SELECT sum(hashtext(index || ':' || round(frac_nonzero::numeric, 9)::text || ':' ||"
                                " round(\\\"maxActApprox\\\"::numeric, 5)::text)) FROM features");
 
     /* Same job again: same results, rows replaced, not duplicated. */
@@ -131,9 +107,9 @@ TEST(api_dashboard_jobs_end_to_end)
     j = wait_job(&s, id2, 120);
     CHECK_STR(j ? json_string_value(json_object_get(j, "state")) : NULL, "completed");
     json_decref(j);
-    CHECK_INT(count(url, "SELECT count(*) FROM features"), 512);
-    CHECK_INT(count(url, "SELECT count(*) FROM activations"), acts);
-    CHECK(count(url, "SELECT sum(hashtext(index || ':' || round(frac_nonzero::numeric, 9)::text || ':' ||"
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM features"), 512);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM activations"), acts);
+    CHECK(tdb_scalar(url, "SELECT sum(hashtext(index || ':' || round(frac_nonzero::numeric, 9)::text || ':' ||"
                      " round(\\\"maxActApprox\\\"::numeric, 5)::text)) FROM features") == fp1);
 
     char path[96];

@@ -10,28 +10,7 @@
 #include "tests/srv.h"
 #include "tests/t.h"
 
-static long long q(const char *url, const char *sql)
-{
-    char cmd[1200], out[64] = "";
-    snprintf(cmd, sizeof cmd, "psql '%s' -qtAc \"%s\"", url, sql);
-    FILE *p = popen(cmd, "r");
-    if (p) {
-        if (!fgets(out, sizeof out, p)) out[0] = '\0';
-        pclose(p);
-    }
-    return atoll(out);
-}
 
-static void corpus(const char *path, int docs, int words)
-{
-    FILE *f = fopen(path, "w");
-    unsigned s = 9;
-    for (int d = 0; f && d < docs; d++) {
-        for (int w = 0; w < words; w++) fprintf(f, " w%u", ((s = s * 1103515245u + 12345u) >> 16) % 500);
-        fputc('\n', f);
-    }
-    if (f) fclose(f);
-}
 
 /* Waits until the job reaches one of the states (comma list inside quotes for SQL IN). */
 static int wait_state(const char *url, const char *in_list, int seconds)
@@ -39,7 +18,7 @@ static int wait_state(const char *url, const char *in_list, int seconds)
     char sql[300];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE state IN (%s)", in_list);
     for (int i = 0; i < seconds * 5; i++) {
-        if (q(url, sql) > 0) return 1;
+        if (tdb_scalar(url, sql) > 0) return 1;
         usleep(200000);
     }
     return 0;
@@ -59,7 +38,7 @@ static int setup(srv *s, char *url, size_t n, char *root, const char *const *ext
     char roots[600], path[300];
     if (!mkdtemp(root)) return -1;
     snprintf(path, sizeof path, "%s/corpus.txt", root);
-    corpus(path, 2000, 90);
+    tests_write_corpus(path, 2000, 90, 9);
     snprintf(roots, sizeof roots, "tests/data:%s", root);
     const char *args[16] = {"--migrate", "--data-roots", roots, "--workers", "1", "--job-lease", "3"};
     int k = 7;
@@ -86,11 +65,11 @@ static int setup(srv *s, char *url, size_t n, char *root, const char *const *ext
 
 static void check_rows(const char *url)
 {
-    CHECK_INT(q(url, "SELECT count(*) FROM features WHERE layer = '1-tk'"), 512);
-    CHECK_INT(q(url, "SELECT count(*) - count(DISTINCT id) FROM activations"), 0);
-    CHECK(q(url, "SELECT count(*) FROM activations") > 512);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM features WHERE layer = '1-tk'"), 512);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) - count(DISTINCT id) FROM activations"), 0);
+    CHECK(tdb_scalar(url, "SELECT count(*) FROM activations") > 512);
     /* Every example row belongs to the job attempt that completed. */
-    CHECK_INT(q(url, "SELECT count(DISTINCT \\\"jobId\\\") FROM activations"), 1);
+    CHECK_INT(tdb_scalar(url, "SELECT count(DISTINCT \\\"jobId\\\") FROM activations"), 1);
 }
 
 TEST(api_jobs_survive_a_killed_worker)
@@ -102,7 +81,7 @@ TEST(api_jobs_survive_a_killed_worker)
     kill(a.pid, SIGKILL);
     waitpid(a.pid, NULL, 0);
     a.pid = 0;
-    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE state = 'running'"), 1);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM jobs WHERE state = 'running'"), 1);
     char roots[600];
     snprintf(roots, sizeof roots, "tests/data:%s", root);
     srv b;
@@ -111,8 +90,8 @@ TEST(api_jobs_survive_a_killed_worker)
         return;
     }
     CHECK(wait_state(url, "'completed','failed'", 120));
-    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE state = 'completed' AND attempt = 2"), 1);
-    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE errors::text LIKE '%lease expired%'"), 1);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM jobs WHERE state = 'completed' AND attempt = 2"), 1);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM jobs WHERE errors::text LIKE '%lease expired%'"), 1);
     check_rows(url);
     CHECK_INT(srv_stop(&b), 0);
     rm_root(root);
@@ -128,7 +107,7 @@ TEST(api_jobs_survive_a_database_restart)
     usleep(1000000);
     CHECK_INT(tdb_pg("start"), 0);
     CHECK(wait_state(url, "'completed','failed'", 120));
-    CHECK_INT(q(url, "SELECT count(*) FROM jobs WHERE state = 'completed'"), 1);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM jobs WHERE state = 'completed'"), 1);
     check_rows(url);
     CHECK_INT(srv_stop(&a), 0);
     rm_root(root);
@@ -145,7 +124,7 @@ TEST(api_jobs_cancel_a_running_job)
     CHECK_CONTAINS(r.body, "\"state\":\"running\"");
     resp_free(&r);
     CHECK(wait_state(url, "'cancelled'", 30));
-    CHECK_INT(q(url, "SELECT count(*) FROM features"), 0); /* nothing half-written */
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM features"), 0); /* nothing half-written */
     CHECK_INT(srv_stop(&a), 0);
     rm_root(root);
 }

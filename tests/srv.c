@@ -338,3 +338,34 @@ int srv_fresh(srv *s, char *url, size_t n, const char *const *extra)
     }
     return 0;
 }
+
+void tests_write_corpus(const char *path, int docs, int words_per_doc, unsigned seed)
+{
+    static const char *const words[] = {"the", "river", "bank", "money", "cat", "sat", "on", "mat", "quick", "brown",
+                                        "fox", "jumps", "over", "lazy", "dog", "and", "then", "a", "very", "long",
+                                        "story", "about", "Paris", "London", "numbers", "1", "2", "3", "tree", "house"};
+    FILE *f = fopen(path, "w");
+    unsigned s = seed;
+    for (int d = 0; f && d < docs; d++) {
+        for (int w = 0; w < words_per_doc; w++) {
+            s = s * 1103515245u + 12345u;
+            /* Mostly the word list, sometimes a numbered word, so windows rarely repeat. */
+            if ((s >> 8) % 4) fprintf(f, "%s%s", w ? " " : "", words[(s >> 16) % 30]);
+            else fprintf(f, "%sw%u", w ? " " : "", (s >> 16) % 500);
+        }
+        fputc('\n', f);
+    }
+    if (f) fclose(f);
+}
+
+long long tdb_scalar(const char *url, const char *sql)
+{
+    char cmd[2048], out[64] = "";
+    snprintf(cmd, sizeof cmd, "psql '%s' -qtAc \"%s\"", url, sql);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(out, sizeof out, p)) out[0] = '\0';
+        pclose(p);
+    }
+    return atoll(out);
+}

@@ -46,6 +46,12 @@ int http(srv *s, const char *method, const char *path, const char *const *header
 json_t *resp_json(const resp *r);
 void resp_free(resp *r);
 
+/* A text corpus for dashboard jobs: docs lines of words_per_doc words drawn from a small
+ * vocabulary by a seeded generator (deterministic). */
+void tests_write_corpus(const char *path, int docs, int words_per_doc, unsigned seed);
+/* The first column of the first row of a query, as a number (psql; 0 when none). */
+long long tdb_scalar(const char *url, const char *sql);
+
 /* A connected socket to the server, for requests sent by hand. */
 int srv_connect(srv *s);
 
