@@ -1,7 +1,7 @@
 /* bench/dashboard.c: dashboard generation throughput, memory and speed-up, in one run.
  *   build/bench/dashboard [--quick] [--prompts N] [--features N] [--ref-batches N]
- * Prints: OpenBLAS sgemm GFLOP/s (large square, sampled four times across the run); then for a random gpt2-small-shaped model
- * (d 768, 12 layers, 12 heads, vocab 50257) and a random standard SAE (24576 features at
+ * Prints: OpenBLAS sgemm GFLOP/s (large square, sampled four times across the run); then for a
+ * random gpt2-small-shaped model (d 768, 12 layers, 12 heads, vocab 50257) and a random standard SAE (24576 features at
  * blocks.6.hook_resid_pre, 1–5% of features firing) on random 128-token prompts (BOS first):
  *  - saed's dash_run (engine/dash_run.h) at 2048 and at 4096 prompts: wall time, tokens/s,
  *    peak RSS, phase times, and the counted FLOP rate (forward to the hook + SAE encode, for the
