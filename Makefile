@@ -54,7 +54,7 @@ $(BUILD)/obj/%.o: %.c
 
 # Only main.c sees the version, so a new commit does not rebuild everything.
 $(BUILD)/obj/server/main.o: CFLAGS += -DSAED_VERSION='"$(VERSION)"'
-$(BUILD)/obj/server/main.o: .git/HEAD $(wildcard .git/index)
+$(BUILD)/obj/server/main.o: $(wildcard .git/HEAD .git/index)
 
 $(BUILD)/saed: $(BUILD)/obj/server/main.o $(LIB_OBJS)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
