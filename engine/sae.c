@@ -253,6 +253,24 @@ static float *to_backend(sae *s, const float *src, size_t n, char *err, size_t e
 
 static size_t numel(const sae_tensor *t) { return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1); }
 
+sae_load_opts sae_dashboard_load_opts(const sae_cfg *c)
+{
+    return (sae_load_opts){.fold_dec_norm = !(c->arch == SAE_TOPK && !c->rescale_acts_by_decoder_norm)};
+}
+
+size_t sae_memory_bytes(const sae *s)
+{
+    size_t n = 0, d_sae = (size_t)s->cfg.d_sae;
+    for (int k = 0; k < T_N; k++) {
+        const sae_tensor *t = &s->t[k];
+        if (!t->ndim) continue;
+        n += numel(t) * sizeof(float) * (t->host && t->host != t->dev ? 2 : 1);
+    }
+    if (s->w_mag) n += (size_t)s->cfg.d_in * d_sae * sizeof(float);
+    if (s->log_sparsity) n += d_sae * sizeof(float);
+    return n;
+}
+
 /* w[k]: the values to compute with; a fold first copies the as-read tensor. */
 static float *writable(sae *s, float **w, int k)
 {

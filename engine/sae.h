@@ -80,6 +80,12 @@ typedef struct sae sae;
  * converted to log10(x + 1e-10). */
 sae *sae_load(const char *dir, saed_backend *be, const sae_load_opts *o, char *err, size_t errlen);
 void sae_free(sae *s);
+/* The load options dashboards use (SAEDashboard folds the decoder norm, except for topk SAEs
+ * without rescale_acts_by_decoder_norm, where the fold is undefined). Everything that shows
+ * values next to a dashboard (live activations, search) loads the SAE the same way. */
+sae_load_opts sae_dashboard_load_opts(const sae_cfg *c);
+/* Bytes the SAE holds (backend and host copies), for cache budgets. */
+size_t sae_memory_bytes(const sae *s);
 const sae_cfg *sae_config(const sae *s);
 int sae_is_folded(const sae *s);
 /* log10 feature density from sparsity.safetensors (d_sae floats, host), or NULL. */

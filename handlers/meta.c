@@ -5,6 +5,8 @@
 
 #include "handlers/handlers.h"
 #include "server/metrics.h"
+#include "server/compute.h"
+#include "server/engines.h"
 #include "server/worker.h"
 
 void h_openapi(http_req *r)
@@ -47,6 +49,31 @@ void h_metrics(http_req *r)
     workers_counts(app->workers, &busy, &total);
     fprintf(f, "# HELP saed_workers Job worker threads of this process by state.\n# TYPE saed_workers gauge\n"
                "saed_workers{state=\"busy\"} %d\nsaed_workers{state=\"idle\"} %d\n", busy, total - busy);
+    if (app->compute) {
+        int running, queued, threads, cap;
+        compute_stats(app->compute, &running, &queued, &threads, &cap);
+        fprintf(f, "# HELP saed_compute_tasks Compute requests (activations, search, steering) by state.\n"
+                   "# TYPE saed_compute_tasks gauge\nsaed_compute_tasks{state=\"running\"} %d\n"
+                   "saed_compute_tasks{state=\"queued\"} %d\n"
+                   "# HELP saed_compute_capacity Compute threads and queue slots.\n# TYPE saed_compute_capacity gauge\n"
+                   "saed_compute_capacity{kind=\"threads\"} %d\nsaed_compute_capacity{kind=\"queue\"} %d\n",
+                running, queued, threads, cap);
+    }
+    if (app->engines) {
+        int n;
+        size_t bytes;
+        long long loads, evictions;
+        engines_stats(app->engines, &n, &bytes, &loads, &evictions);
+        fprintf(f, "# HELP saed_engine_cache_entries Models and SAEs held in memory.\n# TYPE saed_engine_cache_entries gauge\n"
+                   "saed_engine_cache_entries %d\n"
+                   "# HELP saed_engine_cache_bytes Bytes held by loaded models and SAEs.\n# TYPE saed_engine_cache_bytes gauge\n"
+                   "saed_engine_cache_bytes %zu\n"
+                   "# HELP saed_engine_cache_loads_total Models and SAEs loaded from disk.\n# TYPE saed_engine_cache_loads_total counter\n"
+                   "saed_engine_cache_loads_total %lld\n"
+                   "# HELP saed_engine_cache_evictions_total Entries evicted for the memory budget.\n"
+                   "# TYPE saed_engine_cache_evictions_total counter\nsaed_engine_cache_evictions_total %lld\n",
+                n, bytes, loads, evictions);
+    }
     /* Queue depth by state, from the database (all hosts' jobs). */
     enum db_acquire_err why;
     char err[128];

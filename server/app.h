@@ -18,6 +18,8 @@ typedef struct saed_app {
     time_t started_at;
     char worker_prefix[300];    /* "host:pid", prefix of this process's job worker ids */
     struct worker_pool *workers;/* job workers of this process (NULL when SAED_WORKERS is 0) */
+    struct compute_pool *compute;/* runs compute routes off the HTTP threads (http_defer) */
+    struct engines *engines;    /* loaded models and SAEs, shared by compute routes and workers */
     char *openapi;              /* the spec served at /openapi.yaml */
     size_t openapi_len;
 } saed_app;

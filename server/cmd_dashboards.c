@@ -164,7 +164,7 @@ int cmd_dashboards(int argc, char **argv)
         fprintf(stderr, "saed dashboards: %s\n", err);
         goto done;
     }
-    sae_load_opts lo = {.fold_dec_norm = !(sc.arch == SAE_TOPK && !sc.rescale_acts_by_decoder_norm)};
+    sae_load_opts lo = sae_dashboard_load_opts(&sc);
     int sae_prepend = sc.prepend_bos;
     sae_cfg_free(&sc);
     if (!(s = sae_load(sae_dir, be, &lo, err, sizeof err))) {

@@ -26,6 +26,9 @@ typedef struct saed_config {
     char *data_roots[CFG_MAX_LIST]; /* realpath'd, owned */
     int workers;
     int job_lease_s;
+    int compute_threads;
+    int compute_queue;
+    long long engine_cache;     /* bytes */
     int log_level;
     char access_log[1024];
     char migrations_dir[1024];

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/compute.h"
 #include "server/log.h"
 #include "server/metrics.h"
 
@@ -56,6 +57,13 @@ struct http_req {
     size_t bytes;
     char *xh_name[MAX_EXTRA_HEADERS], *xh_value[MAX_EXTRA_HEADERS];
     int n_xh;
+    /* http_defer: while the task runs the connection is suspended, and the reply is held here
+     * until MHD calls on_request again after the resume (only the access handler may queue). */
+    bool deferred;
+    http_task task_fn;
+    void *task_ud;
+    struct MHD_Response *held;
+    int held_status;
 };
 
 /* ---- route matching ---- */
@@ -238,8 +246,51 @@ static void send_response(http_req *r, int status, const char *content_type, str
     MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
     for (int i = 0; i < r->n_xh; i++) MHD_add_response_header(resp, r->xh_name[i], r->xh_value[i]);
     if (atomic_load(&r->srv->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (r->deferred) {
+        r->held = resp;
+        r->held_status = status;
+        return;
+    }
     if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES) r->queue_failed = true;
     MHD_destroy_response(resp);
+}
+
+/* ---- compute routes ---- */
+
+static void run_task(void *arg)
+{
+    http_req *r = arg;
+    r->task_fn(r, r->task_ud);
+    if (r->db) {
+        db_release(r->srv->app->pool, r->db);
+        r->db = NULL;
+    }
+    if (!r->replied) {
+        log_error("compute task for %s %s did not reply", r->method, r->path);
+        http_reply_error(r, 500, "internal", "internal error (request id %s)", r->request_id);
+    }
+    /* The request must not be touched after the resume: MHD may complete and free it. */
+    MHD_resume_connection(r->conn);
+}
+
+int http_defer(http_req *r, http_task fn, void *ud)
+{
+    compute_pool *p = r->srv->app->compute;
+    if (!p || compute_reserve(p)) {
+        http_add_header(r, "Retry-After", "1");
+        http_reply_error(r, 503, "busy", "all compute slots are taken (SAED_COMPUTE_THREADS + SAED_COMPUTE_QUEUE); retry");
+        return -1;
+    }
+    if (r->db) {
+        db_release(r->srv->app->pool, r->db);
+        r->db = NULL;
+    }
+    r->deferred = true;
+    r->task_fn = fn;
+    r->task_ud = ud;
+    MHD_suspend_connection(r->conn);
+    compute_submit(p, run_task, r);
+    return 0;
 }
 
 void http_reply_json(http_req *r, int status, json_t *body)
@@ -406,6 +457,7 @@ static void dispatch(http_req *r)
         }
     }
     rt->fn(r);
+    if (r->deferred) return; /* the compute task owns the request now */
     /* The response body is already copied: the connection can serve the next request while a
      * slow client reads. */
     if (r->db) {
@@ -496,6 +548,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body[r->body_len] = '\0';
         return MHD_YES;
     }
+    if (r->deferred) {
+        /* Called again after the task's resume: queue what it held. */
+        if (!r->held) return MHD_YES;
+        r->deferred = false;
+        struct MHD_Response *resp = r->held;
+        r->held = NULL;
+        if (MHD_queue_response(r->conn, (unsigned)r->held_status, resp) != MHD_YES) r->queue_failed = true;
+        MHD_destroy_response(resp);
+        return r->queue_failed ? MHD_NO : MHD_YES;
+    }
     if (r->replied) return r->queue_failed ? MHD_NO : MHD_YES;
     if (r->early_status == 204) {
         http_add_header(r, "Access-Control-Max-Age", "86400");
@@ -521,6 +583,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_access(r->method, r->path, status, r->bytes, secs * 1e3, r->request_id);
     metrics_observe(r->route, status, secs);
     if (r->db) db_release(srv->app->pool, r->db);
+    if (r->held) MHD_destroy_response(r->held);
     json_decref(r->json);
     for (int i = 0; i < r->nparams; i++) {
         free(r->pnames[i]);
@@ -559,7 +622,7 @@ http_server *http_start(saed_app *app, char *err, size_t errlen)
     }
     http_server *s = calloc(1, sizeof *s);
     s->app = app;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->d = MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

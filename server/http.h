@@ -64,6 +64,14 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
 /* Maps a failed database result to 409/503/500 with a message; never exposes SQL text for 500. */
 void http_reply_db_error(http_req *r, const PGresult *res, const char *what);
 
+/* Compute routes: runs fn(r, ud) on the app's compute pool while the connection is suspended,
+ * so the HTTP thread serves other connections meanwhile. fn replies exactly once, as a handler
+ * does (http_db works there too); the reply goes out when fn returns. When every compute slot
+ * is taken, replies 503 `busy` with Retry-After and returns -1: ud is then still the caller's.
+ * A handler that defers must not reply itself. */
+typedef void (*http_task)(http_req *r, void *ud);
+int http_defer(http_req *r, http_task fn, void *ud);
+
 http_server *http_start(saed_app *app, char *err, size_t errlen);
 /* Stops accepting; in-flight requests continue. */
 void http_quiesce(http_server *s);

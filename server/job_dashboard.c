@@ -261,7 +261,7 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     if (!m) goto out;
     sae_cfg sc;
     if (sae_cfg_load(sdir, &sc, err, errlen)) goto out;
-    sae_load_opts lo = {.fold_dec_norm = !(sc.arch == SAE_TOPK && !sc.rescale_acts_by_decoder_norm)};
+    sae_load_opts lo = sae_dashboard_load_opts(&sc);
     int sae_prepend = sc.prepend_bos;
     sae_cfg_free(&sc);
     if (!(s = sae_load(sdir, be, &lo, err, errlen))) goto out;

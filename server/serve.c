@@ -16,6 +16,8 @@
 #include <uv.h>
 
 #include "db/migrate.h"
+#include "server/compute.h"
+#include "server/engines.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/worker.h"
@@ -205,10 +207,17 @@ int serve_main(saed_config *cfg)
         db_close(c);
         log_info("applied %d migration(s); schema at version %d", applied, migrate_head(&app.migrations));
     }
-    /* One connection per HTTP thread and worker, one for the loop's own checks. */
-    app.pool = db_pool_create(cfg->database_url, cfg->http_threads + cfg->workers + 1);
-    if (!app.pool) {
-        fprintf(stderr, "saed: out of memory\n");
+    /* One connection per HTTP thread, compute thread and worker, one for the loop's checks. */
+    app.pool = db_pool_create(cfg->database_url, cfg->http_threads + cfg->compute_threads + cfg->workers + 1);
+    saed_backend *be = backend_cpu_open();
+    app.engines = be ? engines_new(be, (size_t)cfg->engine_cache) : NULL;
+    app.compute = compute_start(cfg->compute_threads, cfg->compute_queue, err, sizeof err);
+    if (!app.pool || !app.engines || !app.compute) {
+        fprintf(stderr, "saed: %s\n", app.compute ? "out of memory" : err);
+        compute_stop(app.compute);
+        engines_free(app.engines);
+        backend_close(be);
+        db_pool_destroy(app.pool);
         free(app.openapi);
         migrate_free(&app.migrations);
         return 1;
@@ -224,6 +233,9 @@ int serve_main(saed_config *cfg)
     s.http = http_start(&app, err, sizeof err);
     if (!s.http) {
         fprintf(stderr, "saed: %s\n", err);
+        compute_stop(app.compute);
+        engines_free(app.engines);
+        backend_close(be);
         db_pool_destroy(app.pool);
         free(app.openapi);
         migrate_free(&app.migrations);
@@ -248,10 +260,15 @@ int serve_main(saed_config *cfg)
     uv_timer_start(&s.schema, on_schema_timer, 5000, 5000);
     uv_run(s.loop, UV_RUN_DEFAULT);
 
+    /* Compute tasks finish (long ones see compute_stopping) and resume their connections before
+     * the daemon stops: MHD must not be stopped with suspended connections. */
+    compute_stop(app.compute);
     http_stop(s.http);
     /* Running jobs notice at their next progress call and are handed back to the queue. */
     workers_stop(app.workers);
     release_leases(&app);
+    engines_free(app.engines);
+    backend_close(be);
     uv_loop_close(s.loop);
     db_pool_destroy(app.pool);
     free(app.openapi);

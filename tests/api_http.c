@@ -233,8 +233,11 @@ TEST(api_metrics_counts_requests)
     CHECK_CONTAINS(r.body, "saed_http_requests_total{route=\"GET /healthz\",status=\"200\"} 3\n");
     CHECK_CONTAINS(r.body, "saed_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n");
     CHECK_CONTAINS(r.body, "saed_http_request_duration_seconds_count{route=\"GET /healthz\"} 3\n");
-    CHECK_CONTAINS(r.body, "saed_db_pool_size 4\n");
+    CHECK_CONTAINS(r.body, "saed_db_pool_size 6\n");
     CHECK_CONTAINS(r.body, "saed_schema_version 1\n");
+    CHECK_CONTAINS(r.body, "saed_compute_capacity{kind=\"threads\"} 2\n");
+    CHECK_CONTAINS(r.body, "saed_compute_tasks{state=\"running\"} 0\n");
+    CHECK_CONTAINS(r.body, "saed_engine_cache_entries 0\n");
     CHECK_CONTAINS(r.body, "process_start_time_seconds 1");
     resp_free(&r);
     CHECK_INT(srv_stop(&s), 0);
