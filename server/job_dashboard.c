@@ -251,20 +251,16 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     PQclear(r);
 
     int rc = JOB_FATAL;
-    saed_backend *be = backend_cpu_open();
-    tokenizer *tok = tok_load_dir(mdir, err, errlen);
-    model *m = tok ? model_load(mdir, be, err, errlen) : NULL;
-    sae *s = NULL;
+    const eng_ref *mref = engines_model(c->eng, mdir, err, errlen);
+    const eng_ref *sref = mref ? engines_sae(c->eng, sdir, err, errlen) : NULL;
     dataset_result dr = {0};
     dash_run_result res = {0};
     prog pg = {.c = c};
-    if (!m) goto out;
-    sae_cfg sc;
-    if (sae_cfg_load(sdir, &sc, err, errlen)) goto out;
-    sae_load_opts lo = sae_dashboard_load_opts(&sc);
-    int sae_prepend = sc.prepend_bos;
-    sae_cfg_free(&sc);
-    if (!(s = sae_load(sdir, be, &lo, err, errlen))) goto out;
+    if (!sref) goto out;
+    model *m = mref->model;
+    tokenizer *tok = mref->tok;
+    sae *s = sref->sae;
+    int sae_prepend = sae_config(s)->prepend_bos;
     dataset_opts dopt;
     dataset_opts_default(&dopt);
     dataset_format_parse(json_string_value(json_object_get(ds, "format")), &dopt.format);
@@ -324,10 +320,8 @@ out:
     if (rc != JOB_DONE && c->stop) rc = JOB_STOPPED;
     dash_run_result_free(&res);
     dataset_result_free(&dr);
-    sae_free(s);
-    model_free(m);
-    tok_free(tok);
-    backend_close(be);
+    engines_put(c->eng, sref);
+    engines_put(c->eng, mref);
     json_decref(p);
     return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "db/jobs.h"
 #include "server/config.h"
+#include "server/engines.h"
 
 typedef struct worker_pool worker_pool;
 
@@ -20,6 +21,7 @@ typedef struct job_ctx {
     db_conn *db;
     const char *worker_id;
     const saed_config *cfg;
+    engines *eng;   /* loaded models and SAEs, shared with the process's compute routes */
     worker_pool *pool;
     double last_beat, started;
     int lease_lost;
@@ -32,7 +34,8 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
 /* Runner results. */
 enum { JOB_DONE = 0, JOB_STOPPED = 1, JOB_RETRY = -1, JOB_FATAL = -2 };
 
-worker_pool *workers_start(const saed_config *cfg, const char *id_prefix, int n, char *err, size_t errlen);
+/* eng must outlive the pool. */
+worker_pool *workers_start(const saed_config *cfg, engines *eng, const char *id_prefix, int n, char *err, size_t errlen);
 void workers_wake(worker_pool *p);
 /* Stops claiming, lets running jobs notice at their next progress call, joins the threads. */
 void workers_stop(worker_pool *p);

@@ -141,6 +141,9 @@ TEST(api_dashboard_jobs_end_to_end)
     http(&s, "GET", "/metrics", NULL, NULL, &r);
     CHECK_CONTAINS(r.body, "saed_jobs{state=\"completed\"} 2");
     CHECK_CONTAINS(r.body, "saed_workers{state=\"idle\"} 1");
+    /* Two jobs on the same model and SAE: each loaded once, kept in the engine cache. */
+    CHECK_CONTAINS(r.body, "saed_engine_cache_loads_total 2\n");
+    CHECK_CONTAINS(r.body, "saed_engine_cache_entries 2\n");
     resp_free(&r);
     CHECK_INT(srv_stop(&s), 0);
 
