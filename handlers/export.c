@@ -7,9 +7,15 @@
 #include "handlers/handlers.h"
 #include "server/export_db.h"
 
+typedef struct export_args {
+    export_db_format format;
+    int batch;
+} export_args;
+
+static void export_task(http_req *r, void *ud);
+
 void h_export_dashboards(http_req *r)
 {
-    const char *model = http_param(r, "modelId"), *sae = http_param(r, "saeId");
     const char *fmt = http_query(r, "format"), *fpb = http_query(r, "featuresPerBatch");
     export_db_format f;
     if (export_db_format_parse(fmt, &f)) {
@@ -26,6 +32,21 @@ void h_export_dashboards(http_req *r)
             return;
         }
     }
+    /* Reads and compresses every stored row of the SAE: a compute task. */
+    export_args *a = malloc(sizeof *a);
+    if (!a) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    *a = (export_args){f, (int)batch};
+    if (http_defer(r, export_task, a)) free(a);
+}
+
+static void export_task(http_req *r, void *ud)
+{
+    export_args a = *(export_args *)ud;
+    free(ud);
+    const char *model = http_param(r, "modelId"), *sae = http_param(r, "saeId");
     db_conn *c = http_db(r);
     if (!c) return;
     char dir[] = "/tmp/saed-dashboards-XXXXXX";
@@ -34,7 +55,7 @@ void h_export_dashboards(http_req *r)
         return;
     }
     svc_err e;
-    if (export_db_write(c, model, sae, f, (int)batch, dir, &e)) {
+    if (export_db_write(c, model, sae, a.format, a.batch, dir, &e)) {
         export_db_rmtree(dir);
         reply_svc(r, &e);
         return;

@@ -1,6 +1,7 @@
 /* saes.c: /api/saes, the registry of SAELens SAEs (Neuronpedia "sources"), and their export
  * back to SAELens layout as a .tar.gz. */
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@ void h_saes_list(http_req *r)
     else reply_json_text(r, 200, PQgetvalue(res, 0, 0));
     PQclear(res);
 }
+
+static void sae_create_task(http_req *r, void *ud);
 
 void h_saes_create(http_req *r)
 {
@@ -41,6 +44,21 @@ void h_saes_create(http_req *r)
         http_reply_error(r, 400, "invalid_field", "path: required string");
         return;
     }
+    /* Registration loads and checks every weight: a compute task. The strings point into the
+     * request body, which lives as long as the request. */
+    sae_reg *task = malloc(sizeof *task);
+    if (!task) {
+        http_reply_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    *task = in;
+    if (http_defer(r, sae_create_task, task)) free(task);
+}
+
+static void sae_create_task(http_req *r, void *ud)
+{
+    sae_reg in = *(sae_reg *)ud;
+    free(ud);
     db_conn *c = http_db(r);
     if (!c) return;
     saed_app *app = http_app(r);
@@ -106,6 +124,8 @@ static void rm_dir(const char *dir)
     rmdir(dir);
 }
 
+static void sae_export_task(http_req *r, void *ud);
+
 void h_saes_export(http_req *r)
 {
     const char *model = http_param(r, "modelId"), *id = http_param(r, "id"), *fmt = http_query(r, "format");
@@ -117,6 +137,14 @@ void h_saes_export(http_req *r)
         return;
     }
     if (bad_ids(r, model, id)) return;
+    /* Reads, converts and compresses the whole SAE: a compute task, not an HTTP thread's job. */
+    http_defer(r, sae_export_task, (void *)(intptr_t)format);
+}
+
+static void sae_export_task(http_req *r, void *ud)
+{
+    const char *model = http_param(r, "modelId"), *id = http_param(r, "id");
+    int format = (int)(intptr_t)ud;
     db_conn *c = http_db(r);
     if (!c) return;
     char dir[] = "/tmp/saed-export-XXXXXX";
