@@ -9,6 +9,7 @@
 #include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
 #include "server/config.h"
+#include "server/engines.h"
 #include "server/export_db.h"
 #include "server/log.h"
 #include "server/registry.h"
@@ -235,9 +236,14 @@ static int cmd_worker(saed_config *cfg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers: only sigwait sees them */
-    worker_pool *p = workers_start(cfg, prefix, cfg->workers, err, sizeof err);
+    /* The worker threads share loaded models and SAEs, as in `saed serve`. */
+    saed_backend *be = backend_cpu_open();
+    engines *eng = be ? engines_new(be, (size_t)cfg->engine_cache) : NULL;
+    worker_pool *p = eng ? workers_start(cfg, prefix, cfg->workers, eng, err, sizeof err) : NULL;
     if (!p) {
-        fprintf(stderr, "saed worker: %s\n", err);
+        fprintf(stderr, "saed worker: %s\n", eng ? err : "out of memory");
+        engines_free(eng);
+        backend_close(be);
         return 1;
     }
     log_info("%d job worker(s) running as %s", cfg->workers, prefix);
@@ -245,6 +251,8 @@ static int cmd_worker(saed_config *cfg)
     sigwait(&set, &sig);
     log_info("signal %d: stopping workers (running jobs go back to the queue)", sig);
     workers_stop(p);
+    engines_free(eng);
+    backend_close(be);
     log_info("stopped");
     return 0;
 }

@@ -238,6 +238,19 @@ TEST(api_live_activation_new_equals_saed_encode)
 
 /* ---- searches ---- */
 
+/* A value from /metrics (the line starting with name). */
+static long long metric(srv *s, const char *name)
+{
+    resp r;
+    http(s, "GET", "/metrics", NULL, NULL, &r);
+    const char *p = r.body ? strstr(r.body, name) : NULL;
+    while (p && p > r.body && p[-1] != '\n') p = strstr(p + 1, name);
+    long long v = p ? atoll(p + strlen(name) + 1) : -1;
+    resp_free(&r);
+    return v;
+}
+
+
 static json_t *wait_job(srv *s, long long id, int seconds)
 {
     char path[64];
@@ -527,6 +540,9 @@ TEST(api_live_search_all_and_topk_by_token)
     }
     json_decref(j);
     resp_free(&r);
+    /* The dashboard job took the model and 1-rs from the engine cache the searches filled:
+     * four loads in all (tiny-a, 1-rs, 1-rs__std, 1-sp). */
+    CHECK_INT(metric(&s, "saed_engine_cache_loads_total"), 4);
     free(jr);
     free(st);
     CHECK_INT(srv_stop(&s), 0);
@@ -586,17 +602,6 @@ static void *fire(void *arg)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return NULL;
-}
-
-static long long metric(srv *s, const char *name)
-{
-    resp r;
-    http(s, "GET", "/metrics", NULL, NULL, &r);
-    const char *p = r.body ? strstr(r.body, name) : NULL;
-    while (p && p > r.body && p[-1] != '\n') p = strstr(p + 1, name);
-    long long v = p ? atoll(p + strlen(name) + 1) : -1;
-    resp_free(&r);
-    return v;
 }
 
 TEST(api_live_compute_pool_busy_and_engine_cache_shared)
