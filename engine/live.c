@@ -242,6 +242,7 @@ int live_feature(model *m, sae *s, const int32_t *ids, int T, int index, int bos
     out->n = T - first;
     memmove(v, v + first, sizeof(float) * (size_t)out->n);
     out->values = v;
+    out->argmax = -1; /* no values: like Neuronpedia's indexOf of an empty maximum */
     for (int t = 0; t < out->n; t++) {
         if (t == 0 || v[t] > out->max) {
             out->max = v[t];

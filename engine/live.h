@@ -46,7 +46,7 @@ typedef struct live_values {
     int n;            /* values kept */
     float *values;    /* (n) malloc'd */
     float max, min;   /* 0 when n is 0 */
-    int argmax;       /* first position of max in values */
+    int argmax;       /* first position of max in values; -1 when n is 0 */
 } live_values;
 int live_feature(model *m, sae *s, const int32_t *ids, int T, int index, int bos_id, int drop_special,
                  live_values *out, char *err, size_t errlen);

@@ -197,6 +197,14 @@ TEST(api_live_activation_new_equals_saed_encode)
     resp_free(&r);
     free(ref_tk);
 
+    /* Nothing but the BOS: nothing left once it is dropped. */
+    post(&s, "/api/activation/new", "{\"feature\":{\"modelId\":\"tiny-a\",\"source\":\"1-rs\",\"index\":\"1\"},\"customText\":\"<|endoftext|>\"}", 200, &r);
+    a = resp_json(&r);
+    CHECK_INT(json_array_size(json_object_get(a, "tokens")), 0);
+    CHECK_INT(json_integer_value(json_object_get(a, "maxValueTokenIndex")), -1);
+    json_decref(a);
+    resp_free(&r);
+
     /* Errors: JSON bodies naming the field or the limit. */
     struct { const char *body; int status; const char *needle; } bad[] = {
         {"{\"customText\":\"hi\"}", 400, "feature"},

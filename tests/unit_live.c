@@ -206,6 +206,15 @@ TEST(live_feature_equals_sae_encode_with_neuronpedia_bos_handling)
     CHECK_INT(live_feature(f.m, s, ids, T, feat, BOS, 1, &v, err, sizeof err), 0);
     CHECK_INT(v.first, 2);
     CHECK_INT(v.n, 1);
+    CHECK_INT(v.argmax, 0);
+    live_values_free(&v);
+    free(ids);
+    /* The BOS alone: nothing left. */
+    T = live_tokenize(f.tok, "<|endoftext|>", 13, 128, &ids, err, sizeof err);
+    CHECK_INT(T, 1);
+    CHECK_INT(live_feature(f.m, s, ids, T, feat, BOS, 0, &v, err, sizeof err), 0);
+    CHECK_INT(v.n, 0);
+    CHECK_INT(v.argmax, -1);
     live_values_free(&v);
     free(ids);
     free(ref);
