@@ -301,4 +301,37 @@ const db_statement db_statements[DB_N_STMTS] = {
 #undef EXPORT_SUFFIX
 #undef EXPORT_RANGE
 #undef EXPORT_ACT_ORDER
+
+    /* ---- live activations and search: where the engine loads the model and SAE from, the
+     * measured densities for the density filter, and the stored feature rows that go with the
+     * results (Neuronpedia's Neuron row without saed's "indexInt"). ---- */
+    [DB_LIVE_SAE] = {"live_sae",
+        "SELECT m.path, s.path, s.\"dSae\", m.\"contextSize\" FROM saes s JOIN models m ON m.id = s.\"modelId\""
+        " WHERE s.\"modelId\" = $1 AND s.id = $2", 2, 1},
+    /* The SAEs of a source set (index saes_set), in layer order as Neuronpedia lists them. */
+    [DB_LIVE_SET_SAES] = {"live_set_saes",
+        "SELECT s.id, m.path, s.path, s.\"dSae\", m.\"contextSize\" FROM saes s JOIN models m ON m.id = s.\"modelId\""
+        " WHERE s.\"modelId\" = $1 AND s.\"setName\" = $2 ORDER BY s.layer, s.id", 2, 1},
+    [DB_LIVE_DENSITY] = {"live_density",
+        "SELECT \"indexInt\", frac_nonzero FROM features WHERE \"modelId\" = $1 AND layer = $2 AND \"indexInt\" IS NOT NULL",
+        2, 1},
+    /* search-all: the rows of ($2[i], $3[i]) pairs, each with its top activation, its
+     * explanations (best scored first) and its model, as Neuronpedia's searcher includes them. */
+    [DB_LIVE_NEURONS] = {"live_neurons",
+        "SELECT f.layer, f.index, (to_jsonb(f) - 'indexInt' || jsonb_build_object("
+        "'activations', coalesce((SELECT jsonb_agg(to_jsonb(a) - 'jobId') FROM (SELECT * FROM activations a"
+        " WHERE a.\"modelId\" = f.\"modelId\" AND a.layer = f.layer AND a.index = f.index ORDER BY a.\"maxValue\" DESC LIMIT 1) a), '[]'::jsonb),"
+        " 'explanations', coalesce((SELECT jsonb_agg(to_jsonb(e) - 'descriptionTsv' ORDER BY e.\"scoreV2\" DESC NULLS LAST,"
+        " e.\"scoreV1\" DESC, e.\"createdAt\") FROM explanations e"
+        " WHERE e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index), '[]'::jsonb),"
+        " 'model', (SELECT to_jsonb(v) FROM (SELECT " MODEL_COLS " FROM models WHERE id = f.\"modelId\") v)))::text"
+        " FROM unnest($2::text[], $3::text[]) AS k(layer, index)"
+        " JOIN features f ON f.\"modelId\" = $1 AND f.layer = k.layer AND f.index = k.index", 3, 1},
+    /* search-topk-by-token: rows of one SAE with their newest machine explanation. */
+    [DB_LIVE_TOPK_FEATURES] = {"live_topk_features",
+        "SELECT f.index, (to_jsonb(f) - 'indexInt' || jsonb_build_object('explanations', coalesce(("
+        "SELECT jsonb_agg(to_jsonb(e) - 'descriptionTsv') FROM (SELECT * FROM explanations e"
+        " WHERE e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index"
+        " AND e.\"typeName\" IS DISTINCT FROM 'human' ORDER BY e.\"createdAt\" DESC LIMIT 1) e), '[]'::jsonb)))::text"
+        " FROM features f WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.index = ANY($3::text[])", 3, 1},
 };

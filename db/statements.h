@@ -52,6 +52,12 @@ enum db_stmt {
     DB_EXPORT_SD_RUN_SETTINGS,
     DB_EXPORT_SD_FEATURES,
     DB_EXPORT_SD_ACTIVATIONS,
+    /* live activations and search (handlers/activation.c, handlers/search.c) */
+    DB_LIVE_SAE,
+    DB_LIVE_SET_SAES,
+    DB_LIVE_DENSITY,
+    DB_LIVE_NEURONS,
+    DB_LIVE_TOPK_FEATURES,
     DB_N_STMTS
 };
 

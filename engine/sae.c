@@ -429,6 +429,7 @@ void sae_free(sae *s)
 
 const sae_cfg *sae_config(const sae *s) { return &s->cfg; }
 int sae_is_folded(const sae *s) { return s->folded; }
+saed_backend *sae_backend(const sae *s) { return s->be; }
 const float *sae_log_sparsity(const sae *s) { return s->log_sparsity; }
 
 int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen)

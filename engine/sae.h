@@ -88,6 +88,8 @@ sae_load_opts sae_dashboard_load_opts(const sae_cfg *c);
 size_t sae_memory_bytes(const sae *s);
 const sae_cfg *sae_config(const sae *s);
 int sae_is_folded(const sae *s);
+/* The backend the SAE's tensors live on (inputs to sae_encode go there). */
+saed_backend *sae_backend(const sae *s);
 /* log10 feature density from sparsity.safetensors (d_sae floats, host), or NULL. */
 const float *sae_log_sparsity(const sae *s);
 /* Row i of W_dec (d_out floats) into out (host), as stored (after folding when folded). */

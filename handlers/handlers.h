@@ -29,5 +29,9 @@ void h_jobs_get(http_req *r);
 void h_jobs_list(http_req *r);
 void h_jobs_cancel(http_req *r);
 void h_export_dashboards(http_req *r);
+/* Compute routes (run on the compute pool; no API key, like Neuronpedia's). */
+void h_activation_new(http_req *r);
+void h_search_all(http_req *r);
+void h_search_topk_by_token(http_req *r);
 
 #endif

@@ -23,5 +23,10 @@ const http_route http_routes[] = {
     {"POST", "/api/dashboard-jobs/{id}/cancel", h_jobs_cancel, ROUTE_AUTH | ROUTE_SCHEMA},
     /* Like the SAE export: reads and compresses every stored row of the SAE, so a key is needed. */
     {"GET", "/api/export/{modelId}/{saeId}", h_export_dashboards, ROUTE_AUTH | ROUTE_SCHEMA},
+    /* Live activations and searches: open like upstream's (a key, valid or not, is ignored);
+     * computed on the compute pool, which bounds them instead. */
+    {"POST", "/api/activation/new", h_activation_new, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/search-all", h_search_all, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/search-topk-by-token", h_search_topk_by_token, ROUTE_JSON | ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

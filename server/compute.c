@@ -9,7 +9,7 @@
 #include <string.h>     // defines: strerror
 
 typedef struct task {
-    compute_fn fn;
+    compute_fn fn, after;
     void *ud;
 } task;
 
@@ -43,6 +43,11 @@ static void *loop(void *arg)
         p->running--;
         p->slots--;
         pthread_cond_broadcast(&p->cv);
+        if (t.after) {
+            pthread_mutex_unlock(&p->mu);
+            t.after(t.ud);
+            pthread_mutex_lock(&p->mu);
+        }
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -89,10 +94,10 @@ int compute_reserve(compute_pool *p)
     return ok ? 0 : -1;
 }
 
-void compute_submit(compute_pool *p, compute_fn fn, void *ud)
+void compute_submit(compute_pool *p, compute_fn fn, compute_fn after, void *ud)
 {
     pthread_mutex_lock(&p->mu);
-    p->ring[(p->head + p->count) % p->cap] = (task){fn, ud};
+    p->ring[(p->head + p->count) % p->cap] = (task){fn, after, ud};
     p->count++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);

@@ -16,7 +16,10 @@ compute_pool *compute_start(int threads, int queue_cap, char *err, size_t errlen
  * reserved slot must be used by compute_submit. Reserving first lets the caller prepare (e.g.
  * suspend a connection) knowing the submit cannot fail. */
 int compute_reserve(compute_pool *p);
-void compute_submit(compute_pool *p, compute_fn fn, void *ud);
+/* Runs fn(ud) on a pool thread, then frees the slot, then runs after(ud) (may be NULL): what
+ * `after` does (e.g. let the reply go out) happens once the slot is free, so a client that
+ * sends its next request on receiving the answer never finds its own slot still taken. */
+void compute_submit(compute_pool *p, compute_fn fn, compute_fn after, void *ud);
 /* Tasks running and waiting, and the capacity, for /metrics. */
 void compute_stats(compute_pool *p, int *running, int *queued, int *threads, int *queue_cap);
 /* Non-zero once compute_stop began: long tasks (generation) check it between steps. */

@@ -48,6 +48,8 @@ static const cfg_option options[] = {
      "compute requests that may wait for a thread; beyond it they get 503 with Retry-After"},
     {"engine-cache", "SAED_ENGINE_CACHE", T_SIZE, "4G", 0, 1LL << 50, F(engine_cache),
      "memory for loaded models and SAEs kept between requests (least recently used evicted first)"},
+    {"max-text-tokens", "SAED_MAX_TEXT_TOKENS", T_INT, "1024", 1, 1 << 20, F(max_text_tokens),
+     "longest text, in tokens with the BOS, that live-activation and search requests may send (the model's context also caps it)"},
     {"log-level", "SAED_LOG_LEVEL", T_LEVEL, "info", 0, 0, F(log_level),
      "application log level: debug, info, warn, error"},
     {"access-log", "SAED_ACCESS_LOG", T_STR, "-", 0, 0, F(access_log),

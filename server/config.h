@@ -29,6 +29,7 @@ typedef struct saed_config {
     int compute_threads;
     int compute_queue;
     long long engine_cache;     /* bytes */
+    int max_text_tokens;
     int log_level;
     char access_log[1024];
     char migrations_dir[1024];

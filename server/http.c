@@ -269,7 +269,13 @@ static void run_task(void *arg)
         log_error("compute task for %s %s did not reply", r->method, r->path);
         http_reply_error(r, 500, "internal", "internal error (request id %s)", r->request_id);
     }
-    /* The request must not be touched after the resume: MHD may complete and free it. */
+}
+
+/* After the compute slot is free: the reply may go out. The request must not be touched after
+ * the resume: MHD may complete and free it. */
+static void resume_task(void *arg)
+{
+    http_req *r = arg;
     MHD_resume_connection(r->conn);
 }
 
@@ -289,7 +295,7 @@ int http_defer(http_req *r, http_task fn, void *ud)
     r->task_fn = fn;
     r->task_ud = ud;
     MHD_suspend_connection(r->conn);
-    compute_submit(p, run_task, r);
+    compute_submit(p, run_task, resume_task, r);
     return 0;
 }
 
@@ -549,8 +555,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->deferred) {
-        /* Called again after the task's resume: queue what it held. */
-        if (!r->held) return MHD_YES;
+        /* Called again after the task's resume: queue what it held. Nothing held means the
+         * task's response could not be built (out of memory): close rather than leave the
+         * connection waiting for an answer that will not come. */
+        if (!r->held) return MHD_NO;
         r->deferred = false;
         struct MHD_Response *resp = r->held;
         r->held = NULL;
@@ -564,6 +572,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         http_reply_raw(r, 204, NULL, "", 0);
     } else {
         dispatch(r);
+        /* A deferred request belongs to its compute task until the resume: not even
+         * queue_failed may be read here, the task may be writing it. */
+        if (r->deferred) return MHD_YES;
     }
     return r->queue_failed ? MHD_NO : MHD_YES;
 }

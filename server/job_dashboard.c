@@ -11,6 +11,7 @@
 #include "engine/dash_export.h"
 #include "engine/dash_run.h"
 #include "engine/dataset.h"
+#include "server/engines.h"
 #include "server/log.h"
 #include "server/paths.h"
 
@@ -251,16 +252,32 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     PQclear(r);
 
     int rc = JOB_FATAL;
-    const eng_ref *mref = engines_model(c->eng, mdir, err, errlen);
-    const eng_ref *sref = mref ? engines_sae(c->eng, sdir, err, errlen) : NULL;
+    /* The model and SAE come from the process's engine cache when there is one (shared with
+     * the compute routes and the other workers; same load options), else are loaded here. */
+    saed_backend *be = NULL;
+    const eng_ref *mref = NULL, *sref = NULL;
+    tokenizer *tok = NULL;
+    model *m = NULL;
+    sae *s = NULL;
     dataset_result dr = {0};
     dash_run_result res = {0};
     prog pg = {.c = c};
-    if (!sref) goto out;
-    model *m = mref->model;
-    tokenizer *tok = mref->tok;
-    sae *s = sref->sae;
-    int sae_prepend = sae_config(s)->prepend_bos;
+    if (c->engines) {
+        if (!(mref = engines_model(c->engines, mdir, err, errlen)) || !(sref = engines_sae(c->engines, sdir, err, errlen)))
+            goto out;
+        tok = mref->tok;
+        m = mref->model;
+        s = sref->sae;
+    } else {
+        be = backend_cpu_open();
+        if (!(tok = tok_load_dir(mdir, err, errlen)) || !(m = model_load(mdir, be, err, errlen))) goto out;
+        sae_cfg sc;
+        if (sae_cfg_load(sdir, &sc, err, errlen)) goto out;
+        sae_load_opts lo = sae_dashboard_load_opts(&sc);
+        sae_cfg_free(&sc);
+        if (!(s = sae_load(sdir, be, &lo, err, errlen))) goto out;
+    }
+    const int sae_prepend = sae_config(s)->prepend_bos;
     dataset_opts dopt;
     dataset_opts_default(&dopt);
     dataset_format_parse(json_string_value(json_object_get(ds, "format")), &dopt.format);
@@ -320,8 +337,15 @@ out:
     if (rc != JOB_DONE && c->stop) rc = JOB_STOPPED;
     dash_run_result_free(&res);
     dataset_result_free(&dr);
-    engines_put(c->eng, sref);
-    engines_put(c->eng, mref);
+    if (c->engines) {
+        engines_put(c->engines, sref);
+        engines_put(c->engines, mref);
+    } else {
+        sae_free(s);
+        model_free(m);
+        tok_free(tok);
+        backend_close(be);
+    }
     json_decref(p);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
 #include "server/config.h"
+#include "server/engines.h"
 #include "server/export_db.h"
 #include "server/log.h"
 #include "server/registry.h"
@@ -235,9 +236,10 @@ static int cmd_worker(saed_config *cfg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers: only sigwait sees them */
+    /* The worker threads share loaded models and SAEs, as in `saed serve`. */
     saed_backend *be = backend_cpu_open();
     engines *eng = be ? engines_new(be, (size_t)cfg->engine_cache) : NULL;
-    worker_pool *p = eng ? workers_start(cfg, eng, prefix, cfg->workers, err, sizeof err) : NULL;
+    worker_pool *p = eng ? workers_start(cfg, prefix, cfg->workers, eng, err, sizeof err) : NULL;
     if (!p) {
         fprintf(stderr, "saed worker: %s\n", eng ? err : "out of memory");
         engines_free(eng);

@@ -245,7 +245,7 @@ int serve_main(saed_config *cfg)
              cfg->http_threads, cfg->n_api_keys, cfg->n_data_roots);
 
     if (cfg->workers > 0) {
-        app.workers = workers_start(cfg, app.engines, app.worker_prefix, cfg->workers, err, sizeof err);
+        app.workers = workers_start(cfg, app.worker_prefix, cfg->workers, app.engines, err, sizeof err);
         if (!app.workers) log_error("job workers: %s", err);
         else log_info("%d job worker(s) started", cfg->workers);
     }

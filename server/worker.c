@@ -20,7 +20,7 @@
 
 struct worker_pool {
     const saed_config *cfg;
-    engines *eng;
+    struct engines *engines;
     char prefix[300];
     int n;
     pthread_t *threads;
@@ -69,7 +69,8 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
 
 static void run_one(worker_pool *p, db_conn *db, const char *wid, job *j)
 {
-    job_ctx c = {.j = j, .db = db, .worker_id = wid, .cfg = p->cfg, .eng = p->eng, .pool = p, .last_beat = now_s(), .started = now_s()};
+    job_ctx c = {.j = j, .db = db, .worker_id = wid, .cfg = p->cfg, .pool = p, .engines = p->engines,
+                 .last_beat = now_s(), .started = now_s()};
     char err[1024] = "";
     log_info("job %lld (%s) attempt %d/%d started by %s", (long long)j->id, j->kind, j->attempt, j->max_attempts, wid);
     int r = !strcmp(j->kind, "dashboard") ? job_dashboard_run(&c, err, sizeof err) : JOB_FATAL;
@@ -189,12 +190,13 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
-worker_pool *workers_start(const saed_config *cfg, engines *eng, const char *id_prefix, int n, char *err, size_t errlen)
+worker_pool *workers_start(const saed_config *cfg, const char *id_prefix, int n, struct engines *eng, char *err,
+                           size_t errlen)
 {
     worker_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->cfg = cfg;
-    p->eng = eng;
+    p->engines = eng;
     snprintf(p->prefix, sizeof p->prefix, "%s", id_prefix);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);

@@ -10,9 +10,9 @@
 
 #include "db/jobs.h"
 #include "server/config.h"
-#include "server/engines.h"
 
 typedef struct worker_pool worker_pool;
+struct engines;
 
 /* What a job kind's runner gets: the job, its database connection, and a progress call that
  * heartbeats (rate-limited) and says whether to stop. */
@@ -21,8 +21,8 @@ typedef struct job_ctx {
     db_conn *db;
     const char *worker_id;
     const saed_config *cfg;
-    engines *eng;   /* loaded models and SAEs, shared with the process's compute routes */
     worker_pool *pool;
+    struct engines *engines;   /* loaded models and SAEs shared with the process, or NULL */
     double last_beat, started;
     int lease_lost;
     int stop;       /* job_progress said stop (cancel, shutdown or lost lease) */
@@ -34,8 +34,10 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
 /* Runner results. */
 enum { JOB_DONE = 0, JOB_STOPPED = 1, JOB_RETRY = -1, JOB_FATAL = -2 };
 
-/* eng must outlive the pool. */
-worker_pool *workers_start(const saed_config *cfg, engines *eng, const char *id_prefix, int n, char *err, size_t errlen);
+/* eng (may be NULL: each job loads its own) is the process's engine cache, which jobs then
+ * share with the compute routes; it must outlive the pool. */
+worker_pool *workers_start(const saed_config *cfg, const char *id_prefix, int n, struct engines *eng, char *err,
+                           size_t errlen);
 void workers_wake(worker_pool *p);
 /* Stops claiming, lets running jobs notice at their next progress call, joins the threads. */
 void workers_stop(worker_pool *p);

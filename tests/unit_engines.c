@@ -136,7 +136,7 @@ TEST(compute_pool_refuses_beyond_threads_plus_queue)
     gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     for (int i = 0; i < 5; i++) {
         CHECK_INT(compute_reserve(p), 0);
-        compute_submit(p, wait_gate, &g);
+        compute_submit(p, wait_gate, NULL, &g);
     }
     CHECK_INT(compute_reserve(p), -1); /* 2 running + 3 queued: full */
     int running = 0, queued = 0, threads, cap;
@@ -154,4 +154,35 @@ TEST(compute_pool_refuses_beyond_threads_plus_queue)
     pthread_mutex_unlock(&g.mu);
     compute_stop(p); /* runs what was queued before joining */
     CHECK_INT(atomic_load(&g.ran), 5);
+}
+
+typedef struct after_probe {
+    compute_pool *p;
+    atomic_int reserved;   /* what compute_reserve said inside `after` */
+    atomic_int done;
+} after_probe;
+
+static void noop(void *arg) { (void)arg; }
+
+static void probe_after(void *arg)
+{
+    after_probe *a = arg;
+    /* The slot of the task that just ran must already be free here. */
+    int rc = compute_reserve(a->p);
+    atomic_store(&a->reserved, rc == 0 ? 1 : -1);
+    if (rc == 0) compute_submit(a->p, noop, NULL, NULL);
+    atomic_store(&a->done, 1);
+}
+
+TEST(compute_pool_frees_the_slot_before_after)
+{
+    char err[256];
+    compute_pool *p = compute_start(1, 0, err, sizeof err);
+    CHECK(p != NULL);
+    after_probe a = {.p = p};
+    CHECK_INT(compute_reserve(p), 0);
+    compute_submit(p, noop, probe_after, &a);
+    for (int i = 0; i < 400 && !atomic_load(&a.done); i++) usleep(5000);
+    CHECK_INT(atomic_load(&a.reserved), 1);
+    compute_stop(p);
 }
