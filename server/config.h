@@ -26,6 +26,8 @@ typedef struct saed_config {
     char *data_roots[CFG_MAX_LIST]; /* realpath'd, owned */
     int workers;
     int job_lease_s;
+    char device[32];            /* SAED_DEVICE: auto, cpu, cuda, cuda:N (checked) */
+    char gpu_precision[8];      /* SAED_GPU_PRECISION: fp32, tf32, bf16 (checked) */
     int log_level;
     char access_log[1024];
     char migrations_dir[1024];

@@ -11,6 +11,7 @@
 #include "engine/dash_export.h"
 #include "engine/dash_run.h"
 #include "engine/dataset.h"
+#include "server/device.h"
 #include "server/log.h"
 #include "server/paths.h"
 
@@ -251,7 +252,14 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     PQclear(r);
 
     int rc = JOB_FATAL;
-    saed_backend *be = backend_cpu_open();
+    /* A device that cannot be opened is the worker's fault, not the job's: retry elsewhere. */
+    saed_backend *be = device_open(c->cfg->device, c->cfg->gpu_precision, c->slot, err, errlen);
+    if (!be) {
+        c->device_failed = 1;
+        json_decref(p);
+        return JOB_RETRY;
+    }
+    log_info("job %lld runs on %s", (long long)c->j->id, be->device);
     tokenizer *tok = tok_load_dir(mdir, err, errlen);
     model *m = tok ? model_load(mdir, be, err, errlen) : NULL;
     sae *s = NULL;
@@ -321,6 +329,12 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     int pr = persist(c, &meta, &res, err, errlen);
     rc = pr == 0 ? JOB_DONE : pr > 0 ? JOB_STOPPED : JOB_RETRY;
 out:
+    if (rc != JOB_DONE && be->healthy && be->healthy(be)) {
+        /* The device failed under the job (a sticky CUDA error): its context is lost. */
+        snprintf(err, errlen, "compute device %s failed: %s", be->device, backend_error(be));
+        c->device_failed = 1;
+        rc = JOB_RETRY;
+    }
     if (rc != JOB_DONE && c->stop) rc = JOB_STOPPED;
     dash_run_result_free(&res);
     dataset_result_free(&dr);
