@@ -29,7 +29,13 @@ static void *cuda_library(char *err, size_t errlen)
         snprintf(lib, sizeof lib, "%s/../%s", dir, BACKEND_CUDA_LIBRARY);
         h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
     }
-    if (!h) snprintf(err, errlen, "CUDA backend not available: %s", dlerror());
+    if (!h) {
+        /* dlerror names the file with its directory: keep the machine's paths out of messages
+         * that reach API clients (a job's lastError) */
+        const char *e = dlerror(), *at = e ? strstr(e, lib) : NULL;
+        if (at) snprintf(err, errlen, "CUDA backend not available: %s%s", BACKEND_CUDA_LIBRARY, at + strlen(lib));
+        else snprintf(err, errlen, "CUDA backend not available: %s", e ? e : "dlopen failed");
+    }
     /* The library stays loaded for the life of the process (dlopen counts references; nothing
      * closes it): CUDA's runtime does not support being unloaded and reloaded. */
     return h;
