@@ -86,6 +86,9 @@ struct saed_backend {
      * hand over sparse feature activations instead of the dense matrix. */
     int (*nonzeros)(saed_backend *b, int64_t *rowptr, int32_t *cols, float *vals, size_t cap, const float *x, int N,
                     int ld, int c0, int F);
+    /* Free and total bytes of the backend's own memory (a GPU's), for sizing batches. NULL on
+     * backends whose memory is the host's. */
+    int (*mem_info)(saed_backend *b, size_t *free_bytes, size_t *total_bytes);
     /* 0 while the backend can still run ops; -1 with err once its device has failed for good
      * (a sticky CUDA error: every later op would fail too). NULL on backends that cannot fail. */
     int (*healthy)(saed_backend *b);

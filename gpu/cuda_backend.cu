@@ -211,6 +211,19 @@ static int cuda_nonzeros(saed_backend *b, int64_t *rowptr, int32_t *cols, float 
 #undef ST
 #undef ERR
 
+// What the device has free once the pool has given back the blocks it keeps for reuse.
+static int cuda_mem_info(saed_backend *b, size_t *free_bytes, size_t *total_bytes)
+{
+    cuda_impl *im = impl_of(b);
+    cudaMemPool_t pool;
+    if (enter(b)) return -1;
+    int rc = cu_ok(cudaStreamSynchronize(im->stream), "mem_info", b->err, sizeof b->err);
+    if (rc == 0) rc = cu_ok(cudaDeviceGetDefaultMemPool(&pool, im->device), "mem_info", b->err, sizeof b->err);
+    if (rc == 0) rc = cu_ok(cudaMemPoolTrimTo(pool, 0), "mem_info", b->err, sizeof b->err);
+    if (rc == 0) rc = cu_ok(cudaMemGetInfo(free_bytes, total_bytes), "mem_info", b->err, sizeof b->err);
+    return done(b, rc);
+}
+
 // A sticky error (or one seen by an op) means every later op fails: report it once asked.
 static int cuda_healthy(saed_backend *b)
 {
@@ -312,6 +325,7 @@ extern "C" __attribute__((visibility("default"))) saed_backend *saed_cuda_backen
     b->scatter_rows = cuda_scatter_rows;
     b->nonzeros = cuda_nonzeros;
     b->healthy = cuda_healthy;
+    b->mem_info = cuda_mem_info;
     b->destroy = cuda_destroy;
     b->impl = im;
     return b;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/dash_export.h"
+#include "engine/dash_fit.h"
 #include "engine/dash_run.h"
 #include "engine/dataset.h"
 #include "engine/tokenizer.h"
@@ -220,7 +221,8 @@ int cmd_dashboards(int argc, char **argv)
     ro.ud = &pg;
     pg.phase = NULL;
     double t0 = now_s();
-    int r = dash_run(m, s, ds.ids, ds.n, T, &ro, &res, err, sizeof err);
+    int used = batch, r = dash_run_fit(m, s, ds.ids, ds.n, T, &ro, &res, &used, err, sizeof err);
+    if (used != batch) fprintf(stderr, "batches of %d prompts instead of %d, to fit %s's memory\n", used, batch, be->device);
     if (pg.tty) fputc('\n', stderr);
     if (r) {
         fprintf(stderr, "saed dashboards: %s\n", r > 0 ? "cancelled" : err);

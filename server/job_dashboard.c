@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/dash_export.h"
+#include "engine/dash_fit.h"
 #include "engine/dash_run.h"
 #include "engine/dataset.h"
 #include "server/device.h"
@@ -314,7 +315,10 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     ro.progress = on_progress;
     ro.ud = &pg;
     pg.tokens_per_prompt = dopt.T;
-    int d = dash_run(m, s, dr.ids, dr.n, dopt.T, &ro, &res, err, errlen);
+    int used = ro.batch_prompts, d = dash_run_fit(m, s, dr.ids, dr.n, dopt.T, &ro, &res, &used, err, errlen);
+    if (used != ro.batch_prompts)
+        log_info("job %lld: batches of %d prompts instead of %d to fit %s's memory", (long long)c->j->id, used,
+                 ro.batch_prompts, be->device);
     if (d) {
         rc = d > 0 ? JOB_STOPPED : JOB_FATAL;
         goto out;

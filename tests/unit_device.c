@@ -3,10 +3,12 @@
  * against a brute force, and the engine's device paths (hook copies, sparse feature fetch)
  * bit-identical to its host paths, run on the CPU backend posing as a device (host_memory 0).
  * The CUDA kernels themselves are compared with the CPU by build/tests/gpu-parity. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/dash_fetch.h"
+#include "engine/dash_fit.h"
 #include "engine/dash_run.h"
 #include "server/config.h"
 #include "server/device.h"
@@ -215,6 +217,84 @@ TEST(dash_run_device_paths_bit_identical_to_host)
         sae_free(sh);
     }
     free(prompts);
+    model_free(md);
+    model_free(mh);
+    backend_close(d);
+    backend_close(h);
+}
+
+/* ---- a small device: allocations above a cap fail as a GPU's would ---- */
+
+static size_t small_cap = (size_t)-1, small_free;
+static void *(*cpu_alloc_fn)(saed_backend *, size_t);
+
+static void *capped_alloc(saed_backend *b, size_t n)
+{
+    if (n > small_cap) {
+        snprintf(b->err, sizeof b->err, "device memory (%zu bytes): out of memory", n);
+        return NULL;
+    }
+    return cpu_alloc_fn(b, n);
+}
+
+static int small_mem_info(saed_backend *b, size_t *free_bytes, size_t *total_bytes)
+{
+    (void)b;
+    *free_bytes = small_free;
+    *total_bytes = 2 * small_free;
+    return 0;
+}
+
+TEST(dash_run_fit_shrinks_the_batch_to_the_device)
+{
+    saed_backend *d = pseudo_device(), *h = backend_cpu_open();
+    cpu_alloc_fn = d->alloc;
+    d->alloc = capped_alloc;
+    char err[512];
+    sae_load_opts lo = {.fold_dec_norm = 1};
+    model *md = model_load(TINY, d, err, sizeof err), *mh = model_load(TINY, h, err, sizeof err);
+    sae *sd = md ? sae_load("tests/data/sae/tiny-a-res-standard", d, &lo, err, sizeof err) : NULL;
+    sae *sh = mh ? sae_load("tests/data/sae/tiny-a-res-standard", h, &lo, err, sizeof err) : NULL;
+    CHECK(sd && sh);
+    const int n = 24, T = 20;
+    int32_t *prompts = prompts_for(n, T);
+    dash_run_opts o;
+    dash_run_opts_default(&o);
+    o.bos_id = 50256;
+    o.batch_prompts = 30;
+    dash_run_result ref, a, b;
+    int used = 0;
+    if (sd && sh && dash_run(mh, sh, prompts, n, T, &o, &ref, err, sizeof err) == 0) {
+        /* the features of 8 prompts (8·20 rows × 512) are the largest buffer that fits: 30
+         * fails, 15 fails, 7 fits */
+        small_cap = (size_t)8 * T * 512 * sizeof(float);
+        CHECK_INT(dash_run(md, sd, prompts, n, T, &o, &a, err, sizeof err), -1);
+        CHECK_CONTAINS(err, "out of memory");
+        CHECK_INT(dash_run_fit(md, sd, prompts, n, T, &o, &a, &used, err, sizeof err), 0);
+        CHECK_INT(used, 7);
+        /* free memory known up front: the first batch already fits (3 prompts' worth) */
+        small_cap = (size_t)-1;
+        small_free = dash_fit_bytes_per_prompt(md, sd, T) * 4;
+        d->mem_info = small_mem_info;
+        CHECK_INT(dash_run_fit(md, sd, prompts, n, T, &o, &b, &used, err, sizeof err), 0);
+        CHECK_INT(used, 3);
+        for (int f = 0; f < 512; f++) {
+            CHECK(a.features[f].n_nonzero == ref.features[f].n_nonzero && a.features[f].max_value == ref.features[f].max_value);
+            CHECK(b.features[f].n_nonzero == ref.features[f].n_nonzero && b.features[f].max_value == ref.features[f].max_value);
+            CHECK_INT(a.features[f].n_examples, ref.features[f].n_examples);
+        }
+        dash_run_result_free(&a);
+        dash_run_result_free(&b);
+        dash_run_result_free(&ref);
+        /* the CPU is not fitted */
+        CHECK_INT(dash_run_fit(mh, sh, prompts, n, T, &o, &ref, &used, err, sizeof err), 0);
+        CHECK_INT(used, 30);
+        dash_run_result_free(&ref);
+    }
+    small_cap = (size_t)-1;
+    free(prompts);
+    sae_free(sd);
+    sae_free(sh);
     model_free(md);
     model_free(mh);
     backend_close(d);
