@@ -260,7 +260,7 @@ extern "C" __attribute__((visibility("default"))) int saed_cuda_device_count(voi
 extern "C" __attribute__((visibility("default"))) saed_backend *saed_cuda_backend_open(int device, char *err,
                                                                                       size_t errlen)
 {
-    int count = 0;
+    int count = 0, pools = 0;
     cudaDeviceProp prop;
     saed_backend *b = NULL;
     cuda_impl *im = NULL;
@@ -286,11 +286,13 @@ extern "C" __attribute__((visibility("default"))) saed_backend *saed_cuda_backen
         cu_ok(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties", err, errlen) ||
         cu_ok(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking), "cudaStreamCreate", err, errlen))
         goto fail;
-    if (prop.major < 7) {
-        snprintf(err, errlen, "cuda:%d is %s (sm_%d%d); saed needs sm_70 or newer", device, prop.name, prop.major,
-                 prop.minor);
+    if (cu_ok(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device), "device attributes", err, errlen))
+        goto fail;
+    if (!pools) {
+        snprintf(err, errlen, "cuda:%d (%s) has no stream-ordered memory pools (driver too old?)", device, prop.name);
         goto fail;
     }
+    if (cu_probe(err, errlen)) goto fail;
     // Keep freed pool memory for reuse instead of returning it at every synchronization.
     if (cu_ok(cudaDeviceGetDefaultMemPool(&pool, device), "memory pool", err, errlen) ||
         cu_ok(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep), "memory pool", err, errlen))

@@ -180,6 +180,19 @@ int cu_upload_scratch(cudaStream_t st, void **dst, const void *src, size_t bytes
 
 // ---- launchers ----
 
+int cu_probe(char *err, size_t errlen)
+{
+    // The kernels are compiled for CUDA_ARCHS (plus PTX of the newest, which the driver can
+    // compile for newer GPUs): a device outside that set has no image to run.
+    cudaFuncAttributes a;
+    cudaError_t e = cudaFuncGetAttributes(&a, add_kernel);
+    if (e == cudaSuccess) return 0;
+    (void)cudaGetLastError();
+    snprintf(err, errlen, "the kernels in saed-cuda.so cannot run on this device (%s): rebuild with CUDA_ARCHS set to "
+                          "its compute capability", cudaGetErrorString(e));
+    return -1;
+}
+
 int cu_layernorm(cudaStream_t st, float *out, const float *inp, const float *w, const float *bias, int N, int C,
                  float eps, char *err, size_t errlen)
 {

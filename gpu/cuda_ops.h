@@ -56,6 +56,9 @@ void cu_scratch_free(cudaStream_t st, void *p);
 // Host → device copy of a small host array into fresh scratch.
 int cu_upload_scratch(cudaStream_t st, void **dst, const void *src, size_t bytes, char *err, size_t errlen);
 
+// 0 when this library's kernels can run on the current device, else -1 with err.
+int cu_probe(char *err, size_t errlen);
+
 // Element-wise and row-wise ops (cuda_kernels.cu); shapes as in backend.h.
 int cu_layernorm(cudaStream_t st, float *out, const float *inp, const float *w, const float *bias, int N, int C,
                  float eps, char *err, size_t errlen);
