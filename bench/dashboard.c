@@ -11,7 +11,16 @@
  *    linearly to all of them, its agreement with saed on those features, and the speed-up.
  * Each configuration runs in its own forked child, so each peak RSS (ru_maxrss from wait4) is
  * that configuration's own. --quick: 64/128 prompts and a 4096-feature SAE, for a smoke run;
- * --prompts N: N and 2N prompts instead of 2048 and 4096; --features: the SAE's width. */
+ * --prompts N: N and 2N prompts instead of 2048 and 4096; --features: the SAE's width.
+ *
+ * --device cuda[:N] [--precision fp32|tf32|bf16] [--batch B]: the same model and SAE on the
+ * GPU at issue 8's size, 24576 prompts x 128 tokens (SAEDashboard's default) in one dash_run:
+ * wall time, tokens/s, the counted FLOP rate against a cuBLAS GEMM rate measured in the same
+ * run (an 8192³ GEMM and the encode's own shape), and one batch split into forward, encode
+ * (its FLOP rate against the GEMM rate), the sparse fetch to the host and the statistics. No
+ * SAEDashboard reference in this mode (--ref-batches N adds it, on the CPU). --quick: 256
+ * prompts, 4096 features. --device cpu-as-device is a dry run of this mode on the CPU backend
+ * posing as a device (it exercises the same code paths; its figures mean nothing). */
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
@@ -25,6 +34,7 @@
 #include <unistd.h>
 
 #include "bench/saedash_ref.h"
+#include "engine/dash_fetch.h"
 #include "engine/dash_run.h"
 #include "engine/safetensors.h"
 #include "engine/sae.h"
@@ -97,9 +107,27 @@ static double sgemm_gflops(int n)
 
 typedef struct bench {
     int quick, n1, n2, d_sae, ref_batches, sgemm_n;
+    char device[32];    /* backend spec: "cpu" (default) or cuda[:N] */
+    backend_precision prec;
+    int batch;          /* prompts per dash_run batch (32) */
     char dir[64], model_dir[96], sae_dir[96], saed_stats[96];
     int32_t *prompts;   /* n2 prompts; the first n1 are the 2048-prompt configuration's */
 } bench;
+
+/* The benchmark's backend; NULL with err. */
+static saed_backend *bench_backend(const bench *bn, char *err, size_t errlen)
+{
+    if (!strcmp(bn->device, "cpu-as-device")) {
+        /* dry run of the device mode: the CPU backend taking the engine's device paths */
+        saed_backend *be = backend_cpu_open();
+        be->host_memory = 0;
+        be->name = "cpu-as-device";
+        return be;
+    }
+    saed_backend *be = backend_open(bn->device, err, errlen);
+    if (be) be->precision = bn->prec;
+    return be;
+}
 
 /* ---- child: sgemm, model and SAE files ---- */
 
@@ -240,6 +268,7 @@ static void child_sgemm(const bench *bn, void *out)
 
 typedef struct saed_out {
     int ok, n, ex_prompts;
+    char device[160];
     double wall, stats, weights, examples, load;
     double flops_fwd, flops_enc, mean_l0;
     char err[512];
@@ -268,7 +297,9 @@ static void child_saed(const bench *bn, int n, void *out)
     saed_out *so = out;
     so->n = n;
     double t = now();
-    saed_backend *be = backend_cpu_open();
+    saed_backend *be = bench_backend(bn, so->err, sizeof so->err);
+    if (!be) return;
+    snprintf(so->device, sizeof so->device, "%s", be->device);
     model *m = model_load(bn->model_dir, be, so->err, sizeof so->err);
     sae_load_opts lo = {.fold_dec_norm = 1};
     sae *s = m ? sae_load(bn->sae_dir, be, &lo, so->err, sizeof so->err) : NULL;
@@ -277,6 +308,7 @@ static void child_saed(const bench *bn, int n, void *out)
     dash_run_opts o;
     dash_run_opts_default(&o);
     o.bos_id = BOS;
+    o.batch_prompts = bn->batch;
     double t0 = now();
     o.progress = progress;
     o.ud = &t0;
@@ -333,21 +365,25 @@ static void child_saed_2(const bench *bn, void *out)
 /* ---- child: where one steady-state batch of dash_run's statistics pass goes ---- */
 
 typedef struct split_out {
-    int ok;
+    int ok, B;
     double forward, encode, copies, stats, stats_nocorr;
+    double fetched_mb; /* what crossed from the backend for the batch */
     char err[512];
 } split_out;
 
 /* The same steps as dash_run's pipe_batch + dash_acc_add, timed one by one on the second of
- * two 32-prompt batches (the first warms caches and fills the accumulator's scratch). */
+ * two batches (the first warms caches and fills the accumulator's scratch). On a device the
+ * encode is followed by a 4-byte download, so that its time is the device's. */
 static void child_split(const bench *bn, void *out)
 {
     split_out *so = out;
     char *err = so->err;
     size_t errlen = sizeof so->err;
-    const int B = 32, S = bn->d_sae;
+    const int B = bn->batch, S = bn->d_sae;
     const size_t rows = (size_t)B * T_CTX;
-    saed_backend *be = backend_cpu_open();
+    so->B = B;
+    saed_backend *be = bench_backend(bn, err, errlen);
+    if (!be) return;
     model *m = model_load(bn->model_dir, be, err, errlen);
     sae_load_opts lo = {.fold_dec_norm = 1};
     sae *s = m ? sae_load(bn->sae_dir, be, &lo, err, errlen) : NULL;
@@ -355,7 +391,8 @@ static void child_split(const bench *bn, void *out)
     float *acts = malloc(sizeof(float) * rows * S);
     float *xd = be->alloc(be, sizeof(float) * rows * D_IN), *fd = be->alloc(be, sizeof(float) * rows * S);
     uint8_t *mask = malloc(rows);
-    if (!s || !x || !fh || !acts || !xd || !fd || !mask) {
+    dash_fetch *fetch = dash_fetch_new(be, rows, S);
+    if (!s || !x || !fh || !acts || !xd || !fd || !mask || !fetch) {
         if (!*err) snprintf(err, errlen, "out of memory");
         return;
     }
@@ -375,8 +412,12 @@ static void child_split(const bench *bn, void *out)
         double t1 = now();
         be->upload(be, xd, x, sizeof(float) * rows * D_IN);
         if (sae_encode(s, xd, (int)rows, fd, err, errlen)) return;
+        float probe;
+        if (!be->host_memory && be->download(be, &probe, fd, sizeof probe)) return;
         double t2 = now();
-        be->download(be, fh, fd, sizeof(float) * rows * S);
+        size_t before = dash_fetch_bytes(fetch);
+        if (dash_fetch_run(fetch, fd, rows, fh, err, errlen)) return;   /* dash_run's pipe_batch */
+        so->fetched_mb = (dash_fetch_bytes(fetch) - before) / 1e6;
         memcpy(acts, fh, sizeof(float) * rows * S);   /* dash_run's slice_cols of the full range */
         for (size_t i = 0; i < rows; i++) mask[i] = ids[i] != BOS;
         double t3 = now();
@@ -392,6 +433,7 @@ static void child_split(const bench *bn, void *out)
     }
     dash_acc_free(a);
     dash_acc_free(anc);
+    dash_fetch_free(fetch);
     free(x);
     free(fh);
     free(acts);
@@ -451,6 +493,55 @@ static void child_ref(const bench *bn, void *out)
     model_free(m);
     backend_close(be);
     ro->ok = 1;
+}
+
+/* ---- child: the device's GEMM rate ---- */
+
+typedef struct gemm_out {
+    int ok;
+    double square, encode;   /* GFLOP/s: 8192³ (4096³ with --quick), and (batch·128) x d_sae x 768 */
+    char device[160], err[512];
+} gemm_out;
+
+/* Seconds per C = A·B of (M,K)·(K,N) on the backend: the best of 5 timed runs after a warm-up,
+ * each closed by a 4-byte download (the stream drains before it returns). */
+static double dev_gemm_seconds(saed_backend *be, int M, int N, int K, char *err, size_t errlen)
+{
+    float *A = be->alloc(be, sizeof(float) * (size_t)M * K), *B = be->alloc(be, sizeof(float) * (size_t)K * N);
+    float *C = be->alloc(be, sizeof(float) * (size_t)M * N), probe;
+    double best = -1;
+    for (int r = 0; A && B && C && r < 6; r++) {
+        double t = now();
+        if (be->gemm(be, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N) || be->download(be, &probe, C, sizeof probe)) {
+            snprintf(err, errlen, "gemm: %s", backend_error(be));
+            best = -1;
+            break;
+        }
+        t = now() - t;
+        if (r > 0 && (best < 0 || t < best)) best = t;
+    }
+    if (!A || !B || !C) snprintf(err, errlen, "device memory for a %dx%dx%d GEMM: %s", M, N, K, backend_error(be));
+    if (A) be->release(be, A);
+    if (B) be->release(be, B);
+    if (C) be->release(be, C);
+    return best;
+}
+
+static void child_dev_gemm(const bench *bn, void *out)
+{
+    gemm_out *go = out;
+    saed_backend *be = bench_backend(bn, go->err, sizeof go->err);
+    if (!be) return;
+    snprintf(go->device, sizeof go->device, "%s", be->device);
+    const int n = bn->quick ? 4096 : 8192, M = bn->batch * T_CTX;
+    double t1 = dev_gemm_seconds(be, n, n, n, go->err, sizeof go->err);
+    double t2 = t1 > 0 ? dev_gemm_seconds(be, M, bn->d_sae, D_IN, go->err, sizeof go->err) : -1;
+    if (t1 > 0 && t2 > 0) {
+        go->square = 2.0 * n * (double)n * n / t1 / 1e9;
+        go->encode = 2.0 * M * (double)bn->d_sae * D_IN / t2 / 1e9;
+        go->ok = 1;
+    }
+    backend_close(be);
 }
 
 /* Runs fn in a forked child; its output struct comes back through a pipe. Returns the child's
@@ -515,6 +606,82 @@ static void print_saed(const bench *bn, const saed_out *s, double rss, double pe
            flops / s->wall / 1e9, flops / s->wall / 1e9 / peak);
 }
 
+/* --device cuda: one dash_run at issue 8's size, the GEMM rate before and after it, and one
+ * batch's breakdown. */
+static int main_device(bench *bn)
+{
+    if (bn->n1 <= 0) bn->n1 = bn->quick ? 256 : 24576;
+    bn->n2 = bn->n1;
+    if (bn->d_sae <= 0) bn->d_sae = bn->quick ? 4096 : 24576;
+    bn->sgemm_n = bn->quick ? 1024 : 2048;
+    snprintf(bn->dir, sizeof bn->dir, "/tmp/saed-bench-dash-XXXXXX");
+    if (!mkdtemp(bn->dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(bn->model_dir, sizeof bn->model_dir, "%s/model", bn->dir);
+    snprintf(bn->sae_dir, sizeof bn->sae_dir, "%s/sae", bn->dir);
+    snprintf(bn->saed_stats, sizeof bn->saed_stats, "%s/saed_stats.bin", bn->dir);
+    bn->prompts = make_prompts(bn->n1, 42);
+    double t_all = now();
+    int rc = 1;
+    setup_out so;
+    gemm_out g1, g2;
+    saed_out s1;
+    split_out sp;
+    ref_out ro = {0};
+    /* the device first: no model is written for a machine without one */
+    if (run_child(bn, child_dev_gemm, &g1, sizeof g1) < 0 || !g1.ok) {
+        fprintf(stderr, "%s: %s\n", bn->device, g1.err);
+        goto out;
+    }
+    if (run_child(bn, child_setup, &so, sizeof so) < 0 || !so.ok) {
+        fprintf(stderr, "setup: %s\n", so.err);
+        goto out;
+    }
+    double rss1 = run_child(bn, child_saed_1, &s1, sizeof s1);
+    if (rss1 < 0 || !s1.ok) {
+        fprintf(stderr, "saed %d prompts on %s: %s\n", bn->n1, bn->device, s1.err);
+        goto out;
+    }
+    if (run_child(bn, child_split, &sp, sizeof sp) < 0 || !sp.ok) {
+        fprintf(stderr, "batch breakdown: %s\n", sp.err);
+        goto out;
+    }
+    if (run_child(bn, child_dev_gemm, &g2, sizeof g2) < 0 || !g2.ok) g2 = g1;
+    if (bn->ref_batches > 0 && (run_child(bn, child_ref, &ro, sizeof ro) < 0 || !ro.ok))
+        fprintf(stderr, "reference: %s\n", ro.err);
+    double peak = g1.square > g2.square ? g1.square : g2.square;
+    double enc_peak = g1.encode > g2.encode ? g1.encode : g2.encode;
+    printf("device: %s, %s GEMMs\n", g1.device, backend_precision_name(bn->prec));
+    printf("device GEMM rate (cuBLAS on a GPU; same run, best of two samples): %dx%dx%d %.1f TFLOP/s; encode shape %dx%dx%d"
+           " %.1f TFLOP/s\n",
+           bn->quick ? 4096 : 8192, bn->quick ? 4096 : 8192, bn->quick ? 4096 : 8192, peak / 1e3, bn->batch * T_CTX,
+           bn->d_sae, D_IN, enc_peak / 1e3);
+    printf("host: OpenBLAS sgemm %.1f GFLOP/s (%d threads)\n", so.sgemm, so.threads);
+    printf("model: random gpt2-small shape (d 768, 12 layers, 12 heads, vocab 50257), %.0f MB; SAE: standard, %d"
+           " features at " HOOK " (calibration L0 %.0f); prompts: %d x %d tokens, batches of %d prompts\n",
+           so.model_mb, bn->d_sae, so.calib_l0, bn->n1, T_CTX, bn->batch);
+    print_saed(bn, &s1, rss1, peak);
+    double enc_flops = 2.0 * sp.B * T_CTX * (double)D_IN * bn->d_sae;
+    printf("    one %d-prompt batch: forward %.3f s, encode %.3f s (%.1f TFLOP/s = %.2f of the GEMM rate), fetch to host"
+           " %.3f s (%.1f MB crossed), statistics %.3f s (%.3f s without correlated neurons/features)\n",
+           sp.B, sp.forward, sp.encode, enc_flops / sp.encode / 1e12, enc_flops / sp.encode / 1e9 / peak, sp.copies,
+           sp.fetched_mb, sp.stats, sp.stats_nocorr);
+    printf("issue 8 targets: whole job <= 60 s: %s (%.1f s); encode >= 0.50 of the GEMM rate: %s (%.2f)\n",
+           s1.wall <= 60 ? "met" : "NOT met", s1.wall, enc_flops / sp.encode / 1e9 / peak >= 0.5 ? "met" : "NOT met",
+           enc_flops / sp.encode / 1e9 / peak);
+    if (ro.ok)
+        printf("reference (CPU) agreement on %d features: non-zero count %d, max %d, top example %d\n", ro.checked,
+               ro.same_nnz, ro.same_max, ro.same_top1);
+    printf("benchmark wall time %.0f s\n", now() - t_all);
+    rc = 0;
+out:
+    rmtree(bn);
+    free(bn->prompts);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     bench bn;
@@ -524,11 +691,23 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ref-batches") && i + 1 < argc) bn.ref_batches = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--prompts") && i + 1 < argc) bn.n1 = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--features") && i + 1 < argc) bn.d_sae = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) snprintf(bn.device, sizeof bn.device, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) bn.batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !backend_precision_parse(argv[i + 1], &bn.prec)) i++;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--prompts N] [--features N] [--ref-batches N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--prompts N] [--features N] [--ref-batches N] [--device cpu|cuda[:N]]"
+                            " [--precision fp32|tf32|bf16] [--batch B]\n", argv[0]);
             return 2;
         }
     }
+    if (!bn.device[0]) snprintf(bn.device, sizeof bn.device, "cpu");
+    if (bn.batch <= 0) bn.batch = 32;
+    char why[256];
+    if ((backend_spec_check(bn.device, why, sizeof why) || !strcmp(bn.device, "auto")) && strcmp(bn.device, "cpu-as-device")) {
+        fprintf(stderr, "--device %s: expected cpu, cuda or cuda:N\n", bn.device);
+        return 2;
+    }
+    if (strcmp(bn.device, "cpu")) return main_device(&bn);
     if (bn.n1 <= 0) bn.n1 = bn.quick ? 64 : 2048;
     bn.n2 = 2 * bn.n1;
     if (bn.d_sae <= 0) bn.d_sae = bn.quick ? 4096 : 24576;

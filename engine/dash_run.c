@@ -3,6 +3,7 @@
  * → the feature range copied to host → dash_acc_add. The example pass re-runs only the prompts
  * that hold examples, in prompt order, and copies each example's row of values. */
 #include "engine/dash_run.h"
+#include "engine/dash_fetch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ typedef struct pipe {
     float *x_dev;    /* backend (Bmax·T, D) */
     float *f_dev;    /* backend (Bmax·T, d_sae) */
     float *f_host;   /* (Bmax·T, d_sae) */
+    dash_fetch *fetch; /* f_dev → f_host (only the non-zeros cross from a device) */
 } pipe;
 
 static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size_t errlen)
@@ -70,7 +72,8 @@ static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size
     p->f_host = malloc(sizeof(float) * rows * p->d_sae);
     p->x_dev = be->alloc(be, sizeof(float) * rows * p->D);
     p->f_dev = be->alloc(be, sizeof(float) * rows * p->d_sae);
-    if (!p->x_host || !p->f_host || !p->x_dev || !p->f_dev) {
+    p->fetch = dash_fetch_new(be, rows, p->d_sae);
+    if (!p->x_host || !p->f_host || !p->x_dev || !p->f_dev || !p->fetch) {
         snprintf(err, errlen, "out of memory for a batch of %d prompts × %d tokens × %d features", Bmax, T, p->d_sae);
         return -1;
     }
@@ -84,6 +87,7 @@ static void pipe_free(pipe *p)
     free(p->f_host);
     if (be && p->x_dev) be->release(be, p->x_dev);
     if (be && p->f_dev) be->release(be, p->f_dev);
+    dash_fetch_free(p->fetch);
 }
 
 /* Runs B prompts (ids B×T) through model and SAE; features land in p->f_host. */
@@ -97,7 +101,7 @@ static int pipe_batch(pipe *p, const int32_t *ids, int B, char *err, size_t errl
     size_t rows = (size_t)B * p->T;
     if (be->upload(be, p->x_dev, p->x_host, sizeof(float) * rows * p->D) ||
         sae_encode(p->s, p->x_dev, (int)rows, p->f_dev, err, errlen) ||
-        be->download(be, p->f_host, p->f_dev, sizeof(float) * rows * p->d_sae)) {
+        dash_fetch_run(p->fetch, p->f_dev, rows, p->f_host, err, errlen)) {
         if (!*err) snprintf(err, errlen, "encode: %s", backend_error(be));
         return -1;
     }

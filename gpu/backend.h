@@ -6,8 +6,10 @@
  * Memory: every float* passed to an op is backend memory (device memory for CUDA, host memory
  * for the CPU), obtained from alloc() and filled with upload(). host_memory says whether the
  * engine may read and write it directly. All matrices are row-major float32.
- * Every op returns 0, or -1 with the reason retrievable by last_error(). Knows nothing of HTTP
- * or SQL. */
+ * Every op returns 0, or -1 with the reason in err (backend_error()). Ops on a device backend
+ * are queued on one stream and may still be running when they return; every op that writes
+ * host memory (download, argmax_rows, topk_rows, nonzeros) waits for what it needs, so callers
+ * never synchronize. Knows nothing of HTTP or SQL. */
 #ifndef SAED_GPU_BACKEND_H
 #define SAED_GPU_BACKEND_H
 
@@ -16,10 +18,16 @@
 
 typedef struct saed_backend saed_backend;
 
+/* GEMM precision on backends that have a choice (SAED_GPU_PRECISION): fp32 as the CPU, or
+ * tensor-core products of tf32 / bf16-rounded inputs accumulated in fp32. The CPU is always
+ * fp32. */
+typedef enum backend_precision { BACKEND_FP32 = 0, BACKEND_TF32, BACKEND_BF16 } backend_precision;
+
 struct saed_backend {
     const char *name;       /* "cpu" or "cuda" */
     char device[160];       /* human description, e.g. "NVIDIA H100 (sm_90, 79 GiB)" */
     int host_memory;        /* 1: backend pointers are plain host memory */
+    backend_precision precision; /* read by gemm and attention on every call */
     char err[256];          /* last error */
 
     void *(*alloc)(saed_backend *b, size_t bytes);   /* zero-filled; NULL on failure */
@@ -71,6 +79,19 @@ struct saed_backend {
     /* x (N,C) = 0 except x[r, idx[r,j]] = vals[r,j] for j < k; vals and idx (N,k) are host
      * memory, as topk_rows leaves them. */
     int (*scatter_rows)(saed_backend *b, float *x, const float *vals, const int32_t *idx, int N, int C, int k);
+    /* The values > 0 of columns [c0, c0+F) of x (N rows, leading dimension ld) as CSR in host
+     * memory: rowptr (N+1) and, row by row with columns ascending, absolute column numbers and
+     * values, at most cap of them. rowptr[N] is the total even when it exceeds cap; then cols
+     * and vals are left untouched and the caller retries with room for rowptr[N]. Lets a device
+     * hand over sparse feature activations instead of the dense matrix. */
+    int (*nonzeros)(saed_backend *b, int64_t *rowptr, int32_t *cols, float *vals, size_t cap, const float *x, int N,
+                    int ld, int c0, int F);
+    /* Free and total bytes of the backend's own memory (a GPU's), for sizing batches. NULL on
+     * backends whose memory is the host's. */
+    int (*mem_info)(saed_backend *b, size_t *free_bytes, size_t *total_bytes);
+    /* 0 while the backend can still run ops; -1 with err once its device has failed for good
+     * (a sticky CUDA error: every later op would fail too). NULL on backends that cannot fail. */
+    int (*healthy)(saed_backend *b);
 
     void (*destroy)(saed_backend *b);
     void *impl;
@@ -80,16 +101,30 @@ struct saed_backend {
 static inline const char *backend_error(const saed_backend *b) { return b->err; }
 
 /* spec: "auto" (CUDA when a device and driver are present, else CPU), "cpu", "cuda" or
- * "cuda:N". NULL with err when the requested backend cannot be opened. */
+ * "cuda:N". NULL with err when the requested backend cannot be opened. "auto" never fails
+ * for want of a GPU: it returns the CPU backend and leaves why CUDA was not used in err
+ * (err is "" whenever no reason applies). */
 saed_backend *backend_open(const char *spec, char *err, size_t errlen);
+/* As backend_open, except that "auto" and a bare "cuda" take device slot modulo the number of
+ * devices: worker i passes i, so that n workers spread over n GPUs. */
+saed_backend *backend_open_slot(const char *spec, int slot, char *err, size_t errlen);
+/* Checks a spec without opening anything: 0, or -1 with err. */
+int backend_spec_check(const char *spec, char *err, size_t errlen);
+/* "fp32", "tf32", "bf16" → *out; -1 when unknown. */
+int backend_precision_parse(const char *s, backend_precision *out);
+const char *backend_precision_name(backend_precision p);
 saed_backend *backend_cpu_open(void);
 void backend_close(saed_backend *b);
 /* Names the first op the backend lacks, or NULL when it implements the whole interface. */
 const char *backend_missing_op(const saed_backend *b);
 
-/* Entry point exported by the CUDA shared object (saed-cuda.so). */
+/* Entry point exported by the CUDA shared object (saed-cuda.so): device N, or NULL with err
+ * (no driver, no device, N out of range, CUDA or cuBLAS failing to start). */
 typedef saed_backend *(*backend_cuda_open_fn)(int device, char *err, size_t errlen);
 #define BACKEND_CUDA_SYMBOL "saed_cuda_backend_open"
+/* Optional second export: how many devices the driver reports (0 on any error). */
+typedef int (*backend_cuda_count_fn)(void);
+#define BACKEND_CUDA_COUNT_SYMBOL "saed_cuda_device_count"
 #define BACKEND_CUDA_LIBRARY "saed-cuda.so"
 
 #endif

@@ -409,6 +409,34 @@ static int cpu_scatter_rows(saed_backend *b, float *x, const float *vals, const 
     return 0;
 }
 
+/* Two passes: count per row (also when the caller's buffer turns out too small), then copy. */
+static int cpu_nonzeros(saed_backend *b, int64_t *rowptr, int32_t *cols, float *vals, size_t cap, const float *x, int N,
+                        int ld, int c0, int F)
+{
+    if (N < 0 || F < 0 || c0 < 0 || (N > 0 && ld < c0 + F)) {
+        snprintf(b->err, sizeof b->err, "nonzeros: columns [%d, %d+%d) of rows of %d", c0, c0, F, ld);
+        return -1;
+    }
+    rowptr[0] = 0;
+    for (int r = 0; r < N; r++) {
+        const float *row = x + (size_t)r * ld + c0;
+        int64_t n = 0;
+        for (int j = 0; j < F; j++) n += row[j] > 0.0f;
+        rowptr[r + 1] = rowptr[r] + n;
+    }
+    if ((uint64_t)rowptr[N] > cap) return 0;
+    for (int r = 0; r < N; r++) {
+        const float *row = x + (size_t)r * ld + c0;
+        int64_t o = rowptr[r];
+        for (int j = 0; j < F; j++)
+            if (row[j] > 0.0f) {
+                cols[o] = c0 + j;
+                vals[o++] = row[j];
+            }
+    }
+    return 0;
+}
+
 static void cpu_destroy(saed_backend *b) { free(b); }
 
 saed_backend *backend_cpu_open(void)
@@ -438,6 +466,7 @@ saed_backend *backend_cpu_open(void)
     b->scale_cols = cpu_scale_cols;
     b->scale_rows = cpu_scale_rows;
     b->scatter_rows = cpu_scatter_rows;
+    b->nonzeros = cpu_nonzeros;
     b->destroy = cpu_destroy;
     return b;
 }

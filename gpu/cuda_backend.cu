@@ -1,12 +1,18 @@
-// cuda_backend.cu: the CUDA backend, built into saed-cuda.so when nvcc is found and loaded by
-// backend.c at run time. This first version carries memory, the GEMM (cuBLAS) and one kernel,
-// which proves the toolchain (nvcc, cudart, cuBLAS) compiles and links for CUDA_ARCHS; the
-// full backend (layernorm, attention, SAE encode, reductions) follows the same layout:
-// kernels first, then plain-C launchers that check their preconditions and every error.
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#include <stdio.h>
+// cuda_backend.cu: the CUDA backend (backend.h) built into saed-cuda.so when nvcc is found and
+// loaded by backend.c at run time. This file holds the backend object — one device, one
+// stream, one cuBLAS handle — memory, the GEMM and the op table; the kernels and their
+// launchers live in cuda_kernels.cu, cuda_attention.cu and cuda_select.cu (cuda_ops.h).
+//
+// Every op makes its device current first (a thread may serve backends on several devices),
+// queues work on the backend's stream and returns; only ops that write host memory wait.
+// Memory comes from the device's stream-ordered pool with its release threshold raised, so
+// the per-batch buffers the engine allocates and frees are recycled instead of going through
+// cudaMalloc/cudaFree each time. Errors never exit: they come back as -1 with b->err.
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "gpu/cuda_ops.h"
 
 extern "C" {
 #include "gpu/backend.h"
@@ -16,38 +22,48 @@ typedef struct cuda_impl {
     int device;
     cublasHandle_t blas;
     cudaStream_t stream;
+    int failed; // a sticky error was seen: the context is unusable
 } cuda_impl;
 
-// ---- kernels ----
+static cuda_impl *impl_of(saed_backend *b) { return (cuda_impl *)b->impl; }
 
-// out = a + b over n elements.
-__global__ void add_kernel(float *out, const float *a, const float *b, size_t n)
+// Makes the backend's device current for this thread; -1 with err when it cannot be.
+static int enter(saed_backend *b)
 {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = a[i] + b[i];
+    cuda_impl *im = impl_of(b);
+    return cu_ok(cudaSetDevice(im->device), "cudaSetDevice", b->err, sizeof b->err);
 }
 
-// ---- launchers ----
+// The result of an op: a failure that left the context broken marks the backend failed, so
+// healthy() reports it without touching the device again.
+static int done(saed_backend *b, int rc)
+{
+    if (rc) {
+        cudaError_t e = cudaPeekAtLastError();
+        if (e == cudaErrorIllegalAddress || e == cudaErrorLaunchFailure || e == cudaErrorECCUncorrectable ||
+            e == cudaErrorHardwareStackError || e == cudaErrorIllegalInstruction || e == cudaErrorMisalignedAddress ||
+            e == cudaErrorInvalidPc || e == cudaErrorDevicesUnavailable || e == cudaErrorUnknown)
+            impl_of(b)->failed = 1;
+    }
+    return rc;
+}
 
-#define CU_TRY(call, what)                                                                     \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess) {                                                               \
-            snprintf(err, errlen, "%s: %s", what, cudaGetErrorString(e_));                     \
-            goto fail;                                                                         \
-        }                                                                                      \
-    } while (0)
+cublasComputeType_t cu_compute_type(int precision)
+{
+    return precision == BACKEND_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+         : precision == BACKEND_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                     : CUBLAS_COMPUTE_32F;
+}
+
+// ---- memory ----
 
 static void *cuda_alloc(saed_backend *b, size_t bytes)
 {
-    cuda_impl *im = (cuda_impl *)b->impl;
+    cuda_impl *im = impl_of(b);
     void *p = NULL;
-    cudaError_t e = cudaSetDevice(im->device);
-    if (e == cudaSuccess) e = cudaMalloc(&p, bytes ? bytes : 1);
-    if (e == cudaSuccess) e = cudaMemsetAsync(p, 0, bytes, im->stream);
-    if (e != cudaSuccess) {
-        snprintf(b->err, sizeof b->err, "cudaMalloc(%zu): %s", bytes, cudaGetErrorString(e));
-        if (p) cudaFree(p);
+    if (enter(b) || cu_scratch(im->stream, &p, bytes, b->err, sizeof b->err)) return NULL;
+    if (cu_ok(cudaMemsetAsync(p, 0, bytes, im->stream), "alloc", b->err, sizeof b->err)) {
+        cu_scratch_free(im->stream, p);
         return NULL;
     }
     return p;
@@ -55,85 +71,201 @@ static void *cuda_alloc(saed_backend *b, size_t bytes)
 
 static void cuda_release(saed_backend *b, void *p)
 {
-    (void)b;
-    cudaFree(p);
+    if (p && enter(b) == 0) cu_scratch_free(impl_of(b)->stream, p);
 }
 
-static int cuda_copy(saed_backend *b, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+static int cuda_copy(saed_backend *b, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, const char *what)
 {
-    cuda_impl *im = (cuda_impl *)b->impl;
-    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, im->stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(im->stream);
-    if (e != cudaSuccess) {
-        snprintf(b->err, sizeof b->err, "cudaMemcpy: %s", cudaGetErrorString(e));
-        return -1;
-    }
-    return 0;
+    cuda_impl *im = impl_of(b);
+    if (bytes == 0) return 0;
+    if (enter(b)) return -1;
+    int rc = cu_ok(cudaMemcpyAsync(dst, src, bytes, kind, im->stream), what, b->err, sizeof b->err);
+    // A download must be complete when it returns; an upload waits too, so the caller may
+    // reuse its buffer at once and a failed copy is reported by the call that made it.
+    if (rc == 0) rc = cu_ok(cudaStreamSynchronize(im->stream), what, b->err, sizeof b->err);
+    return done(b, rc);
 }
 
 static int cuda_upload(saed_backend *b, void *dst, const void *src, size_t bytes)
 {
-    return cuda_copy(b, dst, src, bytes, cudaMemcpyHostToDevice);
+    return cuda_copy(b, dst, src, bytes, cudaMemcpyHostToDevice, "upload");
 }
 
 static int cuda_download(saed_backend *b, void *dst, const void *src, size_t bytes)
 {
-    return cuda_copy(b, dst, src, bytes, cudaMemcpyDeviceToHost);
+    return cuda_copy(b, dst, src, bytes, cudaMemcpyDeviceToHost, "download");
 }
+
+// ---- GEMM ----
 
 static int cuda_gemm(saed_backend *b, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc)
 {
-    cuda_impl *im = (cuda_impl *)b->impl;
+    cuda_impl *im = impl_of(b);
     if (M < 0 || N < 0 || K < 0) {
         snprintf(b->err, sizeof b->err, "gemm: negative shape %dx%dx%d", M, N, K);
         return -1;
     }
     if (M == 0 || N == 0) return 0;
+    if (enter(b)) return -1;
     // Row-major C(M,N) = op(A)(M,K)·op(B)(K,N). cuBLAS is column-major, and a row-major X(r,c)
     // with leading dimension ld is the column-major X^T(c,r) with the same ld. So compute
     // C^T(N,M) = op(B)^T(N,K)·op(A)^T(K,M): cuBLAS m=N, n=M, k=K, first operand B with B's
     // transpose flag and ldb, second A with A's flag and lda, output C with ldc. The flags carry
-    // over unchanged because transposing both sides of the identity swaps nothing else.
-    cublasStatus_t st = cublasSgemm(im->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M,
-                                    K, &alpha, B, ldb, A, lda, &beta, C, ldc);
-    if (st != CUBLAS_STATUS_SUCCESS) {
-        snprintf(b->err, sizeof b->err, "cublasSgemm: status %d", (int)st);
-        return -1;
+    // over unchanged: column-major sees B as B^T, and op(B)^T is then B^T as stored (tb = 0,
+    // OP_N) or its transpose (tb = 1, OP_T); likewise A.
+    int rc = cublas_ok(cublasGemmEx(im->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                    &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc,
+                                    cu_compute_type(b->precision), CUBLAS_GEMM_DEFAULT),
+                       "gemm", b->err, sizeof b->err);
+    return done(b, rc);
+}
+
+// ---- the other ops: a device switch, then the launcher on this backend's stream ----
+
+#define ST impl_of(b)->stream
+#define ERR b->err, sizeof b->err
+
+static int cuda_layernorm(saed_backend *b, float *out, const float *inp, const float *w, const float *bias, int N,
+                          int C, float eps)
+{
+    return enter(b) ? -1 : done(b, cu_layernorm(ST, out, inp, w, bias, N, C, eps, ERR));
+}
+
+static int cuda_add_bias(saed_backend *b, float *x, const float *bias, int N, int C)
+{
+    return enter(b) ? -1 : done(b, cu_add_bias(ST, x, bias, N, C, ERR));
+}
+
+static int cuda_gelu(saed_backend *b, float *out, const float *in, size_t n)
+{
+    return enter(b) ? -1 : done(b, cu_gelu(ST, out, in, n, ERR));
+}
+
+static int cuda_add(saed_backend *b, float *out, const float *a, const float *b2, size_t n)
+{
+    return enter(b) ? -1 : done(b, cu_add(ST, out, a, b2, n, ERR));
+}
+
+static int cuda_center_rows(saed_backend *b, float *x, int N, int C)
+{
+    return enter(b) ? -1 : done(b, cu_center_rows(ST, x, N, C, ERR));
+}
+
+static int cuda_embed(saed_backend *b, float *out, const int32_t *ids, const float *wte, const float *wpe, int B, int T,
+                      int C, int pos0)
+{
+    return enter(b) ? -1 : done(b, cu_embed(ST, out, ids, wte, wpe, B, T, C, pos0, ERR));
+}
+
+static int cuda_copy2d(saed_backend *b, float *dst, int ldd, const float *src, int lds, int rows, int width)
+{
+    return enter(b) ? -1 : done(b, cu_copy2d(ST, dst, ldd, src, lds, rows, width, ERR));
+}
+
+static int cuda_attention(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
+                          const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd)
+{
+    return enter(b) ? -1
+                    : done(b, cu_attention(ST, impl_of(b)->blas, b->precision, z, pattern, q, ldq, k, v, ldkv, sbkv, B,
+                                           Tq, Tk, NH, hd, ERR));
+}
+
+static int cuda_argmax_rows(saed_backend *b, int32_t *idx, const float *x, int N, int C)
+{
+    return enter(b) ? -1 : done(b, cu_argmax_rows(ST, idx, x, N, C, ERR));
+}
+
+static int cuda_topk_rows(saed_backend *b, float *vals, int32_t *idx, const float *x, int N, int C, int k)
+{
+    return enter(b) ? -1 : done(b, cu_topk_rows(ST, vals, idx, x, N, C, k, ERR));
+}
+
+static int cuda_masked_relu(saed_backend *b, float *out, const float *h, const float *thr, const float *gate, int N,
+                            int C)
+{
+    return enter(b) ? -1 : done(b, cu_masked_relu(ST, out, h, thr, gate, N, C, ERR));
+}
+
+static int cuda_scale_cols(saed_backend *b, float *x, const float *s, int N, int C)
+{
+    return enter(b) ? -1 : done(b, cu_scale_cols(ST, x, s, N, C, ERR));
+}
+
+static int cuda_scale_rows(saed_backend *b, float *x, const float *scale, const float *shift, int N, int C)
+{
+    return enter(b) ? -1 : done(b, cu_scale_rows(ST, x, scale, shift, N, C, ERR));
+}
+
+static int cuda_scatter_rows(saed_backend *b, float *x, const float *vals, const int32_t *idx, int N, int C, int k)
+{
+    return enter(b) ? -1 : done(b, cu_scatter_rows(ST, x, vals, idx, N, C, k, ERR));
+}
+
+static int cuda_nonzeros(saed_backend *b, int64_t *rowptr, int32_t *cols, float *vals, size_t cap, const float *x, int N,
+                         int ld, int c0, int F)
+{
+    return enter(b) ? -1 : done(b, cu_nonzeros(ST, rowptr, cols, vals, cap, x, N, ld, c0, F, ERR));
+}
+
+#undef ST
+#undef ERR
+
+// What the device has free once the pool has given back the blocks it keeps for reuse.
+static int cuda_mem_info(saed_backend *b, size_t *free_bytes, size_t *total_bytes)
+{
+    cuda_impl *im = impl_of(b);
+    cudaMemPool_t pool;
+    if (enter(b)) return -1;
+    int rc = cu_ok(cudaStreamSynchronize(im->stream), "mem_info", b->err, sizeof b->err);
+    if (rc == 0) rc = cu_ok(cudaDeviceGetDefaultMemPool(&pool, im->device), "mem_info", b->err, sizeof b->err);
+    if (rc == 0) rc = cu_ok(cudaMemPoolTrimTo(pool, 0), "mem_info", b->err, sizeof b->err);
+    if (rc == 0) rc = cu_ok(cudaMemGetInfo(free_bytes, total_bytes), "mem_info", b->err, sizeof b->err);
+    return done(b, rc);
+}
+
+// A sticky error (or one seen by an op) means every later op fails: report it once asked.
+static int cuda_healthy(saed_backend *b)
+{
+    cuda_impl *im = impl_of(b);
+    if (!im->failed && enter(b) == 0) {
+        cudaError_t e = cudaStreamQuery(im->stream);
+        if (e == cudaSuccess || e == cudaErrorNotReady) return 0;
+        im->failed = 1;
+        cu_ok(e, "device", b->err, sizeof b->err);
     }
-    return 0;
+    im->failed = 1;
+    if (!b->err[0]) snprintf(b->err, sizeof b->err, "device cuda:%d failed", im->device);
+    return -1;
 }
 
 static void cuda_destroy(saed_backend *b)
 {
-    cuda_impl *im = (cuda_impl *)b->impl;
+    cuda_impl *im = impl_of(b);
     if (im) {
-        cublasDestroy(im->blas);
-        cudaStreamDestroy(im->stream);
+        if (cudaSetDevice(im->device) == cudaSuccess && im->stream) cudaStreamSynchronize(im->stream);
+        if (im->blas) cublasDestroy(im->blas);
+        if (im->stream) cudaStreamDestroy(im->stream);
         free(im);
     }
     free(b);
 }
 
-static int cuda_add(saed_backend *b, float *out, const float *a, const float *b2, size_t n)
+extern "C" __attribute__((visibility("default"))) int saed_cuda_device_count(void)
 {
-    cuda_impl *im = (cuda_impl *)b->impl;
-    if (n == 0) return 0;
-    add_kernel<<<(unsigned)((n + 255) / 256), 256, 0, im->stream>>>(out, a, b2, n);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) {
-        snprintf(b->err, sizeof b->err, "add_kernel: %s", cudaGetErrorString(e));
-        return -1;
-    }
-    return 0;
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
 
-extern "C" saed_backend *saed_cuda_backend_open(int device, char *err, size_t errlen)
+extern "C" __attribute__((visibility("default"))) saed_backend *saed_cuda_backend_open(int device, char *err,
+                                                                                      size_t errlen)
 {
-    int count = 0;
+    int count = 0, pools = 0;
     cudaDeviceProp prop;
     saed_backend *b = NULL;
     cuda_impl *im = NULL;
+    cudaMemPool_t pool;
+    uint64_t keep = UINT64_MAX;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
         snprintf(err, errlen, "no CUDA device: %s", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
@@ -150,29 +282,52 @@ extern "C" saed_backend *saed_cuda_backend_open(int device, char *err, size_t er
         goto fail;
     }
     im->device = device;
-    CU_TRY(cudaSetDevice(device), "cudaSetDevice");
-    CU_TRY(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
-    CU_TRY(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    if (cublasCreate(&im->blas) != CUBLAS_STATUS_SUCCESS) {
+    if (cu_ok(cudaSetDevice(device), "cudaSetDevice", err, errlen) ||
+        cu_ok(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties", err, errlen) ||
+        cu_ok(cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking), "cudaStreamCreate", err, errlen))
+        goto fail;
+    if (cu_ok(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device), "device attributes", err, errlen))
+        goto fail;
+    if (!pools) {
+        snprintf(err, errlen, "cuda:%d (%s) has no stream-ordered memory pools (driver too old?)", device, prop.name);
+        goto fail;
+    }
+    if (cu_probe(err, errlen)) goto fail;
+    // Keep freed pool memory for reuse instead of returning it at every synchronization.
+    if (cu_ok(cudaDeviceGetDefaultMemPool(&pool, device), "memory pool", err, errlen) ||
+        cu_ok(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep), "memory pool", err, errlen))
+        goto fail;
+    if (cublas_ok(cublasCreate(&im->blas), "cublasCreate", err, errlen)) {
         im->blas = NULL;
-        snprintf(err, errlen, "cublasCreate failed");
         goto fail;
     }
-    if (cublasSetStream(im->blas, im->stream) != CUBLAS_STATUS_SUCCESS) {
-        snprintf(err, errlen, "cublasSetStream failed");
-        goto fail;
-    }
+    if (cublas_ok(cublasSetStream(im->blas, im->stream), "cublasSetStream", err, errlen)) goto fail;
     b->name = "cuda";
-    snprintf(b->device, sizeof b->device, "%s (sm_%d%d, %zu MiB)", prop.name, prop.major, prop.minor,
-             prop.totalGlobalMem >> 20);
+    snprintf(b->device, sizeof b->device, "%s (cuda:%d, sm_%d%d, %zu MiB)", prop.name, device, prop.major, prop.minor,
+             (size_t)(prop.totalGlobalMem >> 20));
+    b->precision = BACKEND_FP32;
     b->alloc = cuda_alloc;
     b->release = cuda_release;
     b->upload = cuda_upload;
     b->download = cuda_download;
     b->gemm = cuda_gemm;
+    b->layernorm = cuda_layernorm;
+    b->add_bias = cuda_add_bias;
+    b->gelu = cuda_gelu;
     b->add = cuda_add;
-    // layernorm, gelu, attention... arrive with the CUDA backend issue; until then
-    // backend_missing_op() names the first absent op and callers refuse this backend.
+    b->center_rows = cuda_center_rows;
+    b->embed = cuda_embed;
+    b->copy2d = cuda_copy2d;
+    b->attention = cuda_attention;
+    b->argmax_rows = cuda_argmax_rows;
+    b->topk_rows = cuda_topk_rows;
+    b->masked_relu = cuda_masked_relu;
+    b->scale_cols = cuda_scale_cols;
+    b->scale_rows = cuda_scale_rows;
+    b->scatter_rows = cuda_scatter_rows;
+    b->nonzeros = cuda_nonzeros;
+    b->healthy = cuda_healthy;
+    b->mem_info = cuda_mem_info;
     b->destroy = cuda_destroy;
     b->impl = im;
     return b;

@@ -1,9 +1,11 @@
 /* health.c: liveness and readiness. readyz asks the database itself, so it also refreshes the
- * schema state that guards the write routes. */
+ * schema state that guards the write routes, and reports job workers stopped by a failed
+ * compute device. */
 #include <stdatomic.h>
 
 #include "handlers/handlers.h"
 #include "server/log.h"
+#include "server/worker.h"
 
 void h_healthz(http_req *r)
 {
@@ -29,11 +31,17 @@ void h_readyz(http_req *r)
     int v = migrate_current(c, err, sizeof err);
     db_release(app->pool, c);
     atomic_store(&app->schema_version, v);
-    int head = migrate_head(&app->migrations);
+    int head = migrate_head(&app->migrations), bad;
     if (v < 0) {
         log_warn("readyz: %s", err);
         http_add_header(r, "Retry-After", "5");
         http_reply_error(r, 503, "not_ready", "database unavailable");
+    } else if (v == head && (bad = workers_unhealthy(app->workers, NULL, 0)) > 0) {
+        /* A worker whose GPU failed takes no more jobs and a failed CUDA context does not
+         * recover: restarting the process is the cure. The reason (device, paths) is logged. */
+        http_add_header(r, "Retry-After", "5");
+        http_reply_error(r, 503, "not_ready", "%d of %d job workers stopped: their compute device failed", bad,
+                         app->cfg->workers);
     } else if (v != head) {
         http_add_header(r, "Retry-After", "5");
         http_reply_error(r, 503, "not_ready", "database schema is at version %d, this saed needs %d: run `saed migrate`", v, head);

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include "engine/dash_export.h"
+#include "engine/dash_fit.h"
 #include "engine/dash_run.h"
 #include "engine/dataset.h"
 #include "engine/tokenizer.h"
+#include "server/device.h"
 
 typedef struct progress {
     int tty, last_decile;
@@ -61,7 +63,8 @@ static void usage(void)
             "  [--format text|jsonl|tokens] [--text-field F] [--n-prompts 24576] [--n-tokens-in-prompt 128]\n"
             "  [--prepend-bos | --no-prepend-bos] [--pack] [--seed 0] [--feature-range START:END] [--top-k 20]\n"
             "  [--n-intervals 5] [--per-interval 5] [--histogram-bins 50] [--logit-k 10] [--batch-prompts 32]\n"
-            "  [--export neuronpedia|saedashboard|both] [--model-id ID] [--source-id ID] [--set-name NAME] [--tokenizer DIR]\n");
+            "  [--export neuronpedia|saedashboard|both] [--model-id ID] [--source-id ID] [--set-name NAME] [--tokenizer DIR]\n"
+            "  [--device auto|cpu|cuda|cuda:N] [--gpu-precision fp32|tf32|bf16]   (defaults: SAED_DEVICE, SAED_GPU_PRECISION)\n");
 }
 
 static int int_arg(const char *name, const char *v, int lo, int hi, int *out)
@@ -80,6 +83,7 @@ int cmd_dashboards(int argc, char **argv)
 {
     const char *model_dir = NULL, *sae_dir = NULL, *ds_path = NULL, *out = NULL, *fmt = "text", *field = NULL;
     const char *exp = "both", *model_id = NULL, *source_id = NULL, *set_name = NULL, *tok_dir = NULL;
+    const char *device = NULL, *precision = NULL;
     int n_prompts = 24576, T = 128, prepend = -1, pack = 0, seed = 0, f0 = 0, f1 = 0, batch = 32;
     dash_run_opts ro;
     dash_run_opts_default(&ro);
@@ -103,6 +107,8 @@ int cmd_dashboards(int argc, char **argv)
         else if (!strcmp(a, "--source-id")) source_id = v;
         else if (!strcmp(a, "--set-name")) set_name = v;
         else if (!strcmp(a, "--tokenizer")) tok_dir = v;
+        else if (!strcmp(a, "--device")) device = v;
+        else if (!strcmp(a, "--gpu-precision")) precision = v;
         else if (!strcmp(a, "--n-prompts")) bad = int_arg(a, v, 1, 1 << 24, &n_prompts);
         else if (!strcmp(a, "--n-tokens-in-prompt")) bad = int_arg(a, v, 2, 1 << 16, &T);
         else if (!strcmp(a, "--seed")) bad = int_arg(a, v, 0, 0x7fffffff, &seed);
@@ -144,7 +150,12 @@ int cmd_dashboards(int argc, char **argv)
     char err[1024];
     int rc = 1;
     progress pg = {.tty = isatty(2)};
-    saed_backend *be = backend_cpu_open();
+    saed_backend *be = device_open(device_spec_arg(device), device_precision_arg(precision), 0, err, sizeof err);
+    if (!be) {
+        fprintf(stderr, "saed dashboards: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "device: %s\n", be->device);
     tokenizer *tok = tok_load_dir(tok_dir ? tok_dir : model_dir, err, sizeof err);
     model *m = NULL;
     sae *s = NULL;
@@ -210,7 +221,8 @@ int cmd_dashboards(int argc, char **argv)
     ro.ud = &pg;
     pg.phase = NULL;
     double t0 = now_s();
-    int r = dash_run(m, s, ds.ids, ds.n, T, &ro, &res, err, sizeof err);
+    int used = batch, r = dash_run_fit(m, s, ds.ids, ds.n, T, &ro, &res, &used, err, sizeof err);
+    if (used != batch) fprintf(stderr, "batches of %d prompts instead of %d, to fit %s's memory\n", used, batch, be->device);
     if (pg.tty) fputc('\n', stderr);
     if (r) {
         fprintf(stderr, "saed dashboards: %s\n", r > 0 ? "cancelled" : err);

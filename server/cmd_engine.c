@@ -12,6 +12,7 @@
 #include "engine/model.h"
 #include "engine/sae.h"
 #include "engine/tokenizer.h"
+#include "server/device.h"
 
 /* Reads all of stdin (for --text omitted). */
 static char *read_stdin(size_t *len)
@@ -223,8 +224,8 @@ int cmd_forward(const cmd_forward_args *a)
     int32_t *ids = NULL;
     int T = input_ids("forward", a->model_dir, a->tokenizer_dir, a->text, a->ids_json, a->prepend_bos, &ids);
     if (T < 0) return 1;
-    saed_backend *be = backend_cpu_open();
-    model *m = model_load(a->model_dir, be, err, sizeof err);
+    saed_backend *be = device_open(device_spec_arg(a->device), device_precision_arg(a->precision), 0, err, sizeof err);
+    model *m = be ? model_load(a->model_dir, be, err, sizeof err) : NULL;
     if (!m) {
         fprintf(stderr, "saed forward: %s\n", err);
         free(ids);
@@ -319,8 +320,8 @@ int cmd_encode(const cmd_encode_args *a)
     int32_t *ids = NULL;
     int T = input_ids("encode", a->model_dir, a->tokenizer_dir, a->text, a->ids_json, a->prepend_bos, &ids);
     if (T < 0) return 1;
-    saed_backend *be = backend_cpu_open();
-    model *m = model_load(a->model_dir, be, err, sizeof err);
+    saed_backend *be = device_open(device_spec_arg(a->device), device_precision_arg(a->precision), 0, err, sizeof err);
+    model *m = be ? model_load(a->model_dir, be, err, sizeof err) : NULL;
     sae_load_opts lo = {.fold_dec_norm = a->fold_dec_norm};
     sae *s = m ? sae_load(a->sae_dir, be, &lo, err, sizeof err) : NULL;
     hook_rows h = {0};

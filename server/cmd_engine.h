@@ -6,12 +6,14 @@
 
 typedef struct cmd_forward_args {
     const char *model_dir, *tokenizer_dir, *text, *ids_json, *processing;
+    const char *device, *precision;  /* NULL: SAED_DEVICE / SAED_GPU_PRECISION */
     const char *hooks[CMD_MAX_HOOKS];
     int nhooks, prepend_bos;
 } cmd_forward_args;
 
 typedef struct cmd_encode_args {
     const char *model_dir, *sae_dir, *tokenizer_dir, *text, *ids_json;
+    const char *device, *precision;  /* NULL: SAED_DEVICE / SAED_GPU_PRECISION */
     int prepend_bos, fold_dec_norm;
 } cmd_encode_args;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gpu/backend.h"
 #include "server/log.h"
 
 enum cfg_type { T_STR, T_INT, T_SIZE, T_BOOL, T_LEVEL, T_LISTEN, T_KEYS, T_ROOTS };
@@ -50,6 +51,13 @@ static const cfg_option options[] = {
      "memory for loaded models and SAEs kept between requests (least recently used evicted first)"},
     {"max-text-tokens", "SAED_MAX_TEXT_TOKENS", T_INT, "1024", 1, 1 << 20, F(max_text_tokens),
      "longest text, in tokens with the BOS, that live-activation and search requests may send (the model's context also caps it)"},
+    {"device", "SAED_DEVICE", T_STR, "auto", 0, 0, F(device),
+     "compute device for dashboard jobs: auto (CUDA when saed-cuda.so loads and a GPU is present, else CPU, "
+     "the reason logged), cpu, cuda (worker i on GPU i mod count) or cuda:N; a worker whose device fails stops "
+     "taking jobs and /readyz answers 503"},
+    {"gpu-precision", "SAED_GPU_PRECISION", T_STR, "fp32", 0, 0, F(gpu_precision),
+     "GEMM precision on a GPU: fp32 (as the CPU), tf32 or bf16 (tensor cores, fp32 accumulation); "
+     "the CPU always computes in fp32"},
     {"log-level", "SAED_LOG_LEVEL", T_LEVEL, "info", 0, 0, F(log_level),
      "application log level: debug, info, warn, error"},
     {"access-log", "SAED_ACCESS_LOG", T_STR, "-", 0, 0, F(access_log),
@@ -207,6 +215,17 @@ static int set_value(saed_config *cfg, const cfg_option *o, const char *val, con
 /* Derived values that need the whole config: key list, resolved data roots. */
 static int finish(saed_config *cfg, char *err, size_t errlen)
 {
+    char why[160];
+    backend_precision prec;
+    if (backend_spec_check(cfg->device, why, sizeof why)) {
+        snprintf(err, errlen, "SAED_DEVICE (--device): %s", why);
+        return -1;
+    }
+    if (backend_precision_parse(cfg->gpu_precision, &prec)) {
+        snprintf(err, errlen, "SAED_GPU_PRECISION (--gpu-precision): '%s' is not one of fp32, tf32, bf16",
+                 cfg->gpu_precision);
+        return -1;
+    }
     strcpy(cfg->api_keys_buf, cfg->api_keys_raw);
     if (split(cfg->api_keys_buf, ',', cfg->api_keys, &cfg->n_api_keys)) {
         snprintf(err, errlen, "SAED_API_KEYS (--api-keys): more than %d keys", CFG_MAX_LIST);

@@ -30,6 +30,8 @@ typedef struct saed_config {
     int compute_queue;
     long long engine_cache;     /* bytes */
     int max_text_tokens;
+    char device[32];            /* SAED_DEVICE: auto, cpu, cuda, cuda:N (checked) */
+    char gpu_precision[8];      /* SAED_GPU_PRECISION: fp32, tf32, bf16 (checked) */
     int log_level;
     char access_log[1024];
     char migrations_dir[1024];

@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "engine/dash_export.h"
+#include "engine/dash_fit.h"
 #include "engine/dash_run.h"
 #include "engine/dataset.h"
+#include "server/device.h"
 #include "server/engines.h"
 #include "server/log.h"
 #include "server/paths.h"
@@ -252,9 +254,17 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     PQclear(r);
 
     int rc = JOB_FATAL;
-    /* The model and SAE come from the process's engine cache when there is one (shared with
-     * the compute routes and the other workers; same load options), else are loaded here. */
-    saed_backend *be = NULL;
+    /* A device that cannot be opened is the worker's fault, not the job's: retry elsewhere. */
+    saed_backend *be = device_open(c->cfg->device, c->cfg->gpu_precision, c->slot, err, errlen);
+    if (!be) {
+        c->device_failed = 1;
+        json_decref(p);
+        return JOB_RETRY;
+    }
+    log_info("job %lld runs on %s", (long long)c->j->id, be->device);
+    /* On the CPU the model and SAE come from the process's engine cache (shared with the compute
+     * routes and the other workers; same load options). A GPU worker loads them onto its device
+     * for the job: the cache holds host-backend entries only. */
     const eng_ref *mref = NULL, *sref = NULL;
     tokenizer *tok = NULL;
     model *m = NULL;
@@ -262,14 +272,14 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     dataset_result dr = {0};
     dash_run_result res = {0};
     prog pg = {.c = c};
-    if (c->engines) {
+    int cached = c->engines && be->host_memory;
+    if (cached) {
         if (!(mref = engines_model(c->engines, mdir, err, errlen)) || !(sref = engines_sae(c->engines, sdir, err, errlen)))
             goto out;
         tok = mref->tok;
         m = mref->model;
         s = sref->sae;
     } else {
-        be = backend_cpu_open();
         if (!(tok = tok_load_dir(mdir, err, errlen)) || !(m = model_load(mdir, be, err, errlen))) goto out;
         sae_cfg sc;
         if (sae_cfg_load(sdir, &sc, err, errlen)) goto out;
@@ -319,7 +329,10 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     ro.progress = on_progress;
     ro.ud = &pg;
     pg.tokens_per_prompt = dopt.T;
-    int d = dash_run(m, s, dr.ids, dr.n, dopt.T, &ro, &res, err, errlen);
+    int used = ro.batch_prompts, d = dash_run_fit(m, s, dr.ids, dr.n, dopt.T, &ro, &res, &used, err, errlen);
+    if (used != ro.batch_prompts)
+        log_info("job %lld: batches of %d prompts instead of %d to fit %s's memory", (long long)c->j->id, used,
+                 ro.batch_prompts, be->device);
     if (d) {
         rc = d > 0 ? JOB_STOPPED : JOB_FATAL;
         goto out;
@@ -334,18 +347,24 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     int pr = persist(c, &meta, &res, err, errlen);
     rc = pr == 0 ? JOB_DONE : pr > 0 ? JOB_STOPPED : JOB_RETRY;
 out:
+    if (rc != JOB_DONE && be->healthy && be->healthy(be)) {
+        /* The device failed under the job (a sticky CUDA error): its context is lost. */
+        snprintf(err, errlen, "compute device %s failed: %s", be->device, backend_error(be));
+        c->device_failed = 1;
+        rc = JOB_RETRY;
+    }
     if (rc != JOB_DONE && c->stop) rc = JOB_STOPPED;
     dash_run_result_free(&res);
     dataset_result_free(&dr);
-    if (c->engines) {
+    if (cached) {
         engines_put(c->engines, sref);
         engines_put(c->engines, mref);
     } else {
         sae_free(s);
         model_free(m);
         tok_free(tok);
-        backend_close(be);
     }
+    backend_close(be);
     json_decref(p);
     return rc;
 }

@@ -39,9 +39,11 @@ static void usage(FILE *f)
             "                        GPT-2 BPE token ids and strings of T (stdin when omitted)\n"
             "  forward --model DIR (--text T | --ids JSON) [--prepend-bos] [--hook NAME]...\n"
             "          [--processing none|center_writing_weights|fold_value_biases|tl] [--tokenizer DIR]\n"
+            "          [--device auto|cpu|cuda|cuda:N] [--gpu-precision fp32|tf32|bf16]\n"
             "                        run the model; print hook values, last logits and argmax as JSON\n"
             "  encode --model DIR --sae DIR (--text T | --ids JSON) [--prepend-bos] [--fold-dec-norm]\n"
-            "         [--tokenizer DIR]     print each token's active SAE features as JSON\n"
+            "         [--tokenizer DIR] [--device D] [--gpu-precision P]\n"
+            "                        print each token's active SAE features as JSON\n"
             "  import-sae --model ID --path DIR [--id ID] [--set-name NAME] [--hf-repo-id R] [--hf-folder-id F]\n"
             "             [--description TEXT]\n"
             "                        register a SAELens SAE folder for a registered model\n"
@@ -301,6 +303,8 @@ int main(int argc, char **argv)
         ea.tokenizer_dir = take_flag(&ac, av, "--tokenizer", &missing);
         ea.text = take_flag(&ac, av, "--text", &missing);
         ea.ids_json = take_flag(&ac, av, "--ids", &missing);
+        ea.device = take_flag(&ac, av, "--device", &missing);
+        ea.precision = take_flag(&ac, av, "--gpu-precision", &missing);
         for (int i = 0; i < ac; i++) {
             int *sw = !strcmp(av[i], "--prepend-bos") ? &ea.prepend_bos : !strcmp(av[i], "--fold-dec-norm") ? &ea.fold_dec_norm : NULL;
             if (!sw) continue;
@@ -322,6 +326,8 @@ int main(int argc, char **argv)
         fa.text = take_flag(&ac, av, "--text", &missing);
         fa.ids_json = take_flag(&ac, av, "--ids", &missing);
         fa.processing = take_flag(&ac, av, "--processing", &missing);
+        fa.device = take_flag(&ac, av, "--device", &missing);
+        fa.precision = take_flag(&ac, av, "--gpu-precision", &missing);
         const char *h;
         while (fa.nhooks < CMD_MAX_HOOKS && (h = take_flag(&ac, av, "--hook", &missing))) fa.hooks[fa.nhooks++] = h;
         for (int i = 0; i < ac; i++)

@@ -29,7 +29,8 @@ struct worker_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned long wakeups;
-    atomic_int stopping, busy;
+    atomic_int stopping, busy, unhealthy;
+    char unhealthy_why[512];  /* under mu */
 };
 
 typedef struct worker_arg {
@@ -67,19 +68,27 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
     return cancel; /* a failed heartbeat (-1) is retried at the next call; the lease is 60 s */
 }
 
-static void run_one(worker_pool *p, db_conn *db, const char *wid, job *j)
+/* Returns 1 when the worker's compute device failed. */
+static int run_one(worker_pool *p, db_conn *db, const char *wid, int slot, job *j)
 {
     job_ctx c = {.j = j, .db = db, .worker_id = wid, .cfg = p->cfg, .pool = p, .engines = p->engines,
-                 .last_beat = now_s(), .started = now_s()};
+                 .last_beat = now_s(), .started = now_s(), .slot = slot};
     char err[1024] = "";
     log_info("job %lld (%s) attempt %d/%d started by %s", (long long)j->id, j->kind, j->attempt, j->max_attempts, wid);
     int r = !strcmp(j->kind, "dashboard") ? job_dashboard_run(&c, err, sizeof err) : JOB_FATAL;
     if (r == JOB_FATAL && !err[0]) snprintf(err, sizeof err, "no runner for job kind '%s'", j->kind);
+    if (c.device_failed) {
+        log_error("worker %s: compute device failed, taking no more jobs: %s", wid, err);
+        pthread_mutex_lock(&p->mu);
+        if (!p->unhealthy_why[0]) snprintf(p->unhealthy_why, sizeof p->unhealthy_why, "worker %s: %s", wid, err);
+        pthread_mutex_unlock(&p->mu);
+        atomic_fetch_add(&p->unhealthy, 1);
+    }
     char st[32] = "";
     if (r == JOB_DONE) {
         log_info("job %lld completed", (long long)j->id);
     } else if (r == JOB_STOPPED) {
-        if (c.lease_lost) return;
+        if (c.lease_lost) return c.device_failed;
         if (atomic_load(&p->stopping)) {
             /* Shutting down: hand the job back at once rather than waiting for the lease. */
             jobs_fail(db, j, "worker shut down", 0, st, sizeof st);
@@ -92,6 +101,7 @@ static void run_one(worker_pool *p, db_conn *db, const char *wid, job *j)
         if (jobs_fail(db, j, err, r == JOB_FATAL, st, sizeof st) == 1)
             log_warn("job %lld attempt %d failed (%s): %s", (long long)j->id, j->attempt, st, err);
     }
+    return c.device_failed;
 }
 
 static void *worker_main(void *arg)
@@ -103,6 +113,7 @@ static void *worker_main(void *arg)
     db_pool *pool = db_pool_create(p->cfg->database_url, 1);
     static const char *const kinds[] = {"dashboard", NULL};
     double last_sweep = 0;
+    int failed = 0;
     while (pool && !atomic_load(&p->stopping)) {
         enum db_acquire_err why;
         char err[256];
@@ -116,10 +127,10 @@ static void *worker_main(void *arg)
                 if (n > 0) log_warn("sweeper: %d expired lease(s) returned to the queue", n);
             }
             job j;
-            got = jobs_claim(db, wid, p->cfg->job_lease_s, kinds, &j);
+            got = failed ? 0 : jobs_claim(db, wid, p->cfg->job_lease_s, kinds, &j);
             if (got == 1) {
                 atomic_fetch_add(&p->busy, 1);
-                run_one(p, db, wid, &j);
+                failed = run_one(p, db, wid, a->index, &j);
                 atomic_fetch_sub(&p->busy, 1);
                 job_clear(&j);
             }
@@ -236,6 +247,18 @@ void workers_stop(worker_pool *p)
     pthread_cond_destroy(&p->cv);
     free(p->threads);
     free(p);
+}
+
+int workers_unhealthy(worker_pool *p, char *why, size_t n)
+{
+    if (!p) return 0;
+    int k = atomic_load(&p->unhealthy);
+    if (why && n) {
+        pthread_mutex_lock(&p->mu);
+        snprintf(why, n, "%s", p->unhealthy_why);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return k;
 }
 
 void workers_counts(worker_pool *p, int *busy, int *total)

@@ -26,6 +26,8 @@ typedef struct job_ctx {
     double last_beat, started;
     int lease_lost;
     int stop;       /* job_progress said stop (cancel, shutdown or lost lease) */
+    int slot;       /* the worker's index in its pool: picks its GPU (device.h) */
+    int device_failed; /* the runner's compute device failed (err says how): the worker stops */
 } job_ctx;
 
 /* Returns 0 to go on, 1 when the job was cancelled or its lease was lost (the runner stops). */
@@ -42,5 +44,9 @@ void workers_wake(worker_pool *p);
 /* Stops claiming, lets running jobs notice at their next progress call, joins the threads. */
 void workers_stop(worker_pool *p);
 void workers_counts(worker_pool *p, int *busy, int *total);
+/* Workers stopped because their compute device failed (0 when none; NULL pool: 0), and the
+ * first failure's message. Such a worker keeps its thread (and the sweeper) but takes no more
+ * jobs until the process restarts: a failed CUDA context does not recover. */
+int workers_unhealthy(worker_pool *p, char *why, size_t n);
 
 #endif
