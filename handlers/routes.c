@@ -23,5 +23,16 @@ const http_route http_routes[] = {
     {"POST", "/api/dashboard-jobs/{id}/cancel", h_jobs_cancel, ROUTE_AUTH | ROUTE_SCHEMA},
     /* Like the SAE export: reads and compresses every stored row of the SAE, so a key is needed. */
     {"GET", "/api/export/{modelId}/{saeId}", h_export_dashboards, ROUTE_AUTH | ROUTE_SCHEMA},
+    /* Neuronpedia's read routes: no key needed (a missing or wrong one is ignored, as upstream). */
+    {"GET", "/api/feature/{modelId}/{layer}/{index}", h_feature_get, ROUTE_SCHEMA},
+    {"POST", "/api/features", h_features_post, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/vector/get", h_vector_get, ROUTE_JSON | ROUTE_SCHEMA},
+    {"GET", "/api/explanation/export", h_explanation_export, ROUTE_SCHEMA},
+    {"POST", "/api/explanation/search", h_explanation_search, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/explanation/search-model", h_explanation_search_model, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/explanation/search-all", h_explanation_search_all, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/explanation/new", h_explanation_new, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
+    /* The body is the batch file itself (or {"path": ...}), so not ROUTE_JSON. */
+    {"POST", "/api/explanation/import", h_explanation_import, ROUTE_AUTH | ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

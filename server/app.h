@@ -18,6 +18,7 @@ typedef struct saed_app {
     time_t started_at;
     char worker_prefix[300];    /* "host:pid", prefix of this process's job worker ids */
     struct worker_pool *workers;/* job workers of this process (NULL when SAED_WORKERS is 0) */
+    struct fcache *fcache;      /* GET /api/feature responses (NULL when SAED_FEATURE_CACHE is 0) */
     char *openapi;              /* the spec served at /openapi.yaml */
     size_t openapi_len;
 } saed_app;

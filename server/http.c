@@ -141,6 +141,12 @@ int http_match(const char *method, const char *path, char **names, char **values
 
 saed_app *http_app(http_req *r) { return r->srv->app; }
 json_t *http_json(http_req *r) { return r->json; }
+
+const char *http_body(http_req *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body_len ? r->body : NULL;
+}
 const char *http_request_id(http_req *r) { return r->request_id; }
 
 const char *http_param(http_req *r, const char *name)

@@ -48,6 +48,9 @@ const char *http_param(http_req *r, const char *name);
 const char *http_query(http_req *r, const char *name);
 const char *http_header(http_req *r, const char *name);
 json_t *http_json(http_req *r);            /* parsed body of a ROUTE_JSON route (borrowed) */
+/* The raw request body (any route; NUL-terminated, NULL when empty), for bodies that are not
+ * JSON, such as uploaded files. */
+const char *http_body(http_req *r, size_t *len);
 const char *http_request_id(http_req *r);
 /* A database connection for this request, released after the reply. NULL when none can be
  * had, in which case a 503 has already been sent. */

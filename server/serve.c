@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "db/migrate.h"
+#include "server/fcache.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/worker.h"
@@ -213,6 +214,8 @@ int serve_main(saed_config *cfg)
         migrate_free(&app.migrations);
         return 1;
     }
+    if (cfg->feature_cache > 0 && !(app.fcache = fcache_create((size_t)cfg->feature_cache, cfg->database_url)))
+        log_warn("feature cache: could not start; serving every feature from the database");
     serve_state s = {.app = &app};
     uv_work_t first = {.data = &s};
     schema_check_work(&first);
@@ -224,6 +227,7 @@ int serve_main(saed_config *cfg)
     s.http = http_start(&app, err, sizeof err);
     if (!s.http) {
         fprintf(stderr, "saed: %s\n", err);
+        fcache_destroy(app.fcache);
         db_pool_destroy(app.pool);
         free(app.openapi);
         migrate_free(&app.migrations);
@@ -252,6 +256,7 @@ int serve_main(saed_config *cfg)
     /* Running jobs notice at their next progress call and are handed back to the queue. */
     workers_stop(app.workers);
     release_leases(&app);
+    fcache_destroy(app.fcache);
     uv_loop_close(s.loop);
     db_pool_destroy(app.pool);
     free(app.openapi);
