@@ -14,6 +14,8 @@
 #define NP_FEATURES_MAX 256      /* features per POST /api/features */
 #define NP_MAX_ACTS 1000         /* largest maxActsToReturn */
 
+static void release_body(void *b) { fcache_release(b); }
+
 void h_feature_get(http_req *r)
 {
     const char *model = http_param(r, "modelId"), *layer = http_param(r, "layer");
@@ -26,9 +28,8 @@ void h_feature_get(http_req *r)
     snprintf(key, sizeof key, "%s/%s/%s", model, layer, idx);
     saed_app *app = http_app(r);
     const fcache_body *b = fcache_get(app->fcache, key);
-    if (b) {
-        http_reply_raw(r, 200, "application/json", fcache_data(b), fcache_len(b));
-        fcache_release(b);
+    if (b) { /* sent from the cache's buffer; the reference is dropped once it is out */
+        http_reply_shared(r, 200, "application/json", fcache_data(b), fcache_len(b), release_body, (void *)b);
         return;
     }
     fcache_ticket t;

@@ -215,6 +215,22 @@ void http_reply_raw(http_req *r, int status, const char *content_type, const cha
     send_response(r, status, content_type, MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY));
 }
 
+void http_reply_shared(http_req *r, int status, const char *content_type, const char *data, size_t len,
+                       void (*done)(void *cls), void *cls)
+{
+    if (r->replied) {
+        log_error("handler replied twice to %s %s", r->method, r->path);
+        done(cls);
+        return;
+    }
+    r->replied = true;
+    r->status = status;
+    r->bytes = len;
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data, done, cls);
+    if (!resp) done(cls);
+    send_response(r, status, content_type, resp);
+}
+
 void http_reply_fd(http_req *r, int status, const char *content_type, int fd, size_t size)
 {
     if (r->replied) {

@@ -60,6 +60,10 @@ db_conn *http_db(http_req *r);
 void http_add_header(http_req *r, const char *name, const char *value);
 void http_reply_json(http_req *r, int status, json_t *body);   /* steals body */
 void http_reply_raw(http_req *r, int status, const char *content_type, const char *body, size_t len);
+/* Sends len bytes at data without copying them; done(cls) runs once they are no longer needed
+ * (also when the reply cannot be queued). For bodies shared between requests (a cache). */
+void http_reply_shared(http_req *r, int status, const char *content_type, const char *data, size_t len,
+                       void (*done)(void *cls), void *cls);
 /* Streams size bytes from fd (from offset 0); the fd is closed once sent. */
 void http_reply_fd(http_req *r, int status, const char *content_type, int fd, size_t size);
 void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)
