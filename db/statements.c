@@ -426,7 +426,8 @@ const db_statement db_statements[DB_N_STMTS] = {
     /* Import of explanation batch lines ($1 = [{line, modelId, layer, index, ...}]): the first
      * line whose feature does not exist, then the upsert. Lines without an id get one derived
      * from their content, so importing a file twice changes nothing; a line's scores (when it
-     * has a "scores" key) replace the explanation's. Counts: inserted, updated (changed rows). */
+     * has a "scores" key and they differ from the stored ones) replace the explanation's.
+     * Counts: inserted, updated (explanations whose values or scores changed). */
     [DB_EXPLANATION_IMPORT_MISSING] = {"explanation_import_missing",
         "SELECT x.line, x.\"modelId\", x.layer, x.index FROM json_to_recordset($1::json) AS x(line int, \"modelId\" text,"
         " layer text, index text) WHERE NOT EXISTS (SELECT 1 FROM features f WHERE f.\"modelId\" = x.\"modelId\""
@@ -458,14 +459,24 @@ const db_statement db_statements[DB_N_STMTS] = {
         " t.umap_log_feature_sparsity) IS DISTINCT FROM (EXCLUDED.\"modelId\", EXCLUDED.layer, EXCLUDED.index,"
         " EXCLUDED.description, EXCLUDED.\"authorId\", EXCLUDED.\"triggeredByUserId\", EXCLUDED.\"typeName\","
         " EXCLUDED.\"explanationModelName\", EXCLUDED.\"scoreV1\", EXCLUDED.\"scoreV2\", EXCLUDED.notes, EXCLUDED.umap_x,"
-        " EXCLUDED.umap_y, EXCLUDED.umap_cluster, EXCLUDED.umap_log_feature_sparsity) RETURNING (t.xmax = 0) AS inserted),"
-        " del AS (DELETE FROM explanation_scores es USING r WHERE es.\"explanationId\" = r.id AND r.scores IS NOT NULL),"
+        " EXCLUDED.umap_y, EXCLUDED.umap_cluster, EXCLUDED.umap_log_feature_sparsity) RETURNING t.id, (t.xmax = 0) AS inserted),"
+        /* scores given and different (as a set) from the stored ones: replaced */
+        " sc AS (SELECT r.id, r.scores FROM r WHERE r.scores IS NOT NULL AND"
+        " (SELECT coalesce(jsonb_agg(o ORDER BY o), '[]') FROM (SELECT jsonb_build_object('v', es.value, 't',"
+        " es.\"explanationScoreTypeName\", 'm', es.\"explanationScoreModelName\", 'u', es.\"initiatedByUserId\", 'j',"
+        " es.\"jsonDetails\") AS o FROM explanation_scores es WHERE es.\"explanationId\" = r.id) q1) IS DISTINCT FROM"
+        " (SELECT coalesce(jsonb_agg(o ORDER BY o), '[]') FROM (SELECT jsonb_build_object('v', y.value, 't',"
+        " y.\"explanationScoreTypeName\", 'm', y.\"explanationScoreModelName\", 'u', y.\"initiatedByUserId\", 'j',"
+        " coalesce(y.\"jsonDetails\", '')) AS o FROM json_to_recordset(r.scores) AS y(value float8, \"explanationScoreTypeName\" text,"
+        " \"explanationScoreModelName\" text, \"initiatedByUserId\" text, \"jsonDetails\" text)) q2)),"
+        " del AS (DELETE FROM explanation_scores es USING sc WHERE es.\"explanationId\" = sc.id),"
         " ins AS (INSERT INTO explanation_scores (\"explanationId\", value, \"explanationScoreTypeName\","
-        " \"explanationScoreModelName\", \"initiatedByUserId\", \"jsonDetails\") SELECT r.id, y.value, y.\"explanationScoreTypeName\","
-        " y.\"explanationScoreModelName\", y.\"initiatedByUserId\", coalesce(y.\"jsonDetails\", '') FROM r"
-        " CROSS JOIN LATERAL json_to_recordset(r.scores) AS y(value float8, \"explanationScoreTypeName\" text,"
-        " \"explanationScoreModelName\" text, \"initiatedByUserId\" text, \"jsonDetails\" text) WHERE r.scores IS NOT NULL)"
-        " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up", 1, 0},
+        " \"explanationScoreModelName\", \"initiatedByUserId\", \"jsonDetails\") SELECT sc.id, y.value, y.\"explanationScoreTypeName\","
+        " y.\"explanationScoreModelName\", y.\"initiatedByUserId\", coalesce(y.\"jsonDetails\", '') FROM sc"
+        " CROSS JOIN LATERAL json_to_recordset(sc.scores) AS y(value float8, \"explanationScoreTypeName\" text,"
+        " \"explanationScoreModelName\" text, \"initiatedByUserId\" text, \"jsonDetails\" text))"
+        " SELECT (SELECT count(*) FROM up WHERE inserted), (SELECT count(*) FROM (SELECT id FROM up WHERE NOT inserted"
+        " UNION SELECT id FROM sc WHERE id NOT IN (SELECT id FROM up WHERE inserted)) u)", 1, 0},
 #undef RA_TS
 #undef RA_NEURON_COLS
 #undef RA_ACTIVATIONS

@@ -223,6 +223,9 @@ static void check_import_http(srv *s, const char *url, const char *root)
     json_decref(j);
     CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM explanations WHERE id = 'imp-1' AND \\\"createdAt\\\" = '2024-05-01Z'"), 1);
     /* Again: nothing changes, nothing is duplicated (the line without an id included). */
+    const char *score_sum = "SELECT sum(hashtext(s.id)) FROM explanation_scores s JOIN explanations e ON e.id = s.\\\"explanationId\\\""
+                            " WHERE e.index = '21'";
+    long long score_ids = tdb_scalar(url, score_sum);
     j = call(s, "POST", "/api/explanation/import?name=up.jsonl", nd, file1, 200);
     CHECK_INT(json_integer_value(json_object_get(j, "inserted")), 0);
     CHECK_INT(json_integer_value(json_object_get(j, "updated")), 0);
@@ -231,6 +234,17 @@ static void check_import_http(srv *s, const char *url, const char *root)
     CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM explanations WHERE layer = '1-std' AND index IN ('20', '21')"), 2);
     CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM explanation_scores s JOIN explanations e ON e.id = s.\\\"explanationId\\\""
                               " WHERE e.index = '21'"), 1);
+    CHECK(tdb_scalar(url, score_sum) == score_ids); /* the same score rows, not replaced ones */
+    /* Other scores for the same line: the explanation counts as updated, its scores replaced. */
+    j = call(s, "POST", "/api/explanation/import", nd,
+             "{\"modelId\":\"tiny-a\",\"source\":\"1-std\",\"index\":21,\"description\":\"imported two\",\"scores\":["
+             "{\"value\":0.9,\"explanationScoreTypeName\":\"eleuther_fuzz\",\"explanationScoreModelName\":\"gpt-4o-mini\"},"
+             "{\"value\":0.1,\"explanationScoreTypeName\":\"eleuther_detection\",\"explanationScoreModelName\":\"gpt-4o-mini\"}]}\n", 200);
+    CHECK_INT(json_integer_value(json_object_get(j, "updated")), 1);
+    CHECK_INT(json_integer_value(json_object_get(j, "inserted")), 0);
+    json_decref(j);
+    CHECK_INT(tdb_scalar(url, "SELECT round(sum(s.value) * 10) FROM explanation_scores s JOIN explanations e ON e.id = s.\\\"explanationId\\\""
+                              " WHERE e.index = '21'"), 10);
     /* A changed row is an update of the same explanation. */
     j = call(s, "POST", "/api/explanation/import", nd,
              "{\"id\":\"imp-1\",\"modelId\":\"tiny-a\",\"layer\":\"1-std\",\"index\":\"20\",\"description\":\"imported one, edited\"}\n", 200);
