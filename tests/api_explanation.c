@@ -139,7 +139,8 @@ static void check_search(srv *s, const char *url)
     result_indices(j, got, sizeof got);
     CHECK_STR(got, "52,50,51"); /* the phrase first, then the shorter description of the two with both words */
     json_decref(j);
-    j = post(s, "/api/explanation/search-all", "{\"query\":\"retriever\",\"offset\":0,\"extra\":true}", 200);
+    j = call(s, "POST", "/api/explanation/search-all", (const char *const[]){"x-api-key: wrong-key-0123456789", NULL},
+             "{\"query\":\"retriever\",\"offset\":0,\"extra\":true}", 200); /* a wrong key is ignored on reads */
     CHECK_INT(json_integer_value(json_object_get(j, "resultsCount")), 3);
     json_decref(j);
     j = post(s, "/api/explanation/search-model", "{\"modelId\":\"other-model\",\"query\":\"retriever\"}", 200);

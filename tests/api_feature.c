@@ -295,6 +295,15 @@ TEST(api_feature_reads)
               tdb_scalar(url, "SELECT count(*) FROM activations WHERE layer='1-std' AND index='0'"));
     json_decref(j);
     json_decref(post_json(&s, "/api/features", "[]", 200));
+    /* A wrong key on a read route is ignored here too (anonymous, as upstream). */
+    resp wr;
+    http(&s, "POST", "/api/features", (const char *const[]){"x-api-key: not-a-valid-key", NULL},
+         "[{\"modelId\":\"tiny-a\",\"layer\":\"1-std\",\"index\":7}]", &wr);
+    CHECK_INT(wr.status, 200);
+    resp_free(&wr);
+    http(&s, "HEAD", "/api/feature/tiny-a/1-std/7", NULL, NULL, &wr);
+    CHECK_INT(wr.status, 200);
+    resp_free(&wr);
     char *many = malloc(300 * 64);
     strcpy(many, "[");
     for (int i = 0; i < 257; i++) strcat(many, i ? ",{\"modelId\":\"m\",\"layer\":\"l\",\"index\":1}" : "{\"modelId\":\"m\",\"layer\":\"l\",\"index\":1}");
