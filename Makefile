@@ -180,3 +180,13 @@ bench-dashboard: $(BUILD)/bench/dashboard
 	$(BUILD)/bench/dashboard
 bench-dashboard-cuda: $(BUILD)/bench/dashboard $(if $(NVCC),$(CUDA_LIB))
 	$(BUILD)/bench/dashboard --device cuda
+
+# `make bench-api`: GET /api/feature under wrk on loopback against a 4096-feature dashboard
+# (bench/api.sh: private PostgreSQL, a real dashboard job, cold / warm / database-only runs).
+$(BUILD)/bench/api-sae: $(BUILD)/obj/bench/api_sae.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+.PHONY: bench-api
+bench-api: $(BUILD)/saed $(BUILD)/bench/api-sae
+	@BUILD=$(BUILD) bash bench/api.sh

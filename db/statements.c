@@ -334,4 +334,187 @@ const db_statement db_statements[DB_N_STMTS] = {
         " WHERE e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index"
         " AND e.\"typeName\" IS DISTINCT FROM 'human' ORDER BY e.\"createdAt\" DESC LIMIT 1) e), '[]'::jsonb)))::text"
         " FROM features f WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.index = ANY($3::text[])", 3, 1},
+    /* ---- Neuronpedia read API ---- */
+#define RA_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* The Neuron columns of f (features) as Neuronpedia returns them; s = its SAE. */
+#define RA_NEURON_COLS                                                                                     \
+    "f.\"modelId\", f.layer, f.index, coalesce(f.\"sourceSetName\", s.\"setName\") AS \"sourceSetName\", f.\"creatorId\"," \
+    " " RA_TS("f.\"createdAt\"") " AS \"createdAt\", f.\"maxActApprox\", f.\"hasVector\", f.vector, f.\"vectorLabel\","        \
+    " f.\"vectorDefaultSteerStrength\", coalesce(f.\"hookName\", s.\"hookName\") AS \"hookName\", f.\"topkCosSimIndices\","      \
+    " f.\"topkCosSimValues\", f.neuron_alignment_indices, f.neuron_alignment_values, f.neuron_alignment_l1,"                  \
+    " f.correlated_neurons_indices, f.correlated_neurons_pearson, f.correlated_neurons_l1, f.correlated_features_indices,"    \
+    " f.correlated_features_pearson, f.correlated_features_l1, f.pos_str, f.pos_values, f.neg_str, f.neg_values,"           \
+    " f.frac_nonzero, f.freq_hist_data_bar_heights, f.freq_hist_data_bar_values, f.logits_hist_data_bar_heights,"           \
+    " f.logits_hist_data_bar_values, f.decoder_weights_dist, f.umap_cluster, f.umap_log_feature_sparsity, f.umap_x, f.umap_y"
+/* The feature's activations, maxValue descending, at most lim of them (NULL = all). */
+#define RA_ACTIVATIONS(lim)                                                                                \
+    "(SELECT coalesce(json_agg(ax ORDER BY ax.\"maxValue\" DESC, ax.id), '[]') FROM (SELECT a.id, a.\"modelId\", a.layer,"   \
+    " a.index, a.tokens, a.values, a.\"maxValue\", a.\"maxValueTokenIndex\", a.\"minValue\", a.\"binMin\", a.\"binMax\","      \
+    " a.\"binContains\", a.\"qualifyingTokenIndex\", a.\"dataIndex\", a.\"dataSource\", a.\"dfaValues\", a.\"dfaTargetIndex\","  \
+    " a.\"dfaMaxValue\", a.\"zQIndices\", a.\"zKIndices\", a.\"zValues\", a.\"lossValues\", a.\"logitContributions\","         \
+    " a.\"creatorId\", " RA_TS("a.\"createdAt\"") " AS \"createdAt\" FROM activations a"                                      \
+    " WHERE a.\"modelId\" = f.\"modelId\" AND a.layer = f.layer AND a.index = f.index"                                      \
+    " ORDER BY a.\"maxValue\" DESC, a.id LIMIT " lim ") ax)"
+/* The scores of explanation e (ExplanationScore rows). */
+#define RA_SCORES(e)                                                                                       \
+    "(SELECT coalesce(json_agg(sc ORDER BY sc.\"createdAt\", sc.id), '[]') FROM (SELECT es.id, es.\"explanationId\", es.value," \
+    " es.\"explanationScoreTypeName\", es.\"explanationScoreModelName\", es.\"initiatedByUserId\", es.\"jsonDetails\","        \
+    " " RA_TS("es.\"createdAt\"") " AS \"createdAt\" FROM explanation_scores es WHERE es.\"explanationId\" = " e ".id) sc)"
+/* The feature's explanations with their scores, best first (scoreV2, then scoreV1). */
+#define RA_EXPLANATIONS                                                                                    \
+    "(SELECT coalesce(json_agg(x ORDER BY x.\"scoreV2\" DESC NULLS LAST, x.\"scoreV1\" DESC, x.\"createdAt\", x.id), '[]')"    \
+    " FROM (SELECT e.id, e.\"modelId\", e.layer, e.index, e.description, e.\"typeName\", e.\"explanationModelName\","          \
+    " e.\"authorId\", e.\"triggeredByUserId\", e.\"scoreV1\", e.\"scoreV2\", e.notes, " RA_TS("e.\"createdAt\"")              \
+    " AS \"createdAt\", " RA_TS("e.\"updatedAt\"") " AS \"updatedAt\", " RA_SCORES("e") " AS scores FROM explanations e"      \
+    " WHERE e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index) x)"
+#define RA_FEATURE_JOINS                                                                                   \
+    " JOIN saes s ON s.\"modelId\" = f.\"modelId\" AND s.id = f.layer JOIN models m ON m.id = f.\"modelId\""                   \
+    " JOIN source_sets ss ON ss.\"modelId\" = s.\"modelId\" AND ss.name = s.\"setName\""
+/* A whole feature as GET /api/feature returns it (row v): the Neuron, its model, source and
+ * source set rows (Neuronpedia columns), activations, explanations; no lists or comments. */
+#define RA_FEATURE_V(lim)                                                                                  \
+    " CROSS JOIN LATERAL (SELECT " RA_NEURON_COLS ","                                                                    \
+    " (SELECT row_to_json(mo) FROM (SELECT m.id, m.\"displayNameShort\", m.\"displayName\", m.\"creatorId\", m.owner,"         \
+    " m.website, m.\"tlensId\", m.dimension, m.layers, m.\"neuronsPerLayer\", m.thinking, m.visibility, m.\"inferenceEnabled\"," \
+    " m.instruct, m.\"defaultSourceSetName\", m.\"defaultSourceId\", " RA_TS("m.\"createdAt\"") " AS \"createdAt\","            \
+    " " RA_TS("m.\"updatedAt\"") " AS \"updatedAt\") mo) AS model,"                                                        \
+    " (SELECT row_to_json(so) FROM (SELECT s.id, s.\"modelId\", s.\"setName\", s.\"creatorId\", s.\"hasDashboards\","           \
+    " s.\"inferenceEnabled\", s.visibility, s.\"hasUmap\", s.\"hasUmapLogSparsity\", s.\"hasUmapClusters\", s.\"saelensConfig\"," \
+    " s.\"saelensRelease\", s.\"saelensSaeId\", s.\"hfRepoId\", s.\"hfFolderId\", s.num_prompts, s.num_tokens_in_prompt,"       \
+    " s.dataset, s.notes, s.\"defaultOfModelId\", s.\"cosSimMatchModelId\", s.\"cosSimMatchSourceId\","                      \
+    " " RA_TS("s.\"createdAt\"") " AS \"createdAt\") so) AS source,"                                                        \
+    " (SELECT row_to_json(st) FROM (SELECT ss.\"modelId\", ss.name, ss.description, ss.type, ss.\"creatorName\", ss.urls,"      \
+    " ss.\"creatorEmail\", ss.\"creatorId\", ss.\"releaseName\", ss.\"hasDashboards\", ss.\"allowInferenceSearch\", ss.visibility," \
+    " ss.\"hasGraphs\", ss.\"graphEnabled\", ss.\"similarityMatrixEnabled\", ss.\"defaultOfModelId\", ss.\"defaultGraphModelId\","  \
+    " ss.\"defaultRange\", ss.\"defaultShowBreaks\", ss.\"showDfa\", ss.\"showCorrelated\", ss.\"showHeadAttribution\","          \
+    " ss.\"showUmap\", " RA_TS("ss.\"createdAt\"") " AS \"createdAt\") st) AS \"sourceSet\","                                 \
+    " json_build_object('name', coalesce(f.\"creatorId\", 'saed')) AS creator,"                                           \
+    " " RA_ACTIVATIONS(lim) " AS activations, " RA_EXPLANATIONS " AS explanations,"                                      \
+    " '[]'::json AS lists, '[]'::json AS comments) v"
+    /* One feature, built by the database in one statement ($4 = most activations, NULL = all). */
+    [DB_FEATURE_GET] = {"feature_get",
+        "SELECT row_to_json(v)::text FROM features f" RA_FEATURE_JOINS RA_FEATURE_V("$4::int")
+        " WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.index = $3", 4, 1},
+    /* Many features in request order: $1 = [{modelId, layer, index, n}] (n = most activations);
+     * features that do not exist are left out. */
+    [DB_FEATURES_GET_MANY] = {"features_get_many",
+        "SELECT coalesce(json_agg(v ORDER BY q.ord), '[]')::text FROM json_array_elements($1::json) WITH ORDINALITY AS q(e, ord)"
+        " JOIN features f ON f.\"modelId\" = q.e ->> 'modelId' AND f.layer = q.e ->> 'layer' AND f.index = q.e ->> 'index'"
+        RA_FEATURE_JOINS RA_FEATURE_V("(q.e ->> 'n')::int"), 1, 1},
+    /* Invalidations for the feature cache (0002_read_api.sql). */
+    [DB_LISTEN_FEATURES] = {"listen_features", "LISTEN saed_features", 0, 0},
+    /* The SAE of a vector request and, when stored, the feature's own vector. */
+    [DB_VECTOR_GET] = {"vector_get",
+        "SELECT s.path, s.\"hookName\", s.\"dSae\", f.\"hasVector\", to_json(f.vector)::text, f.\"vectorLabel\","
+        " f.\"vectorDefaultSteerStrength\", f.\"creatorId\", " RA_TS("f.\"createdAt\"") " FROM saes s"
+        " LEFT JOIN features f ON f.\"modelId\" = s.\"modelId\" AND f.layer = s.id AND f.index = $3"
+        " WHERE s.\"modelId\" = $1 AND s.id = $2", 3, 1},
+    /* One explanation of an existing feature and its scores ($10: [{value,
+     * explanationScoreTypeName, explanationScoreModelName, jsonDetails}]); no row = no feature. */
+    [DB_EXPLANATION_NEW] = {"explanation_new",
+        "WITH e AS (INSERT INTO explanations (\"modelId\", layer, index, description, \"typeName\", \"explanationModelName\","
+        " \"authorId\", \"scoreV1\", \"scoreV2\") SELECT f.\"modelId\", f.layer, f.index, $4, $5, $6, $7, coalesce($8::float8, 0),"
+        " $9::float8 FROM features f WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.index = $3 RETURNING *),"
+        " sc AS (INSERT INTO explanation_scores (\"explanationId\", value, \"explanationScoreTypeName\", \"explanationScoreModelName\","
+        " \"initiatedByUserId\", \"jsonDetails\") SELECT e.id, x.value, x.\"explanationScoreTypeName\", x.\"explanationScoreModelName\","
+        " e.\"authorId\", coalesce(x.\"jsonDetails\", '') FROM e, json_to_recordset(coalesce($10::json, '[]')) AS x(value float8,"
+        " \"explanationScoreTypeName\" text, \"explanationScoreModelName\" text, \"jsonDetails\" text) RETURNING *)"
+        " SELECT row_to_json(v)::text FROM e CROSS JOIN LATERAL (SELECT e.id, e.\"modelId\", e.layer, e.index, e.description,"
+        " e.\"typeName\", e.\"explanationModelName\", e.\"authorId\", e.\"scoreV1\", e.\"scoreV2\", " RA_TS("e.\"createdAt\"")
+        " AS \"createdAt\", " RA_TS("e.\"updatedAt\"") " AS \"updatedAt\", (SELECT coalesce(json_agg(o ORDER BY o.value DESC, o.id), '[]')"
+        " FROM (SELECT sc.id, sc.\"explanationId\", sc.value, sc.\"explanationScoreTypeName\", sc.\"explanationScoreModelName\","
+        " sc.\"initiatedByUserId\", sc.\"jsonDetails\", " RA_TS("sc.\"createdAt\"") " AS \"createdAt\" FROM sc) o) AS scores) v", 10, 0},
+    /* Full-text search over descriptions ($1 query; $2 model or NULL; $3 SAE ids or NULL; $4
+     * offset; $5 page size). Any query word matches; the score puts an exact description
+     * first (3), then the query as a phrase (2), then all its words (1), plus ts_rank_cd (in
+     * [0, 1)); the sum is divided by 7 to lie in [0, 1). Each result carries its feature with 3 activations. */
+    [DB_EXPLANATION_SEARCH] = {"explanation_search",
+        "WITH q AS (SELECT phraseto_tsquery('english', $1) AS ph, plainto_tsquery('english', $1) AS al,"
+        " replace(plainto_tsquery('english', $1)::text, ' & ', ' | ')::tsquery AS an, lower(btrim($1)) AS lq),"
+        " h AS (SELECT e.id, e.\"modelId\", e.layer, e.index, e.description, e.\"explanationModelName\", e.\"typeName\","
+        " (CASE WHEN lower(btrim(e.description)) = q.lq THEN 3 ELSE 0 END + CASE WHEN e.\"descriptionTsv\" @@ q.ph THEN 2 ELSE 0 END"
+        " + CASE WHEN e.\"descriptionTsv\" @@ q.al THEN 1 ELSE 0 END + ts_rank_cd(e.\"descriptionTsv\", q.an, 32)) / 7 AS score"
+        " FROM explanations e, q WHERE e.\"descriptionTsv\" @@ q.an AND ($2::text IS NULL OR e.\"modelId\" = $2)"
+        " AND ($3::text[] IS NULL OR e.layer = ANY($3::text[]))"
+        " ORDER BY score DESC, length(e.description), e.\"modelId\", e.layer, e.index, e.id LIMIT $5::int OFFSET $4::int)"
+        " SELECT coalesce(json_agg(v ORDER BY h.score DESC, length(h.description), h.\"modelId\", h.layer, h.index, h.id), '[]')::text"
+        " FROM h JOIN features f ON f.\"modelId\" = h.\"modelId\" AND f.layer = h.layer AND f.index = h.index"
+        " JOIN saes s ON s.\"modelId\" = f.\"modelId\" AND s.id = f.layer"
+        " CROSS JOIN LATERAL (SELECT h.\"modelId\", h.layer, h.index, h.description, h.\"explanationModelName\", h.\"typeName\","
+        " h.score AS cosine_similarity, (SELECT row_to_json(n) FROM (SELECT " RA_NEURON_COLS ", " RA_ACTIVATIONS("3")
+        " AS activations, " RA_EXPLANATIONS " AS explanations) n) AS neuron) v", 5, 1},
+    /* Explanation export: the SAE's numeric index range (no row = unknown SAE), then its
+     * explanations one index range [$3, $4) at a time, in index order. */
+    [DB_EXPLANATION_EXPORT_RANGE] = {"explanation_export_range",
+        "SELECT min(f.\"indexInt\"), max(f.\"indexInt\") FROM saes s"
+        " LEFT JOIN features f ON f.\"modelId\" = s.\"modelId\" AND f.layer = s.id"
+        " WHERE s.\"modelId\" = $1 AND s.id = $2 GROUP BY s.\"modelId\", s.id", 2, 0},
+    [DB_EXPLANATION_EXPORT_ROWS] = {"explanation_export_rows",
+        "SELECT row_to_json(v)::text FROM features f"
+        " JOIN explanations e ON e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index"
+        " CROSS JOIN LATERAL (SELECT e.id, e.\"modelId\", e.layer, e.index, e.description, e.\"typeName\", e.\"explanationModelName\","
+        " e.\"authorId\", e.\"scoreV1\", e.\"scoreV2\", " RA_TS("e.\"createdAt\"") " AS \"createdAt\", " RA_SCORES("e") " AS scores) v"
+        " WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.\"indexInt\" >= $3 AND f.\"indexInt\" < $4"
+        " ORDER BY f.\"indexInt\", e.\"createdAt\", e.id", 4, 0},
+    /* Import of explanation batch lines ($1 = [{line, modelId, layer, index, ...}]): the first
+     * line whose feature does not exist, then the upsert. Lines without an id get one derived
+     * from their content, so importing a file twice changes nothing; a line's scores (when it
+     * has a "scores" key and they differ from the stored ones) replace the explanation's.
+     * Counts: inserted, updated (explanations whose values or scores changed). */
+    [DB_EXPLANATION_IMPORT_MISSING] = {"explanation_import_missing",
+        "SELECT x.line, x.\"modelId\", x.layer, x.index FROM json_to_recordset($1::json) AS x(line int, \"modelId\" text,"
+        " layer text, index text) WHERE NOT EXISTS (SELECT 1 FROM features f WHERE f.\"modelId\" = x.\"modelId\""
+        " AND f.layer = x.layer AND f.index = x.index) ORDER BY x.line LIMIT 1", 1, 0},
+    [DB_EXPLANATION_IMPORT_UPSERT] = {"explanation_import_upsert",
+        "WITH r AS (SELECT DISTINCT ON (k.id) k.* FROM (SELECT coalesce(x.id, 'np-' || md5(concat_ws(chr(31), x.\"modelId\","
+        " x.layer, x.index, x.description, x.\"typeName\", x.\"explanationModelName\"))) AS id, x.line, x.\"modelId\", x.layer,"
+        " x.index, x.description, x.\"authorId\", x.\"triggeredByUserId\", x.\"typeName\", x.\"explanationModelName\","
+        " x.\"scoreV1\", x.\"scoreV2\", x.notes, x.umap_x, x.umap_y, x.umap_cluster, x.umap_log_feature_sparsity,"
+        " x.\"createdAt\", x.scores FROM json_to_recordset($1::json) AS x(line int, id text, \"modelId\" text, layer text,"
+        " index text, description text, \"authorId\" text, \"triggeredByUserId\" text, \"typeName\" text,"
+        " \"explanationModelName\" text, \"scoreV1\" float8, \"scoreV2\" float8, notes text, umap_x float8, umap_y float8,"
+        " umap_cluster int, umap_log_feature_sparsity float8, \"createdAt\" timestamptz, scores json)) k"
+        " ORDER BY k.id, k.line DESC),"
+        " up AS (INSERT INTO explanations AS t (id, \"modelId\", layer, index, description, \"authorId\", \"triggeredByUserId\","
+        " \"typeName\", \"explanationModelName\", \"scoreV1\", \"scoreV2\", notes, umap_x, umap_y, umap_cluster,"
+        " umap_log_feature_sparsity, \"createdAt\") SELECT id, \"modelId\", layer, index, description, \"authorId\","
+        " \"triggeredByUserId\", \"typeName\", \"explanationModelName\", coalesce(\"scoreV1\", 0), \"scoreV2\", notes,"
+        " coalesce(umap_x, 0), coalesce(umap_y, 0), coalesce(umap_cluster, 0), coalesce(umap_log_feature_sparsity, 0),"
+        " coalesce(\"createdAt\", now()) FROM r"
+        " ON CONFLICT (id) DO UPDATE SET \"modelId\" = EXCLUDED.\"modelId\", layer = EXCLUDED.layer, index = EXCLUDED.index,"
+        " description = EXCLUDED.description, \"authorId\" = EXCLUDED.\"authorId\","
+        " \"triggeredByUserId\" = EXCLUDED.\"triggeredByUserId\", \"typeName\" = EXCLUDED.\"typeName\","
+        " \"explanationModelName\" = EXCLUDED.\"explanationModelName\", \"scoreV1\" = EXCLUDED.\"scoreV1\","
+        " \"scoreV2\" = EXCLUDED.\"scoreV2\", notes = EXCLUDED.notes, umap_x = EXCLUDED.umap_x, umap_y = EXCLUDED.umap_y,"
+        " umap_cluster = EXCLUDED.umap_cluster, umap_log_feature_sparsity = EXCLUDED.umap_log_feature_sparsity"
+        " WHERE (t.\"modelId\", t.layer, t.index, t.description, t.\"authorId\", t.\"triggeredByUserId\", t.\"typeName\","
+        " t.\"explanationModelName\", t.\"scoreV1\", t.\"scoreV2\", t.notes, t.umap_x, t.umap_y, t.umap_cluster,"
+        " t.umap_log_feature_sparsity) IS DISTINCT FROM (EXCLUDED.\"modelId\", EXCLUDED.layer, EXCLUDED.index,"
+        " EXCLUDED.description, EXCLUDED.\"authorId\", EXCLUDED.\"triggeredByUserId\", EXCLUDED.\"typeName\","
+        " EXCLUDED.\"explanationModelName\", EXCLUDED.\"scoreV1\", EXCLUDED.\"scoreV2\", EXCLUDED.notes, EXCLUDED.umap_x,"
+        " EXCLUDED.umap_y, EXCLUDED.umap_cluster, EXCLUDED.umap_log_feature_sparsity) RETURNING t.id, (t.xmax = 0) AS inserted),"
+        /* scores given and different (as a set) from the stored ones: replaced */
+        " sc AS (SELECT r.id, r.scores FROM r WHERE r.scores IS NOT NULL AND"
+        " (SELECT coalesce(jsonb_agg(o ORDER BY o), '[]') FROM (SELECT jsonb_build_object('v', es.value, 't',"
+        " es.\"explanationScoreTypeName\", 'm', es.\"explanationScoreModelName\", 'u', es.\"initiatedByUserId\", 'j',"
+        " es.\"jsonDetails\") AS o FROM explanation_scores es WHERE es.\"explanationId\" = r.id) q1) IS DISTINCT FROM"
+        " (SELECT coalesce(jsonb_agg(o ORDER BY o), '[]') FROM (SELECT jsonb_build_object('v', y.value, 't',"
+        " y.\"explanationScoreTypeName\", 'm', y.\"explanationScoreModelName\", 'u', y.\"initiatedByUserId\", 'j',"
+        " coalesce(y.\"jsonDetails\", '')) AS o FROM json_to_recordset(r.scores) AS y(value float8, \"explanationScoreTypeName\" text,"
+        " \"explanationScoreModelName\" text, \"initiatedByUserId\" text, \"jsonDetails\" text)) q2)),"
+        " del AS (DELETE FROM explanation_scores es USING sc WHERE es.\"explanationId\" = sc.id),"
+        " ins AS (INSERT INTO explanation_scores (\"explanationId\", value, \"explanationScoreTypeName\","
+        " \"explanationScoreModelName\", \"initiatedByUserId\", \"jsonDetails\") SELECT sc.id, y.value, y.\"explanationScoreTypeName\","
+        " y.\"explanationScoreModelName\", y.\"initiatedByUserId\", coalesce(y.\"jsonDetails\", '') FROM sc"
+        " CROSS JOIN LATERAL json_to_recordset(sc.scores) AS y(value float8, \"explanationScoreTypeName\" text,"
+        " \"explanationScoreModelName\" text, \"initiatedByUserId\" text, \"jsonDetails\" text))"
+        " SELECT (SELECT count(*) FROM up WHERE inserted), (SELECT count(*) FROM (SELECT id FROM up WHERE NOT inserted"
+        " UNION SELECT id FROM sc WHERE id NOT IN (SELECT id FROM up WHERE inserted)) u)", 1, 0},
+#undef RA_TS
+#undef RA_NEURON_COLS
+#undef RA_ACTIVATIONS
+#undef RA_SCORES
+#undef RA_EXPLANATIONS
+#undef RA_FEATURE_JOINS
+#undef RA_FEATURE_V
 };

@@ -58,6 +58,17 @@ enum db_stmt {
     DB_LIVE_DENSITY,
     DB_LIVE_NEURONS,
     DB_LIVE_TOPK_FEATURES,
+    /* Neuronpedia read API (handlers/feature.c, explanation.c, vector.c; server/explanations.c) */
+    DB_FEATURE_GET,
+    DB_FEATURES_GET_MANY,
+    DB_LISTEN_FEATURES,
+    DB_VECTOR_GET,
+    DB_EXPLANATION_NEW,
+    DB_EXPLANATION_SEARCH,
+    DB_EXPLANATION_EXPORT_RANGE,
+    DB_EXPLANATION_EXPORT_ROWS,
+    DB_EXPLANATION_IMPORT_MISSING,
+    DB_EXPLANATION_IMPORT_UPSERT,
     DB_N_STMTS
 };
 

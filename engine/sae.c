@@ -446,6 +446,43 @@ int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen)
     return 0;
 }
 
+int sae_file_decoder_row(const char *dir, long long i, float **out, int *n, char *err, size_t errlen)
+{
+    char path[4096];
+    *out = NULL;
+    *n = 0;
+    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
+    st_file *f = st_open(path, err, errlen);
+    if (!f) return -1;
+    int rc = -1;
+    const st_tensor *t = st_find(f, "W_dec");
+    if (!t || t->ndim != 2 || t->shape[1] < 1 || t->shape[1] > (1 << 24)) {
+        snprintf(err, errlen, "%s: %s", path, t ? "tensor 'W_dec' is not a (d_sae, d_out) matrix" : "tensor 'W_dec' not found");
+    } else if (i < 0 || i >= t->shape[0]) {
+        snprintf(err, errlen, "feature %lld is outside 0..%lld", i, (long long)t->shape[0] - 1);
+        rc = 1;
+    } else {
+        /* A one-row view of the tensor: only these bytes of the mapping are read. */
+        st_tensor row = *t;
+        const size_t rb = (size_t)t->shape[1] * st_dtype_size(t->dtype);
+        row.ndim = 1;
+        row.shape[0] = t->shape[1];
+        row.numel = t->shape[1];
+        row.nbytes = rb;
+        row.data = (const uint8_t *)t->data + (size_t)i * rb;
+        float *v = malloc((size_t)row.numel * sizeof(float));
+        if (!v) snprintf(err, errlen, "%s: out of memory", path);
+        else if (st_to_f32(&row, v, err, errlen)) free(v);
+        else {
+            *out = v;
+            *n = (int)row.numel;
+            rc = 0;
+        }
+    }
+    st_close(f);
+    return rc;
+}
+
 /* ---- encode / decode ---- */
 
 /* Per-token factors of norm_in (x·sc_in + sh_in) and norm_out (y·sc_out + sh_out), each (N),

@@ -34,4 +34,25 @@ void h_activation_new(http_req *r);
 void h_search_all(http_req *r);
 void h_search_topk_by_token(http_req *r);
 
+/* Neuronpedia-compatible read API. np.c: request helpers shared by feature.c, vector.c and
+ * explanation.c. */
+typedef struct np_ref {
+    const char *model, *layer;
+    char index[16];                 /* canonical decimal string */
+} np_ref;
+/* modelId, layer (or its alias source) and index (an integer or its decimal string) of obj;
+ * on error replies 400 naming the field (after where, e.g. "features[2].") and returns -1. */
+int np_ref_or_reply(http_req *r, json_t *obj, const char *where, np_ref *ref);
+/* 404 with Neuronpedia's message for a model, source or feature that does not exist. */
+void np_reply_not_found(http_req *r);
+void h_feature_get(http_req *r);
+void h_features_post(http_req *r);
+void h_vector_get(http_req *r);
+void h_explanation_new(http_req *r);
+void h_explanation_export(http_req *r);
+void h_explanation_search(http_req *r);
+void h_explanation_search_model(http_req *r);
+void h_explanation_search_all(http_req *r);
+void h_explanation_import(http_req *r);
+
 #endif

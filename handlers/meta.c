@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "handlers/handlers.h"
+#include "server/fcache.h"
 #include "server/metrics.h"
 #include "server/compute.h"
 #include "server/engines.h"
@@ -45,6 +46,7 @@ void h_metrics(http_req *r)
             st.connect_failures);
     fprintf(f, "# HELP saed_schema_version Schema version last seen in the database (-1: unreachable).\n"
                "# TYPE saed_schema_version gauge\nsaed_schema_version %d\n", atomic_load(&app->schema_version));
+    fcache_render_metrics(app->fcache, f);
     int busy, total;
     workers_counts(app->workers, &busy, &total);
     fprintf(f, "# HELP saed_workers Job worker threads of this process by state.\n# TYPE saed_workers gauge\n"

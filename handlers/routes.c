@@ -28,5 +28,16 @@ const http_route http_routes[] = {
     {"POST", "/api/activation/new", h_activation_new, ROUTE_JSON | ROUTE_SCHEMA},
     {"POST", "/api/search-all", h_search_all, ROUTE_JSON | ROUTE_SCHEMA},
     {"POST", "/api/search-topk-by-token", h_search_topk_by_token, ROUTE_JSON | ROUTE_SCHEMA},
+    /* Neuronpedia's read routes: no key needed (a missing or wrong one is ignored, as upstream). */
+    {"GET", "/api/feature/{modelId}/{layer}/{index}", h_feature_get, ROUTE_SCHEMA},
+    {"POST", "/api/features", h_features_post, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/vector/get", h_vector_get, ROUTE_JSON | ROUTE_SCHEMA},
+    {"GET", "/api/explanation/export", h_explanation_export, ROUTE_SCHEMA},
+    {"POST", "/api/explanation/search", h_explanation_search, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/explanation/search-model", h_explanation_search_model, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/explanation/search-all", h_explanation_search_all, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/api/explanation/new", h_explanation_new, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
+    /* The body is the batch file itself (or {"path": ...}), so not ROUTE_JSON. */
+    {"POST", "/api/explanation/import", h_explanation_import, ROUTE_AUTH | ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

@@ -20,6 +20,7 @@ typedef struct saed_app {
     struct worker_pool *workers;/* job workers of this process (NULL when SAED_WORKERS is 0) */
     struct compute_pool *compute;/* runs compute routes off the HTTP threads (http_defer) */
     struct engines *engines;    /* loaded models and SAEs, shared by compute routes and workers */
+    struct fcache *fcache;      /* GET /api/feature responses (NULL when SAED_FEATURE_CACHE is 0) */
     char *openapi;              /* the spec served at /openapi.yaml */
     size_t openapi_len;
 } saed_app;

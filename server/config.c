@@ -76,6 +76,8 @@ static const cfg_option options[] = {
      "allow a non-loopback listen address with no API keys (write routes open to the network)"},
     {"migrate", "SAED_MIGRATE", T_BOOL, "false", 0, 0, F(migrate),
      "apply pending migrations when `saed serve` starts"},
+    {"feature-cache", "SAED_FEATURE_CACHE", T_SIZE, "256M", 0, 1LL << 40, F(feature_cache),
+     "memory for cached GET /api/feature responses (0 = no cache); kept true by database notifications"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

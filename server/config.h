@@ -41,6 +41,7 @@ typedef struct saed_config {
     int shutdown_timeout_s;
     bool insecure;
     bool migrate;
+    long long feature_cache;    /* bytes */
 } saed_config;
 
 /* Fills cfg from defaults, then the environment, then argv (flags only; positional arguments

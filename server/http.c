@@ -149,6 +149,12 @@ int http_match(const char *method, const char *path, char **names, char **values
 
 saed_app *http_app(http_req *r) { return r->srv->app; }
 json_t *http_json(http_req *r) { return r->json; }
+
+const char *http_body(http_req *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body_len ? r->body : NULL;
+}
 const char *http_request_id(http_req *r) { return r->request_id; }
 
 const char *http_param(http_req *r, const char *name)
@@ -215,6 +221,22 @@ void http_reply_raw(http_req *r, int status, const char *content_type, const cha
     r->status = status;
     r->bytes = len;
     send_response(r, status, content_type, MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY));
+}
+
+void http_reply_shared(http_req *r, int status, const char *content_type, const char *data, size_t len,
+                       void (*done)(void *cls), void *cls)
+{
+    if (r->replied) {
+        log_error("handler replied twice to %s %s", r->method, r->path);
+        done(cls);
+        return;
+    }
+    r->replied = true;
+    r->status = status;
+    r->bytes = len;
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data, done, cls);
+    if (!resp) done(cls);
+    send_response(r, status, content_type, resp);
 }
 
 void http_reply_fd(http_req *r, int status, const char *content_type, int fd, size_t size)

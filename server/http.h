@@ -48,6 +48,9 @@ const char *http_param(http_req *r, const char *name);
 const char *http_query(http_req *r, const char *name);
 const char *http_header(http_req *r, const char *name);
 json_t *http_json(http_req *r);            /* parsed body of a ROUTE_JSON route (borrowed) */
+/* The raw request body (any route; NUL-terminated, NULL when empty), for bodies that are not
+ * JSON, such as uploaded files. */
+const char *http_body(http_req *r, size_t *len);
 const char *http_request_id(http_req *r);
 /* A database connection for this request, released after the reply. NULL when none can be
  * had, in which case a 503 has already been sent. */
@@ -57,6 +60,10 @@ db_conn *http_db(http_req *r);
 void http_add_header(http_req *r, const char *name, const char *value);
 void http_reply_json(http_req *r, int status, json_t *body);   /* steals body */
 void http_reply_raw(http_req *r, int status, const char *content_type, const char *body, size_t len);
+/* Sends len bytes at data without copying them; done(cls) runs once they are no longer needed
+ * (also when the reply cannot be queued). For bodies shared between requests (a cache). */
+void http_reply_shared(http_req *r, int status, const char *content_type, const char *data, size_t len,
+                       void (*done)(void *cls), void *cls);
 /* Streams size bytes from fd (from offset 0); the fd is closed once sent. */
 void http_reply_fd(http_req *r, int status, const char *content_type, int fd, size_t size);
 void http_reply_error(http_req *r, int status, const char *code, const char *fmt, ...)

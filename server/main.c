@@ -10,6 +10,7 @@
 #include "server/cmd_engine.h"
 #include "server/config.h"
 #include "server/engines.h"
+#include "server/explanations.h"
 #include "server/export_db.h"
 #include "server/log.h"
 #include "server/registry.h"
@@ -52,6 +53,9 @@ static void usage(FILE *f)
             "  export --model ID --sae ID --out DIR [--format neuronpedia|saedashboard] [--features-per-batch N]\n"
             "                        write a registered SAE's stored dashboards (Neuronpedia bulk-import\n"
             "                        files, or SAEDashboard batches of N features, default 128)\n"
+            "  import-explanations FILE\n"
+            "                        load a Neuronpedia explanation batch file (JSON lines, optionally gzip'd,\n"
+            "                        e.g. explanations/batch-0.jsonl.gz); re-importing it changes nothing\n"
             "  dashboards --model DIR --sae DIR --dataset PATH --out DIR [options; --help]\n"
             "                        generate dashboards in-process and write the exports\n"
             "  version               print the version and the compute backends available\n"
@@ -222,6 +226,29 @@ static int cmd_export(saed_config *cfg, const char *model, const char *sae_id, c
     return rc ? 1 : 0;
 }
 
+/* `saed import-explanations FILE`: the same code as POST /api/explanation/import. */
+static int cmd_import_explanations(saed_config *cfg, const char *file)
+{
+    char err[1024];
+    if (!file) {
+        fprintf(stderr, "saed import-explanations: FILE is required (saed import-explanations FILE [options])\n");
+        return 2;
+    }
+    db_conn *c = db_connect(cfg->database_url, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "saed import-explanations: cannot connect to the database (DATABASE_URL): %s\n", err);
+        return 1;
+    }
+    expl_import_stats st;
+    svc_err e;
+    int rc = expl_import_path(c, file, &st, &e);
+    if (rc) fprintf(stderr, "saed import-explanations: %s\n", e.msg);
+    else printf("imported %s: %lld explanation(s) on %lld line(s): %lld new, %lld updated, %lld unchanged\n", file, st.rows,
+                st.lines, st.inserted, st.updated, st.unchanged);
+    db_close(c);
+    return rc ? 1 : 0;
+}
+
 /* `saed worker`: job workers without HTTP, on any host that reaches the database. */
 static int cmd_worker(saed_config *cfg)
 {
@@ -367,6 +394,12 @@ int main(int argc, char **argv)
         sr.path = take_flag(&ac, av, "--out", &missing);
         fmt = take_flag(&ac, av, "--format", &missing);
         batch = take_flag(&ac, av, "--features-per-batch", &missing);
+    } else if (!strcmp(cmd, "import-explanations")) {
+        if (ac > 0 && av[0][0] != '-') { /* FILE comes first */
+            path = av[0];
+            memmove(&av[0], &av[1], (size_t)(ac - 1) * sizeof *av);
+            ac--;
+        }
     } else if (strcmp(cmd, "serve") && strcmp(cmd, "migrate") && strcmp(cmd, "worker")) {
         fprintf(stderr, "saed: unknown command '%s' (see saed --help)\n", cmd);
         return 2;
@@ -384,6 +417,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "import-sae")) rc = cmd_import_sae(&cfg, &sr);
     else if (!strcmp(cmd, "export-sae")) rc = cmd_export_sae(&cfg, sr.model_id, sr.id, sr.path, fmt);
     else if (!strcmp(cmd, "export")) rc = cmd_export(&cfg, sr.model_id, sr.id, sr.path, fmt, batch);
+    else if (!strcmp(cmd, "import-explanations")) rc = cmd_import_explanations(&cfg, path);
     else rc = cmd_import_model(&cfg, id, path, display);
     config_free(&cfg);
     return rc;

@@ -18,6 +18,7 @@
 #include "db/migrate.h"
 #include "server/compute.h"
 #include "server/engines.h"
+#include "server/fcache.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/worker.h"
@@ -222,6 +223,8 @@ int serve_main(saed_config *cfg)
         migrate_free(&app.migrations);
         return 1;
     }
+    if (cfg->feature_cache > 0 && !(app.fcache = fcache_create((size_t)cfg->feature_cache, cfg->database_url)))
+        log_warn("feature cache: could not start; serving every feature from the database");
     serve_state s = {.app = &app};
     uv_work_t first = {.data = &s};
     schema_check_work(&first);
@@ -236,6 +239,7 @@ int serve_main(saed_config *cfg)
         compute_stop(app.compute);
         engines_free(app.engines);
         backend_close(be);
+        fcache_destroy(app.fcache);
         db_pool_destroy(app.pool);
         free(app.openapi);
         migrate_free(&app.migrations);
@@ -269,6 +273,7 @@ int serve_main(saed_config *cfg)
     release_leases(&app);
     engines_free(app.engines);
     backend_close(be);
+    fcache_destroy(app.fcache);
     uv_loop_close(s.loop);
     db_pool_destroy(app.pool);
     free(app.openapi);
