@@ -162,7 +162,7 @@ static int persist(job_ctx *c, const dash_export_meta *meta, const dash_run_resu
     int rc = db_kind(r) == DB_OK ? 0 : -1;
     PQclear(r);
     if (rc == 0) {
-        r = db_exec(db, DB_FEATURES_DELETE_RANGE, (const char *const[]){meta->model_id, meta->source_id, f0, f1});
+        r = db_exec(db, DB_ACTIVATIONS_DELETE_RANGE, (const char *const[]){meta->model_id, meta->source_id, f0, f1});
         rc = db_kind(r) == DB_OK ? 0 : -1;
         if (rc) db_errmsg(r, err, errlen);
         PQclear(r);

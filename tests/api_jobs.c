@@ -97,6 +97,13 @@ TEST(api_dashboard_jobs_end_to_end)
     long long fp1 = tdb_scalar(url, "SELECT sum(hashtext(index || ':' || round(frac_nonzero::numeric, 9)::text || ':' ||"
                                " round(\\\"maxActApprox\\\"::numeric, 5)::text)) FROM features");
 
+    /* An explanation written between the runs must survive the re-run (rows are updated in
+     * place, not deleted and re-inserted, which would cascade to it). */
+    http(&s, "POST", "/api/explanation/new", NULL,
+         "{\"modelId\":\"tiny-a\",\"layer\":\"1-std\",\"index\":3,\"description\":\"kept across re-runs\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+
     /* Same job again: same results, rows replaced, not duplicated. */
     http(&s, "POST", "/api/dashboard-jobs", NULL, body, &r);
     CHECK_INT(r.status, 201);
@@ -109,6 +116,8 @@ TEST(api_dashboard_jobs_end_to_end)
     json_decref(j);
     CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM features"), 512);
     CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM activations"), acts);
+    CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM explanations WHERE layer = '1-std' AND index = '3'"
+                         " AND description = 'kept across re-runs'"), 1);
     CHECK(tdb_scalar(url, "SELECT sum(hashtext(index || ':' || round(frac_nonzero::numeric, 9)::text || ':' ||"
                      " round(\\\"maxActApprox\\\"::numeric, 5)::text)) FROM features") == fp1);
 
