@@ -92,6 +92,10 @@ int sae_is_folded(const sae *s);
 const float *sae_log_sparsity(const sae *s);
 /* Row i of W_dec (d_out floats) into out (host), as stored (after folding when folded). */
 int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen);
+/* Row i of W_dec (d_out floats) as SAELens' from_pretrained gives it, whatever this load
+ * folded: the file's values, no decoder-norm fold, divided by a norm_scaling_factor that
+ * SAELens folds for expected_average_only_in. Neuronpedia steers with this row (W_dec[index]). */
+int sae_decoder_row_raw(const sae *s, int i, float *out, char *err, size_t errlen);
 
 /* Encode (N,d_in) → (N,d_sae) dense feature activations; both in backend memory. */
 int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen);
