@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "server/compute.h"
+#include "server/http_stream.h"
 #include "server/log.h"
 #include "server/metrics.h"
 
@@ -64,6 +65,10 @@ struct http_req {
     void *task_ud;
     struct MHD_Response *held;
     int held_status;
+    /* http_reply_stream: the stream (the request's reference), and the running task's flag that
+     * it no longer owns r. */
+    http_stream *stream;
+    bool *task_detached;
 };
 
 /* ---- route matching ---- */
@@ -260,7 +265,10 @@ static void send_response(http_req *r, int status, const char *content_type, str
 static void run_task(void *arg)
 {
     http_req *r = arg;
+    bool detached = false;
+    r->task_detached = &detached;
     r->task_fn(r, r->task_ud);
+    if (detached) return; /* it streamed: r was handed to MHD then */
     if (r->db) {
         db_release(r->srv->app->pool, r->db);
         r->db = NULL;
@@ -291,6 +299,33 @@ int http_defer(http_req *r, http_task fn, void *ud)
     MHD_suspend_connection(r->conn);
     compute_submit(p, run_task, r);
     return 0;
+}
+
+http_stream *http_reply_stream(http_req *r, int status, const char *content_type)
+{
+    if (r->replied || !r->deferred || !r->task_detached) {
+        log_error("http_reply_stream outside a compute task, or after a reply, for %s %s", r->method, r->path);
+        if (!r->replied) http_reply_error(r, 500, "internal", "internal error (request id %s)", r->request_id);
+        return NULL;
+    }
+    struct MHD_Response *resp;
+    http_stream *st = hstream_new(r->conn, &resp);
+    if (!st) {
+        http_reply_error(r, 500, "internal", "out of memory (request id %s)", r->request_id);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    r->replied = true;
+    r->status = status;
+    r->stream = st;
+    send_response(r, status, content_type, resp); /* held until on_request runs after the resume */
+    if (r->db) {
+        db_release(r->srv->app->pool, r->db);
+        r->db = NULL;
+    }
+    *r->task_detached = true;
+    MHD_resume_connection(r->conn); /* r belongs to MHD from here on */
+    return st;
 }
 
 void http_reply_json(http_req *r, int status, json_t *body)
@@ -550,7 +585,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->deferred) {
         /* Called again after the task's resume: queue what it held. */
-        if (!r->held) return MHD_YES;
+        if (!r->held) return r->queue_failed ? MHD_NO : MHD_YES;
         r->deferred = false;
         struct MHD_Response *resp = r->held;
         r->held = NULL;
@@ -579,6 +614,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
     int status = r->replied ? r->status : 499; /* client went away before an answer */
+    if (r->stream) r->bytes = hstream_request_done(r->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) log_debug("request %s %s ended early (code %d)", r->method, r->path, (int)toe);
     log_access(r->method, r->path, status, r->bytes, secs * 1e3, r->request_id);
     metrics_observe(r->route, status, secs);

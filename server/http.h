@@ -72,6 +72,22 @@ void http_reply_db_error(http_req *r, const PGresult *res, const char *what);
 typedef void (*http_task)(http_req *r, void *ud);
 int http_defer(http_req *r, http_task fn, void *ud);
 
+/* Streaming replies, from a compute task only (the body is written while the task runs, e.g.
+ * server-sent events). Starts a response of unknown length (chunked) with status and
+ * content_type and returns the stream the task writes to; from then on the task must not touch
+ * r (the request may finish at any time) and must end the stream with http_stream_end. NULL
+ * when the response cannot be created (a 500 is then the reply, as usual). */
+typedef struct http_stream http_stream;
+http_stream *http_reply_stream(http_req *r, int status, const char *content_type);
+/* Queues len bytes. supersede: a later superseding write replaces this piece if the client has
+ * not started reading it (for cumulative frames, where only the latest matters to a slow
+ * client). -1 once the client is gone (or too far behind): the task should stop. */
+int http_stream_write(http_stream *s, const char *data, size_t len, bool supersede);
+/* Whether the client went away; long tasks check it between steps. */
+bool http_stream_closed(http_stream *s);
+/* Ends the body (the client sees a complete response unless it is gone) and releases s. */
+void http_stream_end(http_stream *s);
+
 http_server *http_start(saed_app *app, char *err, size_t errlen);
 /* Stops accepting; in-flight requests continue. */
 void http_quiesce(http_server *s);
