@@ -404,3 +404,33 @@ TEST(generate_seeds_penalty_eos_and_limits)
     CHECK_INT(n6, 128 - NP);
     free(a), free(b), free(c), free(d), free(e), free(f);
 }
+
+/* Generation multiplies one row at a time: the CPU backend takes sgemv for M = 1. Every
+ * transpose combination, padded leading dimensions, alpha and beta, against a double loop. */
+TEST(backend_cpu_gemm_one_row_all_transposes)
+{
+    saed_backend *b = backend_cpu_open();
+    const int N = 29, K = 53, LDA = 7, LDB = 61;
+    float *A = malloc(sizeof(float) * K * LDA), *B = malloc(sizeof(float) * K * LDB * 2), C[29], C0[29];
+    unsigned s = 7;
+    for (int i = 0; i < K * LDA; i++) A[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0xff) / 128.0f - 1.0f;
+    for (int i = 0; i < K * LDB * 2; i++) B[i] = (float)((s = s * 1103515245u + 12345u) >> 16 & 0xff) / 128.0f - 1.0f;
+    for (int j = 0; j < N; j++) C0[j] = (float)j / 10.0f;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            /* op(A)[0][k] = ta ? A[k·LDA] : A[k]; op(B)[k][j] = tb ? B[j·LDB + k] : B[k·LDB + j]. */
+            memcpy(C, C0, sizeof C);
+            CHECK_INT(b->gemm(b, ta, tb, 1, N, K, 0.5f, A, ta ? LDA : K, B, LDB, 2.0f, C, N), 0);
+            double worst = 0;
+            for (int j = 0; j < N; j++) {
+                double r = 2.0 * C0[j];
+                for (int k = 0; k < K; k++)
+                    r += 0.5 * (ta ? A[k * LDA] : A[k]) * (tb ? B[j * LDB + k] : B[k * LDB + j]);
+                worst = fmax(worst, fabs(r - C[j]));
+            }
+            CHECK_NEAR(worst, 0, 1e-4);
+        }
+    free(A);
+    free(B);
+    backend_close(b);
+}
