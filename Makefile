@@ -149,3 +149,13 @@ $(BUILD)/bench/dashboard: $(BUILD)/obj/bench/dashboard.o $(BUILD)/obj/bench/saed
 .PHONY: bench-dashboard
 bench-dashboard: $(BUILD)/bench/dashboard
 	$(BUILD)/bench/dashboard
+
+# `make bench-steer`: greedy generation tokens/s with the KV cache on a random gpt2-small-shaped
+# model, prompt 32 + 64 new tokens, unsteered and steered, with the ratio to sgemm (bench/steer.c).
+$(BUILD)/bench/steer: $(BUILD)/obj/bench/steer.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+.PHONY: bench-steer
+bench-steer: $(BUILD)/bench/steer
+	$(BUILD)/bench/steer

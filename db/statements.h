@@ -52,6 +52,11 @@ enum db_stmt {
     DB_EXPORT_SD_RUN_SETTINGS,
     DB_EXPORT_SD_FEATURES,
     DB_EXPORT_SD_ACTIVATIONS,
+    /* steering (server/steer.c, handlers/steer.c) */
+    DB_STEER_SAE,
+    DB_STEER_FIND,
+    DB_STEER_STORE,
+    DB_STEER_GET,
     DB_N_STMTS
 };
 

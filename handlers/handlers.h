@@ -29,5 +29,8 @@ void h_jobs_get(http_req *r);
 void h_jobs_list(http_req *r);
 void h_jobs_cancel(http_req *r);
 void h_export_dashboards(http_req *r);
+void h_steer(http_req *r);
+void h_steer_get(http_req *r);
+void h_steer_chat(http_req *r);
 
 #endif

@@ -23,5 +23,9 @@ const http_route http_routes[] = {
     {"POST", "/api/dashboard-jobs/{id}/cancel", h_jobs_cancel, ROUTE_AUTH | ROUTE_SCHEMA},
     /* Like the SAE export: reads and compresses every stored row of the SAE, so a key is needed. */
     {"GET", "/api/export/{modelId}/{saeId}", h_export_dashboards, ROUTE_AUTH | ROUTE_SCHEMA},
+    /* Steering: open like Neuronpedia's (generation runs on the bounded compute pool). */
+    {"POST", "/api/steer", h_steer, ROUTE_JSON | ROUTE_SCHEMA},
+    {"GET", "/api/steer/{id}", h_steer_get, ROUTE_SCHEMA},
+    {"POST", "/api/steer-chat", h_steer_chat, ROUTE_JSON | ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
