@@ -72,28 +72,39 @@ bool steer_plan_stored(const steer_plan *p) { return p->stored_id[STEER_STEERED]
 
 /* ---- text ---- */
 
-/* bytes[0, len) as valid UTF-8 (malloc'd): invalid bytes and NULs become U+FFFD. With
- * hold_tail, a last character whose bytes are not all there yet is left out (the next step may
- * complete it), so each partial text is a prefix of the next. */
-static char *utf8_text(const char *bytes, size_t len, bool hold_tail)
+/* Bytes the UTF-8 character at p needs (1-4), or 0 when p[0] cannot start one. */
+static size_t utf8_need(unsigned char c)
+{
+    return c < 0x80 ? 1 : (c >= 0xc2 && c <= 0xdf) ? 2 : (c >= 0xe0 && c <= 0xef) ? 3 : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
+}
+
+/* Whether the k bytes at p (k ≤ what p[0] needs) can begin a valid character: continuation
+ * bytes, no overlong form, no surrogate, nothing above U+10FFFF. */
+static bool utf8_ok_prefix(const unsigned char *p, size_t k)
+{
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80) return false;
+    if (k > 1 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) || (p[0] == 0xf0 && p[1] < 0x90) ||
+                  (p[0] == 0xf4 && p[1] > 0x8f)))
+        return false;
+    return true;
+}
+
+char *steer_utf8_text(const char *bytes, size_t len, bool hold_tail)
 {
     char *out = malloc(len * 3 + 1);
     if (!out) return NULL;
     size_t o = 0;
     const unsigned char *p = (const unsigned char *)bytes;
     for (size_t i = 0; i < len;) {
-        size_t n = p[i] ? log_utf8_seq(p + i) : 0;
-        if (n && i + n <= len) {
+        size_t n = p[i] ? utf8_need(p[i]) : 0, avail = len - i;
+        if (n && n <= avail && utf8_ok_prefix(p + i, n)) {
             memcpy(out + o, p + i, n);
             o += n;
             i += n;
             continue;
         }
-        if (hold_tail && p[i] >= 0xc2 && p[i] <= 0xf4) {
-            size_t want = p[i] < 0xe0 ? 2 : p[i] < 0xf0 ? 3 : 4, k = 1;
-            while (i + k < len && (p[i + k] & 0xc0) == 0x80) k++;
-            if (i + k == len && k < want) break; /* an unfinished character at the end */
-        }
+        if (hold_tail && n > avail && utf8_ok_prefix(p + i, avail)) break; /* unfinished at the end */
         memcpy(out + o, "\xef\xbf\xbd", 3);
         o += 3;
         i++;
@@ -107,7 +118,7 @@ static char *decode(const tokenizer *tok, const int32_t *ids, int n, bool hold_t
     size_t len = 0;
     char *raw = tok_decode(tok, ids, n, &len);
     if (!raw) return NULL;
-    char *t = utf8_text(raw, len, hold_tail);
+    char *t = steer_utf8_text(raw, len, hold_tail);
     free(raw);
     return t;
 }

@@ -62,4 +62,9 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
 /* Stores the outputs (unless both came from the store) and fills out->id. */
 int steer_store(db_conn *c, steer_plan *p, steer_out *out, svc_err *e);
 
+/* bytes[0, len) as valid UTF-8 (malloc'd): invalid bytes and NULs become U+FFFD. With
+ * hold_tail, a last character whose bytes are not all there yet is left out (the next token
+ * may complete it), so each streamed text is a prefix of the next. */
+char *steer_utf8_text(const char *bytes, size_t len, bool hold_tail);
+
 #endif

@@ -17,12 +17,46 @@
 
 #include "engine/sample.h"
 #include "engine/tokenizer.h"
+#include "server/steer.h"
 #include "tests/srv.h"
 #include "tests/steer_fixture.h"
 #include "tests/t.h"
 #include "tools/fixture.h"
 
 #define TINY "tests/data/models/tiny-a"
+
+TEST(steer_utf8_text_holds_unfinished_characters)
+{
+    struct { const char *in; size_t len; bool hold; const char *want; } cases[] = {
+        {"abc", 3, false, "abc"},
+        {"a\xc3\xa9" "b", 4, true, "a\xc3\xa9" "b"},
+        {"a\xc3", 2, true, "a"},
+        {"a\xc3", 2, false, "a\xef\xbf\xbd"},
+        {"a\xe2\x82", 3, true, "a"},
+        {"a\xe2\x82\xac", 4, true, "a\xe2\x82\xac"},
+        {"a\xff b", 4, true, "a\xef\xbf\xbd b"},
+        {"a\0b", 3, false, "a\xef\xbf\xbd" "b"},
+        {"\xed\xa0\x80", 3, false, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate */
+        {"x\xe0\x80", 3, true, "x\xef\xbf\xbd\xef\xbf\xbd"},               /* an overlong start is not held */
+        {"\xf0\x9d\x84", 3, true, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = steer_utf8_text(cases[i].in, cases[i].len, cases[i].hold);
+        if (!t || strcmp(t, cases[i].want)) t_fail(__FILE__, __LINE__, "case %zu: \"%s\"", i, t ? t : "(null)");
+        free(t);
+    }
+    /* Every held prefix is a prefix of the next one and of the final text. */
+    const char text[] = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x84\x9e ok\xff\xc3";
+    char *full = steer_utf8_text(text, sizeof text - 1, false), *prev = strdup("");
+    for (size_t k = 1; k < sizeof text; k++) {
+        char *t = steer_utf8_text(text, k, true);
+        CHECK(t && !strncmp(t, prev, strlen(prev)) && !strncmp(full, t, strlen(t)));
+        free(prev);
+        prev = t;
+    }
+    free(prev);
+    free(full);
+}
 
 /* A steering request on tiny-a; feats is the inside of the features array. */
 static void body_for(char *b, size_t n, const char *feats, double temp, int ntok, double seed, double mult,
@@ -108,6 +142,14 @@ TEST(api_steer_semantics_and_store)
     char share[200];
     snprintf(share, sizeof share, "/api/steer/%s", str(a, "id"));
     CHECK_STR(str(a, "shareUrl"), share);
+
+    /* A leading "<|endoftext|>" in the prompt is the BOS itself, not text. */
+    snprintf(b, sizeof b,
+             "{\"prompt\":\"<|endoftext|>The quick brown fox\",\"modelId\":\"tiny-a\",\"features\":[" F_STD(7, 0) "],"
+             "\"temperature\":1,\"n_tokens\":20,\"seed\":5,\"strength_multiplier\":1}");
+    json_t *bos = steer(&s, b, 200);
+    CHECK_STR(str(bos, "DEFAULT"), str(a, "DEFAULT"));
+    json_decref(bos);
 
     /* ORTHOGONAL_DECOMP with coeff 1 is the identity. */
     body_for(b, sizeof b, F_STD(7, 2), 1.0, 20, 5, 0.5, "\"steer_method\":\"ORTHOGONAL_DECOMP\"");
