@@ -66,7 +66,8 @@ void http_reply_db_error(http_req *r, const PGresult *res, const char *what);
 
 /* Compute routes: runs fn(r, ud) on the app's compute pool while the connection is suspended,
  * so the HTTP thread serves other connections meanwhile. fn replies exactly once, as a handler
- * does (http_db works there too); the reply goes out when fn returns. When every compute slot
+ * does (http_db works there too); the reply goes out when fn returns (or, for a streaming
+ * reply, as soon as http_reply_stream is called). When every compute slot
  * is taken, replies 503 `busy` with Retry-After and returns -1: ud is then still the caller's.
  * A handler that defers must not reply itself. */
 typedef void (*http_task)(http_req *r, void *ud);
