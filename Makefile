@@ -190,3 +190,13 @@ $(BUILD)/bench/api-sae: $(BUILD)/obj/bench/api_sae.o $(LIB_OBJS)
 .PHONY: bench-api
 bench-api: $(BUILD)/saed $(BUILD)/bench/api-sae
 	@BUILD=$(BUILD) bash bench/api.sh
+
+# `make bench-steer`: greedy generation tokens/s with the KV cache on a random gpt2-small-shaped
+# model, prompt 32 + 64 new tokens, unsteered and steered, with the ratio to sgemm (bench/steer.c).
+$(BUILD)/bench/steer: $(BUILD)/obj/bench/steer.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+.PHONY: bench-steer
+bench-steer: $(BUILD)/bench/steer
+	$(BUILD)/bench/steer

@@ -302,6 +302,66 @@ const db_statement db_statements[DB_N_STMTS] = {
         " CASE WHEN b.bos THEN a.values[2:] ELSE a.values END AS values,"
         " a.\"qualifyingTokenIndex\" - CASE WHEN b.bos THEN 1 ELSE 0 END AS qualifying_token_index) v"
         EXPORT_RANGE EXPORT_ACT_ORDER, 4, 0},
+
+    /* ---- steering ---- */
+    [DB_STEER_SAE] = {"steer_sae", "SELECT path, \"dSae\" FROM saes WHERE \"modelId\" = $1 AND id = $2", 2, 1},
+    /* Stored outputs that answer a request: the latest DEFAULT with the same prompt and settings
+     * ($1 model, $2 prompt, $3 temperature, $4 n_tokens, $5 freq_penalty, $6 seed, $7 n_logprobs),
+     * and the latest STEERED that also has the same multiplier ($8), method ($9) and exactly the
+     * features and strengths of $10 ([{layer, index, strength}]). One row; NULLs where none. */
+    [DB_STEER_FIND] = {"steer_find",
+        "WITH c AS (SELECT id, type, \"outputText\", logprobs, \"strengthMultiplier\", \"steerMethod\", \"createdAt\""
+        " FROM steer_outputs WHERE \"modelId\" = $1 AND type IN ('DEFAULT', 'STEERED') AND \"inputTextMd5\" = md5($2)"
+        " AND \"inputText\" = $2 AND \"inputTextChatTemplate\" IS NULL AND version = 2 AND temperature = $3::float8"
+        " AND \"numTokens\" = $4::int AND \"freqPenalty\" = $5::float8 AND seed = $6::float8 AND \"nLogprobs\" = $7::int),"
+        " want AS (SELECT * FROM json_to_recordset($10::json) AS x(layer text, index text, strength float8)),"
+        " d AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'DEFAULT' ORDER BY \"createdAt\" DESC, id LIMIT 1),"
+        " s AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'STEERED' AND \"strengthMultiplier\" = $8::float8"
+        " AND \"steerMethod\" = $9"
+        " AND NOT EXISTS (SELECT f.layer, f.index, f.strength FROM steer_output_features f WHERE f.\"steerOutputId\" = c.id"
+        " EXCEPT SELECT * FROM want)"
+        " AND NOT EXISTS (SELECT * FROM want EXCEPT SELECT f.layer, f.index, f.strength FROM steer_output_features f"
+        " WHERE f.\"steerOutputId\" = c.id)"
+        " ORDER BY \"createdAt\" DESC, id LIMIT 1)"
+        " SELECT d.id, d.\"outputText\", d.logprobs, s.id, s.\"outputText\", s.logprobs"
+        " FROM (SELECT 1) one LEFT JOIN d ON true LEFT JOIN s ON true", 10, 1},
+    /* Saves a request's outputs in one statement: $1-$10 as in steer_find; the STEERED output
+     * ($11 text, $12 logprobs JSON) unless $13 names a stored one, the DEFAULT ($14, $15) unless
+     * $16 does. The two are linked both ways (connectedDefaultOutputId, connectedSteerOutputIds).
+     * Returns the STEERED and DEFAULT ids. */
+    [DB_STEER_STORE] = {"steer_store",
+        "WITH ids AS (SELECT coalesce($13::text, gen_random_uuid()::text) AS sid, coalesce($16::text, gen_random_uuid()::text) AS did),"
+        " d AS (INSERT INTO steer_outputs (id, type, \"modelId\", \"inputText\", \"inputTextMd5\", \"outputText\", logprobs,"
+        " \"steerSpecialTokens\", temperature, \"numTokens\", \"freqPenalty\", seed, \"strengthMultiplier\", \"steerMethod\","
+        " version, \"nLogprobs\", \"connectedSteerOutputIds\")"
+        " SELECT did, 'DEFAULT', $1, $2, md5($2), $14, $15, false, $3::float8, $4::int, $5::float8, $6::float8, $8::float8, $9,"
+        " 2, $7::int, ARRAY[sid] FROM ids WHERE $16::text IS NULL),"
+        " du AS (UPDATE steer_outputs SET \"connectedSteerOutputIds\" = array_append(\"connectedSteerOutputIds\", (SELECT sid FROM ids))"
+        " WHERE id = $16::text AND $13::text IS NULL),"
+        " s AS (INSERT INTO steer_outputs (id, type, \"modelId\", \"inputText\", \"inputTextMd5\", \"outputText\", logprobs,"
+        " \"steerSpecialTokens\", temperature, \"numTokens\", \"freqPenalty\", seed, \"strengthMultiplier\", \"steerMethod\","
+        " version, \"nLogprobs\", \"connectedDefaultOutputId\")"
+        " SELECT sid, 'STEERED', $1, $2, md5($2), $11, $12, false, $3::float8, $4::int, $5::float8, $6::float8, $8::float8, $9,"
+        " 2, $7::int, did FROM ids WHERE $13::text IS NULL),"
+        " f AS (INSERT INTO steer_output_features (\"steerOutputId\", \"modelId\", layer, index, strength)"
+        " SELECT ids.sid, $1, x.layer, x.index, x.strength FROM ids,"
+        " json_to_recordset($10::json) AS x(layer text, index text, strength float8) WHERE $13::text IS NULL)"
+        " SELECT sid, did FROM ids", 16, 0},
+    /* A stored STEERED output with its DEFAULT, features and settings, as GET /api/steer/{id}
+     * returns it. */
+    [DB_STEER_GET] = {"steer_get",
+        "SELECT json_build_object('STEERED', s.\"outputText\", 'DEFAULT', d.\"outputText\","
+        " 'steeredLogProbs', s.logprobs::json, 'defaultLogProbs', d.logprobs::json, 'id', s.id,"
+        " 'shareUrl', '/api/steer/' || s.id, 'limit', NULL, 'modelId', s.\"modelId\", 'prompt', s.\"inputText\","
+        " 'features', (SELECT coalesce(json_agg(json_build_object('modelId', f.\"modelId\", 'layer', f.layer, 'index', f.index,"
+        " 'strength', f.strength) ORDER BY f.layer, length(f.index), f.index, f.strength), '[]')"
+        " FROM steer_output_features f WHERE f.\"steerOutputId\" = s.id),"
+        " 'settings', json_build_object('temperature', s.temperature, 'n_tokens', s.\"numTokens\", 'freq_penalty', s.\"freqPenalty\","
+        " 'seed', s.seed, 'strength_multiplier', s.\"strengthMultiplier\", 'steer_method', s.\"steerMethod\","
+        " 'n_logprobs', s.\"nLogprobs\"),"
+        " 'createdAt', to_char(s.\"createdAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text"
+        " FROM steer_outputs s LEFT JOIN steer_outputs d ON d.id = s.\"connectedDefaultOutputId\""
+        " WHERE s.id = $1 AND s.type = 'STEERED'", 1, 1},
 #undef EXPORT_TS
 #undef EXPORT_SUFFIX
 #undef EXPORT_RANGE

@@ -69,6 +69,11 @@ enum db_stmt {
     DB_EXPLANATION_EXPORT_ROWS,
     DB_EXPLANATION_IMPORT_MISSING,
     DB_EXPLANATION_IMPORT_UPSERT,
+    /* steering (server/steer.c, handlers/steer.c) */
+    DB_STEER_SAE,
+    DB_STEER_FIND,
+    DB_STEER_STORE,
+    DB_STEER_GET,
     DB_N_STMTS
 };
 

@@ -483,6 +483,21 @@ int sae_file_decoder_row(const char *dir, long long i, float **out, int *n, char
     return rc;
 }
 
+int sae_decoder_row_raw(const sae *s, int i, float *out, char *err, size_t errlen)
+{
+    if (i < 0 || i >= s->cfg.d_sae) {
+        snprintf(err, errlen, "feature %d is outside 0..%d", i, s->cfg.d_sae - 1);
+        return -1;
+    }
+    const int O = s->cfg.d_out;
+    /* host is the file's tensor in every case (prepare folds into copies, and drops host only
+     * for an unchanged tensor on a host-memory backend, where dev then holds the same values). */
+    const float *row = s->t[T_W_DEC].host + (size_t)i * O;
+    const float sf = s->cfg.norm == SAE_NORM_EXPECTED_AVERAGE_ONLY_IN ? (float)s->cfg.norm_scaling_factor : 0.0f;
+    for (int j = 0; j < O; j++) out[j] = sf > 0 ? row[j] / sf : row[j]; /* as prepare's fold divides */
+    return 0;
+}
+
 /* ---- encode / decode ---- */
 
 /* Per-token factors of norm_in (x·sc_in + sh_in) and norm_out (y·sc_out + sh_out), each (N),

@@ -99,6 +99,10 @@ int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen);
  * (malloc'd) holds *n = d_out floats and 0 is returned; 1 when i is outside [0, d_sae) (err
  * says so); -1 with err when the file or its W_dec is unusable. */
 int sae_file_decoder_row(const char *dir, long long i, float **out, int *n, char *err, size_t errlen);
+/* Row i of W_dec (d_out floats) as SAELens' from_pretrained gives it, whatever this load
+ * folded: the file's values, no decoder-norm fold, divided by a norm_scaling_factor that
+ * SAELens folds for expected_average_only_in. Neuronpedia steers with this row (W_dec[index]). */
+int sae_decoder_row_raw(const sae *s, int i, float *out, char *err, size_t errlen);
 
 /* Encode (N,d_in) → (N,d_sae) dense feature activations; both in backend memory. */
 int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen);

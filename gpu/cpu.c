@@ -47,6 +47,13 @@ static int cpu_gemm(saed_backend *b, int ta, int tb, int M, int N, int K, float 
         return -1;
     }
     if (M == 0 || N == 0) return 0;
+    if (M == 1 && K > 0) {
+        /* One row (a generation step): sgemm would pack all of B on every call, which costs more
+         * than the product itself; sgemv reads B once. y(1,N) = op(A)(1,K) · op(B)(K,N). */
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, alpha, B, ldb, A,
+                    ta ? lda : 1, beta, C, 1);
+        return 0;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
                 lda, B, ldb, beta, C, ldc);
     return 0;
@@ -257,9 +264,11 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
             int bb = (int)((h0 + i) / NH), h = (int)((h0 + i) % NH);
             const float *qh = q + (size_t)bb * Tq * ldq + (size_t)h * hd;
             const float *kh = k + (size_t)bb * sbkv + (size_t)h * hd;
-            /* S (Tq,Tk) = scale · q_h (Tq,hd) · k_h^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hd, scale, qh, ldq, kh, ldkv, 0.0f,
-                        S + i * per, Tk);
+            /* S (Tq,Tk) = scale · q_h (Tq,hd) · k_h^T; one query (a generation step): k_h · q_h. */
+            if (Tq == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, Tk, hd, scale, kh, ldkv, qh, 1, 0.0f, S + i * per, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hd, scale, qh, ldq, kh, ldkv, 0.0f,
+                            S + i * per, Tk);
         }
         softmax_job sj = {.s = S, .Tq = Tq, .Tk = Tk};
         par_for(n * (size_t)Tq, 64, softmax_rows, &sj);
@@ -267,9 +276,11 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
             int bb = (int)((h0 + i) / NH), h = (int)((h0 + i) % NH);
             const float *vh = v + (size_t)bb * sbkv + (size_t)h * hd;
             float *zh = z + (size_t)bb * Tq * C + (size_t)h * hd;
-            /* z_h (Tq,hd) = P (Tq,Tk) · v_h (Tk,hd) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, Tk, 1.0f, S + i * per, Tk, vh, ldkv,
-                        0.0f, zh, C);
+            /* z_h (Tq,hd) = P (Tq,Tk) · v_h (Tk,hd); one query: v_h^T · p. */
+            if (Tq == 1) cblas_sgemv(CblasRowMajor, CblasTrans, Tk, hd, 1.0f, vh, ldkv, S + i * per, 1, 0.0f, zh, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hd, Tk, 1.0f, S + i * per, Tk, vh, ldkv,
+                            0.0f, zh, C);
         }
     }
     free(scratch);

@@ -54,5 +54,8 @@ void h_explanation_search(http_req *r);
 void h_explanation_search_model(http_req *r);
 void h_explanation_search_all(http_req *r);
 void h_explanation_import(http_req *r);
+void h_steer(http_req *r);
+void h_steer_get(http_req *r);
+void h_steer_chat(http_req *r);
 
 #endif

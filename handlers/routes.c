@@ -39,5 +39,9 @@ const http_route http_routes[] = {
     {"POST", "/api/explanation/new", h_explanation_new, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     /* The body is the batch file itself (or {"path": ...}), so not ROUTE_JSON. */
     {"POST", "/api/explanation/import", h_explanation_import, ROUTE_AUTH | ROUTE_SCHEMA},
+    /* Steering: open like Neuronpedia's (generation runs on the bounded compute pool). */
+    {"POST", "/api/steer", h_steer, ROUTE_JSON | ROUTE_SCHEMA},
+    {"GET", "/api/steer/{id}", h_steer_get, ROUTE_SCHEMA},
+    {"POST", "/api/steer-chat", h_steer_chat, ROUTE_JSON | ROUTE_SCHEMA},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

@@ -23,6 +23,7 @@ struct compute_pool {
     task *ring;         /* cap entries */
     int head, count;
     atomic_int stopping;
+    int joined;         /* compute_drain's own: threads joined (drain and stop run on one thread) */
 };
 
 static void *loop(void *arg)
@@ -115,14 +116,21 @@ void compute_stats(compute_pool *p, int *running, int *queued, int *threads, int
 
 int compute_stopping(const compute_pool *p) { return atomic_load(&p->stopping); }
 
-void compute_stop(compute_pool *p)
+void compute_drain(compute_pool *p)
 {
-    if (!p) return;
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->stopping, 1);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    if (p->joined) return;
     for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
+    p->joined = 1;
+}
+
+void compute_stop(compute_pool *p)
+{
+    if (!p) return;
+    compute_drain(p);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->ring);

@@ -24,7 +24,11 @@ void compute_submit(compute_pool *p, compute_fn fn, compute_fn after, void *ud);
 void compute_stats(compute_pool *p, int *running, int *queued, int *threads, int *queue_cap);
 /* Non-zero once compute_stop began: long tasks (generation) check it between steps. */
 int compute_stopping(const compute_pool *p);
-/* Refuses new work, runs what is queued, joins the threads. NULL is a no-op. */
+/* Refuses new work, runs what is queued and joins the threads; the pool stays valid (reserve
+ * answers -1), so HTTP threads still serving keep-alive connections may call it until the HTTP
+ * daemon is stopped. Idempotent. */
+void compute_drain(compute_pool *p);
+/* compute_drain, then frees the pool. NULL is a no-op. */
 void compute_stop(compute_pool *p);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "server/compute.h"
+#include "server/http_stream.h"
 #include "server/log.h"
 #include "server/metrics.h"
 
@@ -64,6 +65,10 @@ struct http_req {
     void *task_ud;
     struct MHD_Response *held;
     int held_status;
+    /* http_reply_stream: the stream (the request's reference), and the running task's flag that
+     * it no longer owns r. */
+    http_stream *stream;
+    bool *task_detached;
 };
 
 /* ---- route matching ---- */
@@ -279,10 +284,21 @@ static void send_response(http_req *r, int status, const char *content_type, str
 
 /* ---- compute routes ---- */
 
+/* One deferred request on its way through the compute pool. Owned by the pool's callbacks,
+ * not by the request: after a stream detaches the request belongs to MHD and may be freed. */
+typedef struct deferred {
+    http_req *r;
+    bool detached;
+} deferred;
+
 static void run_task(void *arg)
 {
-    http_req *r = arg;
+    deferred *d = arg;
+    http_req *r = d->r;
+    r->task_detached = &d->detached;
     r->task_fn(r, r->task_ud);
+    if (d->detached) return; /* it streamed: r was handed to MHD then */
+    r->task_detached = NULL;
     if (r->db) {
         db_release(r->srv->app->pool, r->db);
         r->db = NULL;
@@ -294,21 +310,29 @@ static void run_task(void *arg)
 }
 
 /* After the compute slot is free: the reply may go out. The request must not be touched after
- * the resume: MHD may complete and free it. */
+ * the resume: MHD may complete and free it. A stream resumed it already. */
 static void resume_task(void *arg)
 {
-    http_req *r = arg;
-    MHD_resume_connection(r->conn);
+    deferred *d = arg;
+    if (!d->detached) MHD_resume_connection(d->r->conn);
+    free(d);
 }
 
 int http_defer(http_req *r, http_task fn, void *ud)
 {
     compute_pool *p = r->srv->app->compute;
+    deferred *d = calloc(1, sizeof *d);
+    if (!d) {
+        http_reply_error(r, 500, "internal", "out of memory (request id %s)", r->request_id);
+        return -1;
+    }
     if (!p || compute_reserve(p)) {
+        free(d);
         http_add_header(r, "Retry-After", "1");
         http_reply_error(r, 503, "busy", "all compute slots are taken (SAED_COMPUTE_THREADS + SAED_COMPUTE_QUEUE); retry");
         return -1;
     }
+    d->r = r;
     if (r->db) {
         db_release(r->srv->app->pool, r->db);
         r->db = NULL;
@@ -317,8 +341,35 @@ int http_defer(http_req *r, http_task fn, void *ud)
     r->task_fn = fn;
     r->task_ud = ud;
     MHD_suspend_connection(r->conn);
-    compute_submit(p, run_task, resume_task, r);
+    compute_submit(p, run_task, resume_task, d);
     return 0;
+}
+
+http_stream *http_reply_stream(http_req *r, int status, const char *content_type)
+{
+    if (r->replied || !r->deferred || !r->task_detached) {
+        log_error("http_reply_stream outside a compute task, or after a reply, for %s %s", r->method, r->path);
+        if (!r->replied) http_reply_error(r, 500, "internal", "internal error (request id %s)", r->request_id);
+        return NULL;
+    }
+    struct MHD_Response *resp;
+    http_stream *st = hstream_new(r->conn, &resp);
+    if (!st) {
+        http_reply_error(r, 500, "internal", "out of memory (request id %s)", r->request_id);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    r->replied = true;
+    r->status = status;
+    r->stream = st;
+    send_response(r, status, content_type, resp); /* held until on_request runs after the resume */
+    if (r->db) {
+        db_release(r->srv->app->pool, r->db);
+        r->db = NULL;
+    }
+    *r->task_detached = true;
+    MHD_resume_connection(r->conn); /* r belongs to MHD from here on */
+    return st;
 }
 
 void http_reply_json(http_req *r, int status, json_t *body)
@@ -612,6 +663,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
     int status = r->replied ? r->status : 499; /* client went away before an answer */
+    if (r->stream) r->bytes = hstream_request_done(r->stream, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) log_debug("request %s %s ended early (code %d)", r->method, r->path, (int)toe);
     log_access(r->method, r->path, status, r->bytes, secs * 1e3, r->request_id);
     metrics_observe(r->route, status, secs);

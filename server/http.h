@@ -73,11 +73,28 @@ void http_reply_db_error(http_req *r, const PGresult *res, const char *what);
 
 /* Compute routes: runs fn(r, ud) on the app's compute pool while the connection is suspended,
  * so the HTTP thread serves other connections meanwhile. fn replies exactly once, as a handler
- * does (http_db works there too); the reply goes out when fn returns. When every compute slot
+ * does (http_db works there too); the reply goes out when fn returns (or, for a streaming
+ * reply, as soon as http_reply_stream is called). When every compute slot
  * is taken, replies 503 `busy` with Retry-After and returns -1: ud is then still the caller's.
  * A handler that defers must not reply itself. */
 typedef void (*http_task)(http_req *r, void *ud);
 int http_defer(http_req *r, http_task fn, void *ud);
+
+/* Streaming replies, from a compute task only (the body is written while the task runs, e.g.
+ * server-sent events). Starts a response of unknown length (chunked) with status and
+ * content_type and returns the stream the task writes to; from then on the task must not touch
+ * r (the request may finish at any time) and must end the stream with http_stream_end. NULL
+ * when the response cannot be created (a 500 is then the reply, as usual). */
+typedef struct http_stream http_stream;
+http_stream *http_reply_stream(http_req *r, int status, const char *content_type);
+/* Queues len bytes. supersede: a later superseding write replaces this piece if the client has
+ * not started reading it (for cumulative frames, where only the latest matters to a slow
+ * client). -1 once the client is gone (or too far behind): the task should stop. */
+int http_stream_write(http_stream *s, const char *data, size_t len, bool supersede);
+/* Whether the client went away; long tasks check it between steps. */
+bool http_stream_closed(http_stream *s);
+/* Ends the body (the client sees a complete response unless it is gone) and releases s. */
+void http_stream_end(http_stream *s);
 
 http_server *http_start(saed_app *app, char *err, size_t errlen);
 /* Stops accepting; in-flight requests continue. */

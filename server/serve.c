@@ -265,9 +265,11 @@ int serve_main(saed_config *cfg)
     uv_run(s.loop, UV_RUN_DEFAULT);
 
     /* Compute tasks finish (long ones see compute_stopping) and resume their connections before
-     * the daemon stops: MHD must not be stopped with suspended connections. */
-    compute_stop(app.compute);
+     * the daemon stops: MHD must not be stopped with suspended connections. The pool is freed
+     * only after the daemon: until then HTTP threads may still reach it (refused with 503). */
+    compute_drain(app.compute);
     http_stop(s.http);
+    compute_stop(app.compute);
     /* Running jobs notice at their next progress call and are handed back to the queue. */
     workers_stop(app.workers);
     release_leases(&app);

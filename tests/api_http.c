@@ -1,6 +1,7 @@
 /* api_http.c: the HTTP layer over real loopback HTTP against a real saed and PostgreSQL:
  * routing answers, body limits, JSON and content-type errors, auth, CORS, request ids, the
  * OpenAPI document and metrics. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>

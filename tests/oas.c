@@ -17,7 +17,9 @@
  * contains, dependent*, unevaluated*, discriminator (plain oneOf semantics
  * apply), readOnly/writeOnly. A response that documents no content is not
  * checked for an empty body. HEAD without a "head" operation is checked
- * against "get" (status and Content-Type only, no body). */
+ * against "get" (status and Content-Type only, no body). text/event-stream
+ * bodies are checked event by event against the media's itemSchema (OpenAPI
+ * 3.2), JSON data against its contentSchema (see oas_check_sse). */
 #include "oas.h"
 
 #include <ctype.h>
@@ -1037,6 +1039,108 @@ static json_t *oas_find_media(json_t *content, const char *mt)
     return best;
 }
 
+/* Validates inst against schema s with error paths under body<at>. */
+static int oas_validate_at(oas *o, json_t *s, json_t *inst, const char *at, char *det, size_t detlen)
+{
+    oas_vctx c = {.doc = o->doc, .err = det, .errlen = detlen};
+    c.plen = (size_t)snprintf(c.path, sizeof c.path, "%s", at);
+    if (c.plen >= sizeof c.path)
+        c.plen = sizeof c.path - 1;
+    return oas_validate(&c, s, inst, 0);
+}
+
+/* text/event-stream: the body is split into events (blocks ended by a blank line; `field: value`
+ * lines, data lines joined with "\n", `:` comments ignored), each checked as an object
+ * {data, event, id, retry} against the media's itemSchema (OpenAPI 3.2's schema of one item of
+ * a sequential media type). When itemSchema's data has contentMediaType application/json, the
+ * data is parsed and checked against its contentSchema. No itemSchema: nothing is checked. */
+static int oas_check_sse(oas *o, json_t *media, const char *body, size_t len, char *det, size_t detlen)
+{
+    json_t *item = json_is_object(media) ? json_object_get(media, "itemSchema") : NULL;
+    if (!item)
+        return 0;
+    json_t *dprop = oas_deref(o->doc, item);
+    dprop = json_is_object(dprop) ? json_object_get(json_object_get(dprop, "properties"), "data") : NULL;
+    json_t *content = json_is_object(dprop) ? json_object_get(dprop, "contentSchema") : NULL;
+    const char *cmt = json_is_object(dprop) ? json_string_value(json_object_get(dprop, "contentMediaType")) : NULL;
+    if (!cmt || strcmp(cmt, "application/json"))
+        content = NULL;
+    size_t pos = 0;
+    int n = 0, rc = 0;
+    while (pos < len && rc == 0) {
+        json_t *ev = json_object();
+        char *data = NULL;
+        size_t dlen = 0;
+        int fields = 0, ended = 0;
+        while (pos < len) {
+            const char *nl = memchr(body + pos, '\n', len - pos);
+            if (!nl)
+                break; /* a line without its end */
+            size_t ll = (size_t)(nl - (body + pos));
+            const char *line = body + pos;
+            pos += ll + 1;
+            if (ll && line[ll - 1] == '\r')
+                ll--;
+            if (ll == 0) {
+                ended = 1;
+                break;
+            }
+            if (line[0] == ':')
+                continue;
+            const char *colon = memchr(line, ':', ll);
+            size_t kl = colon ? (size_t)(colon - line) : ll;
+            const char *v = colon ? colon + 1 : line + ll;
+            if (colon && v < line + ll && *v == ' ')
+                v++;
+            size_t vl = (size_t)(line + ll - v);
+            char key[32];
+            snprintf(key, sizeof key, "%.*s", (int)(kl < 31 ? kl : 31), line);
+            fields++;
+            if (!strcmp(key, "data")) {
+                char *nd = realloc(data, dlen + vl + 2);
+                if (!nd)
+                    break;
+                data = nd;
+                if (dlen)
+                    data[dlen++] = '\n';
+                memcpy(data + dlen, v, vl);
+                dlen += vl;
+                data[dlen] = 0;
+            } else if (!strcmp(key, "retry")) {
+                json_object_set_new(ev, key, json_integer(strtoll(v, NULL, 10)));
+            } else {
+                json_object_set_new(ev, key, json_stringn(v, vl));
+            }
+        }
+        if (!ended) {
+            snprintf(det, detlen, "event stream: event %d does not end with a blank line", n);
+            rc = -1;
+        } else if (fields) {
+            char at[64];
+            snprintf(at, sizeof at, "/event/%d", n);
+            if (data)
+                json_object_set_new(ev, "data", json_stringn(data, dlen));
+            rc = oas_validate_at(o, item, ev, at, det, detlen);
+            if (rc == 0 && content && data) {
+                json_error_t je;
+                json_t *inst = json_loadb(data, dlen, JSON_DECODE_ANY, &je);
+                snprintf(at, sizeof at, "/event/%d/data", n);
+                if (!inst) {
+                    snprintf(det, detlen, "at body%s: not valid JSON: %s", at, je.text);
+                    rc = -1;
+                } else {
+                    rc = oas_validate_at(o, content, inst, at, det, detlen);
+                }
+                json_decref(inst);
+            }
+            n++;
+        }
+        free(data);
+        json_decref(ev);
+    }
+    return rc;
+}
+
 int oas_check(oas *o, const char *method, const char *path, int status, const char *content_type,
               const char *body, size_t body_len, char *err, size_t errlen)
 {
@@ -1119,6 +1223,10 @@ int oas_check(oas *o, const char *method, const char *path, int status, const ch
     }
     size_t mtl = strlen(mt);
     int is_json = !strcmp(mt, "application/json") || (mtl > 5 && !strcmp(mt + mtl - 5, "+json"));
+    if (!nobody && !strcmp(mt, "text/event-stream")) {
+        rc = oas_check_sse(o, media, body ? body : "", body ? body_len : 0, det, sizeof det);
+        goto done;
+    }
     if (nobody || !is_json) {
         rc = 0;
         goto done;

@@ -43,6 +43,21 @@ static const char spec[] =
     "                oneOf:\n"
     "                  - {type: object, required: [r], additionalProperties: false, properties: {r: {type: number}}}\n"
     "                  - {$ref: '#/components/schemas/a~1b~0c'}\n"
+    "  /api/events:\n"
+    "    get:\n"
+    "      responses:\n"
+    "        '200':\n"
+    "          content:\n"
+    "            text/event-stream:\n"
+    "              itemSchema:\n"
+    "                type: object\n"
+    "                required: [data]\n"
+    "                properties:\n"
+    "                  event: {type: string, enum: [error]}\n"
+    "                  data:\n"
+    "                    type: string\n"
+    "                    contentMediaType: application/json\n"
+    "                    contentSchema: {type: object, required: [n], properties: {n: {type: integer}}}\n"
     "components:\n"
     "  responses:\n"
     "    Error:\n"
@@ -123,6 +138,17 @@ int main(void)
     OK("GET", "/api/shapes", 200, J, "{\"side\":2}"); /* via ~0/~1-escaped $ref */
     BAD("none of the 2 oneOf", "GET", "/api/shapes", 200, J, "{\"side\":2,\"r\":1}");
     BAD("missing Content-Type", "GET", "/api/shapes", 200, NULL, "{}");
+
+    /* text/event-stream: every event against itemSchema, JSON data against contentSchema */
+    OK("GET", "/api/events", 200, "text/event-stream", "data: {\"n\":1}\n\n: comment\n\nevent: error\ndata: {\"n\":2}\r\n\r\n");
+    OK("GET", "/api/events", 200, "text/event-stream", "");
+    BAD("body/event/1/data/n: expected type", "GET", "/api/events", 200, "text/event-stream",
+        "data: {\"n\":1}\n\ndata: {\"n\":\"x\"}\n\n");
+    BAD("at body/event/0/data: not valid JSON", "GET", "/api/events", 200, "text/event-stream", "data: {\n\n");
+    BAD("event 1 does not end with a blank line", "GET", "/api/events", 200, "text/event-stream",
+        "data: {\"n\":1}\n\ndata: {\"n\":2}\n");
+    BAD("body/event/0/event: expected one of", "GET", "/api/events", 200, "text/event-stream", "event: x\ndata: {\"n\":1}\n\n");
+    BAD("missing required property \"data\"", "GET", "/api/events", 200, "text/event-stream", "event: error\n\n");
 
     char list[256] = "";
     int n = oas_unexercised(o, collect, list);

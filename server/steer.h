@@ -1,0 +1,70 @@
+/* steer.h: Neuronpedia's completion steering as a service (POST /api/steer): resolving the
+ * model and the features' SAEs, answering from the stored outputs when an identical request was
+ * stored, generating the DEFAULT and STEERED continuations with the engine (engine/generate.h,
+ * engine/steer.h) step by step, and storing them. Knows SQL (db/) and the engine cache, not
+ * HTTP: failures come back as svc_err; a progress callback lets the caller stream. */
+#ifndef SAED_STEER_H
+#define SAED_STEER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "db/db.h"
+#include "engine/steer.h"
+#include "server/app.h"
+#include "server/registry.h"
+
+#define STEER_MAX_FEATURES 64
+
+typedef struct steer_feature {
+    char layer[129];     /* the SAE id, e.g. "6-res-jb" */
+    char index[12];      /* canonical decimal, as stored */
+    double strength;
+} steer_feature;
+
+typedef struct steer_req {
+    const char *prompt;  /* borrowed */
+    char model_id[129];
+    steer_feature features[STEER_MAX_FEATURES];
+    int nfeatures;
+    double temperature, freq_penalty, seed, strength_multiplier;
+    int n_tokens, n_logprobs;
+    steer_method method;
+} steer_req;
+
+enum { STEER_STEERED, STEER_DEFAULT };
+
+/* Texts are the continuation only, valid UTF-8. */
+typedef struct steer_out {
+    char *text[2];       /* [STEER_STEERED], [STEER_DEFAULT] */
+    json_t *logprobs[2]; /* [{token, logprob, topLogprobs}] per token, or NULL when n_logprobs is 0 */
+    char id[64];         /* the STEERED output's id once stored */
+} steer_out;
+void steer_out_free(steer_out *o);
+
+typedef struct steer_plan steer_plan;
+
+/* Checks the model and the features (404 unknown, 400 when the request cannot run: context
+ * too small, a feature's SAE at a hook the model cannot steer...), looks up stored outputs and,
+ * unless both are stored, loads what generation needs. NULL with e. */
+steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err *e);
+/* Both outputs came from the store: steer_generate only copies them. */
+bool steer_plan_stored(const steer_plan *p);
+void steer_plan_free(steer_plan *p);
+
+/* Called after each step with both texts so far (a character whose bytes are not all there yet
+ * is held back); a non-zero return stops the generation. */
+typedef int (*steer_progress)(void *ud, const char *steered, const char *deflt);
+/* Generates what the store did not have, both runs one token at a time in turn, checking
+ * between tokens whether the server is stopping. -1 with e (code "cancelled" when progress
+ * stopped it). */
+int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, svc_err *e);
+/* Stores the outputs (unless both came from the store) and fills out->id. */
+int steer_store(db_conn *c, steer_plan *p, steer_out *out, svc_err *e);
+
+/* bytes[0, len) as valid UTF-8 (malloc'd): invalid bytes and NULs become U+FFFD. With
+ * hold_tail, a last character whose bytes are not all there yet is left out (the next token
+ * may complete it), so each streamed text is a prefix of the next. */
+char *steer_utf8_text(const char *bytes, size_t len, bool hold_tail);
+
+#endif
