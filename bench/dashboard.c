@@ -239,8 +239,8 @@ static void child_sgemm(const bench *bn, void *out)
 /* ---- child: saed's dash_run ---- */
 
 typedef struct saed_out {
-    int ok, n, ex_prompts;
-    double wall, stats, weights, examples, load;
+    int ok, n;
+    double wall, stats, weights, load;
     double flops_fwd, flops_enc, mean_l0;
     char err[512];
 } saed_out;
@@ -285,19 +285,16 @@ static void child_saed(const bench *bn, int n, void *out)
     so->wall = now() - t0;
     so->stats = r.seconds_stats;
     so->weights = r.seconds_weights;
-    so->examples = r.seconds_examples;
-    /* Counted work: forward to the hook (6 blocks) + the dense encode, for the statistics pass
-     * over every prompt and for the example pass over the prompts that hold examples. */
+    /* Counted work: forward to the hook (6 blocks) + the dense encode, once per prompt (the
+     * examples' values are captured in the same pass). */
     const double enc_per_token = 2.0 * D_IN * (double)bn->d_sae;
     const int Bmax = o.batch_prompts;
     for (int p = 0; p < n; p += Bmax) so->flops_fwd += model_forward_flops(m, n - p < Bmax ? n - p : Bmax, T_CTX, 6, 0);
     so->flops_enc = enc_per_token * n * T_CTX;
-    char *need = calloc((size_t)n, 1);
     int64_t nnz = 0;
     FILE *f = n == bn->n1 ? fopen(bn->saed_stats, "wb") : NULL;
     for (int i = 0; i < r.f1 - r.f0; i++) {
         const dash_feature *df = &r.features[i];
-        for (int e = 0; e < df->n_examples; e++) need[df->examples[e].prompt] = 1;
         nnz += df->n_nonzero;
         if (f) {   /* for the reference's cross-check */
             int64_t top1 = df->n_examples ? df->examples[0].prompt * T_CTX + df->examples[0].pos : -1;
@@ -307,12 +304,7 @@ static void child_saed(const bench *bn, int n, void *out)
         }
     }
     if (f) fclose(f);
-    for (int i = 0; i < n; i++) so->ex_prompts += need[i];
-    for (int p = 0; p < so->ex_prompts; p += Bmax)
-        so->flops_fwd += model_forward_flops(m, so->ex_prompts - p < Bmax ? so->ex_prompts - p : Bmax, T_CTX, 6, 0);
-    so->flops_enc += enc_per_token * so->ex_prompts * T_CTX;
     so->mean_l0 = (double)nnz / ((double)n * (T_CTX - 1));   /* BOS positions are masked */
-    free(need);
     dash_run_result_free(&r);
     sae_free(s);
     model_free(m);
@@ -507,8 +499,8 @@ static void print_saed(const bench *bn, const saed_out *s, double rss, double pe
     double flops = s->flops_fwd + s->flops_enc, tokens = (double)s->n * T_CTX;
     printf("saed dash_run %4d prompts x %d: %.1f s, %.0f tokens/s, peak RSS %.2f GB\n", s->n, T_CTX, s->wall,
            tokens / s->wall, rss / 1e9);
-    printf("    statistics pass %.1f s, weight-derived fields %.1f s, example pass %.1f s (%d of %d prompts re-run)\n",
-           s->stats, s->weights, s->examples, s->ex_prompts, s->n);
+    printf("    statistics pass %.1f s (examples' values captured in it), weight-derived fields %.1f s\n", s->stats,
+           s->weights);
     printf("    mean L0 %.0f (%.2f%% of %d features); counted %.2f TFLOP (forward %.2f + encode %.2f) = %.1f GFLOP/s"
            " = %.2f of sgemm\n",
            s->mean_l0, 100.0 * s->mean_l0 / bn->d_sae, bn->d_sae, flops / 1e12, s->flops_fwd / 1e12, s->flops_enc / 1e12,

@@ -114,6 +114,7 @@ typedef struct dash_opts {
     int interval_cap;   /* hard cap on interval survivors per feature (1024) */
     int corr_block;     /* correlated-feature block size; 0 = off (2048) */
     uint64_t seed;      /* interval sampling (0) */
+    int capture_values; /* 1: each example's prompt row of values, see "Examples" above (0) */
 } dash_opts;
 
 void dash_opts_default(dash_opts *o);
@@ -165,6 +166,9 @@ typedef struct dash_feature {
     int n_cos;
     int32_t *cos_idx;                 /* other features, most similar first (ties: lower index) */
     float *cos_values;
+    /* -- captured (dash_opts.capture_values), else NULL -- */
+    float *example_values;            /* (n_examples, T): the feature's raw values over each
+                                       * example's prompt, as fed to dash_acc_add */
 } dash_feature;
 
 /* n zeroed records with index = f0 + i; NULL on allocation failure. */
@@ -183,6 +187,10 @@ void dash_acc_free(dash_acc *a);
  * NULL = all counted; x: (B,T,d_in) SAE inputs, host, or NULL when d_in = 0. -1 with err. */
 int dash_acc_add(dash_acc *a, const float *acts, const uint8_t *mask, int B, int64_t prompt0, const float *x,
                  char *err, size_t errlen);
+/* The same with acts rows ld ≥ F floats apart (position r's features at acts + r·ld), so a
+ * caller holding all d_sae features of a batch passes its range without copying it. */
+int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *mask, int B, int64_t prompt0,
+                      const float *x, char *err, size_t errlen);
 
 /* Heap bytes the accumulator holds now (scratch for the largest batch included). */
 size_t dash_acc_bytes(const dash_acc *a);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gpu/backend.h"
+#include "gpu/cpu_avx512.h"
 #include "gpu/par.h"
 
 /* ---- memory ---- */
@@ -61,23 +62,39 @@ typedef struct row_job {
     float eps;
 } row_job;
 
+/* Row statistics in double, each row's sums in index order; four rows at a time so that four
+ * independent addition chains overlap (the same sums as one row at a time). */
 static void ln_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    int C = j->C;
-    for (size_t r = r0; r < r1; r++) {
-        const float *x = j->in + r * (size_t)C;
-        float *o = j->out + r * (size_t)C;
-        double s = 0, ss = 0;
-        for (int i = 0; i < C; i++) s += x[i];
-        double mean = s / C;
+    const int C = j->C, wide = cpu_avx512_usable();
+    for (size_t r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+        const float *x[4];
+        double s[4] = {0}, ss[4] = {0}, mean[4];
+        for (int q = 0; q < 4; q++) x[q] = j->in + (r + (size_t)(q < nr ? q : 0)) * C;
         for (int i = 0; i < C; i++) {
-            double d = x[i] - mean;
-            ss += d * d;
+            s[0] += x[0][i];
+            s[1] += x[1][i];
+            s[2] += x[2][i];
+            s[3] += x[3][i];
         }
-        float rstd = (float)(1.0 / sqrt(ss / C + j->eps));
-        float m = (float)mean;
-        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * rstd * j->w[i] + j->bias[i];
+        for (int q = 0; q < 4; q++) mean[q] = s[q] / C;
+        for (int i = 0; i < C; i++) {
+            double d0 = x[0][i] - mean[0], d1 = x[1][i] - mean[1], d2 = x[2][i] - mean[2], d3 = x[3][i] - mean[3];
+            ss[0] += d0 * d0;
+            ss[1] += d1 * d1;
+            ss[2] += d2 * d2;
+            ss[3] += d3 * d3;
+        }
+        for (int q = 0; q < nr; q++) {
+            float *o = j->out + (r + q) * (size_t)C;
+            float rstd = (float)(1.0 / sqrt(ss[q] / C + j->eps));
+            float m = (float)mean[q];
+            if (wide) cpu_avx512_ln_row(o, x[q], m, rstd, j->w, j->bias, C);
+            else
+                for (int i = 0; i < C; i++) o[i] = (x[q][i] - m) * rstd * j->w[i] + j->bias[i];
+        }
     }
 }
 
@@ -93,9 +110,12 @@ static int cpu_layernorm(saed_backend *b, float *out, const float *inp, const fl
 static void bias_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
+    const int wide = cpu_avx512_usable();
     for (size_t r = r0; r < r1; r++) {
         float *x = j->x + r * (size_t)j->C;
-        for (int i = 0; i < j->C; i++) x[i] += j->bias[i];
+        if (wide) cpu_avx512_add_row(x, j->bias, j->C);
+        else
+            for (int i = 0; i < j->C; i++) x[i] += j->bias[i];
     }
 }
 
@@ -151,6 +171,10 @@ static void gelu_range(void *ctx, size_t i0, size_t i1)
     const float *in = j->in;
     float *out = j->out;
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    if (cpu_avx512_usable()) {
+        cpu_avx512_gelu(out + i0, in + i0, i1 - i0);
+        return;
+    }
     for (size_t i = i0; i < i1; i++) {
         float x = in[i];
         float u = k * (x + 0.044715f * x * x * x);
@@ -172,6 +196,10 @@ static int cpu_gelu(saed_backend *b, float *out, const float *in, size_t n)
 static void add_range(void *ctx, size_t i0, size_t i1)
 {
     row_job *j = ctx;
+    if (cpu_avx512_usable()) {
+        cpu_avx512_add(j->out + i0, j->a + i0, j->b + i0, i1 - i0);
+        return;
+    }
     for (size_t i = i0; i < i1; i++) j->out[i] = j->a[i] + j->b[i];
 }
 
@@ -339,10 +367,14 @@ static int cpu_topk_rows(saed_backend *b, float *vals, int32_t *idx, const float
 static void masked_relu_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    const int C = j->C;
+    const int C = j->C, wide = cpu_avx512_usable();
     for (size_t r = r0; r < r1; r++) {
         const float *h = j->in + r * (size_t)C, *g = j->a ? j->a + r * (size_t)C : NULL;
         float *o = j->out + r * (size_t)C;
+        if (wide) {
+            cpu_avx512_masked_relu_row(o, h, j->w, g, C);
+            continue;
+        }
         for (int i = 0; i < C; i++) {
             int on = h[i] > 0.0f && (!j->w || h[i] > j->w[i]) && (!g || g[i] > 0.0f);
             o[i] = on ? h[i] : 0.0f;
