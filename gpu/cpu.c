@@ -259,6 +259,45 @@ static void softmax_rows(void *ctx, size_t r0, size_t r1)
     }
 }
 
+typedef struct attn_job {
+    float *S;                 /* (n, Tq, Tk) scores/probabilities of the chunk's heads */
+    float *z;
+    const float *q, *k, *v;
+    int ldq, ldkv, Tq, Tk, NH, hd;
+    long sbkv;
+    size_t h0;
+    float scale;
+    int oom;                  /* set by a worker whose scratch allocation failed */
+} attn_job;
+
+/* Heads [i0, i1) of the chunk with the AVX-512 kernels (cpu_avx512.h): scores for the causal
+ * half only, softmax, weighted sum; each head on its own, so the pool runs them side by side
+ * (OpenBLAS runs these 128×128×64 products one at a time and serializes concurrent calls).
+ * Their sums run in a different order than OpenBLAS's and exp is a polynomial: the results
+ * differ from the plain path by float rounding (the forward tests hold both to 1e-4). */
+static void attn_heads(void *ctx, size_t i0, size_t i1)
+{
+    attn_job *j = ctx;
+    const size_t per = (size_t)j->Tq * j->Tk;
+    const int C = j->NH * j->hd;
+    float *kT = malloc(sizeof(float) * (size_t)j->hd * ((size_t)(j->Tk + 15) / 16 * 16));
+    if (!kT) {
+        __atomic_store_n(&j->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (size_t i = i0; i < i1; i++) {
+        int bb = (int)((j->h0 + i) / j->NH), h = (int)((j->h0 + i) % j->NH);
+        const float *qh = j->q + (size_t)bb * j->Tq * j->ldq + (size_t)h * j->hd;
+        const float *kh = j->k + (size_t)bb * j->sbkv + (size_t)h * j->hd;
+        const float *vh = j->v + (size_t)bb * j->sbkv + (size_t)h * j->hd;
+        float *S = j->S + i * per, *zh = j->z + (size_t)bb * j->Tq * C + (size_t)h * j->hd;
+        cpu_avx512_attn_scores(S, qh, j->ldq, kh, j->ldkv, j->Tq, j->Tk, j->hd, j->scale, kT);
+        cpu_avx512_attn_softmax(S, j->Tq, j->Tk);
+        cpu_avx512_attn_values(zh, C, S, vh, j->ldkv, j->Tq, j->Tk, j->hd);
+    }
+    free(kT);
+}
+
 static int cpu_attention(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
                          const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd)
 {
@@ -277,6 +316,18 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
     if (!pattern && !scratch) {
         snprintf(b->err, sizeof b->err, "attention: out of memory");
         return -1;
+    }
+    if (cpu_avx512_usable()) {
+        attn_job j = {.z = z, .q = q, .k = k, .v = v, .ldq = ldq, .ldkv = ldkv, .Tq = Tq, .Tk = Tk, .NH = NH,
+                      .hd = hd, .sbkv = sbkv, .scale = scale};
+        for (size_t h0 = 0; h0 < heads; h0 += chunk) {
+            j.S = pattern ? pattern + h0 * per : scratch;
+            j.h0 = h0;
+            par_for(heads - h0 < chunk ? heads - h0 : chunk, 1, attn_heads, &j);
+        }
+        free(scratch);
+        if (j.oom) snprintf(b->err, sizeof b->err, "attention: out of memory");
+        return j.oom ? -1 : 0;
     }
     for (size_t h0 = 0; h0 < heads; h0 += chunk) {
         size_t n = heads - h0 < chunk ? heads - h0 : chunk;

@@ -108,6 +108,101 @@ AVX512 void cpu_avx512_masked_relu_row(float *o, const float *h, const float *th
         o[i] = on ? h[i] : 0.0f;
     }
 }
+AVX512 void cpu_avx512_attn_scores(float *S, const float *q, int ldq, const float *k, int ldk, int Tq, int Tk, int hd,
+                                   float scale, float *kT)
+{
+    const int W = (Tk + 15) / 16 * 16; /* kT row length */
+    for (int d = 0; d < hd; d++) {
+        float *row = kT + (size_t)d * W;
+        for (int s = 0; s < Tk; s++) row[s] = k[(size_t)s * ldk + d];
+        for (int s = Tk; s < W; s++) row[s] = 0.0f;
+    }
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int t = 0; t < Tq; t++) {
+        const float *qt = q + (size_t)t * ldq;
+        int last = Tk - Tq + t;
+        for (int s0 = 0; s0 <= last; s0 += 64) {
+            /* up to four blocks of 16 keys at once: independent sums, each in d order */
+            int nb = (last - s0) / 16 + 1;
+            if (nb > 4) nb = 4;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < hd; d++) {
+                __m512 qd = _mm512_set1_ps(qt[d]);
+                const float *kr = kT + (size_t)d * W + s0;
+                a0 = _mm512_add_ps(a0, _mm512_mul_ps(qd, _mm512_loadu_ps(kr)));
+                if (nb > 1) a1 = _mm512_add_ps(a1, _mm512_mul_ps(qd, _mm512_loadu_ps(kr + 16)));
+                if (nb > 2) a2 = _mm512_add_ps(a2, _mm512_mul_ps(qd, _mm512_loadu_ps(kr + 32)));
+                if (nb > 3) a3 = _mm512_add_ps(a3, _mm512_mul_ps(qd, _mm512_loadu_ps(kr + 48)));
+            }
+            float *out = S + (size_t)t * Tk + s0;
+            __m512 r[4] = {_mm512_mul_ps(a0, sc), _mm512_mul_ps(a1, sc), _mm512_mul_ps(a2, sc), _mm512_mul_ps(a3, sc)};
+            for (int b = 0; b < nb; b++) {
+                int n = Tk - (s0 + 16 * b);
+                __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+                _mm512_mask_storeu_ps(out + 16 * b, m, r[b]);
+            }
+        }
+    }
+}
+
+AVX512 void cpu_avx512_attn_softmax(float *S, int Tq, int Tk)
+{
+    const __m512 lo = _mm512_set1_ps(-87.0f);
+    for (int t = 0; t < Tq; t++) {
+        float *row = S + (size_t)t * Tk;
+        int n = Tk - Tq + t + 1, s; /* keys 0..last */
+        __m512 mx = _mm512_set1_ps(row[0]);
+        for (s = 0; s + 16 <= n; s += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + s));
+        if (s < n) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, (__mmask16)((1u << (n - s)) - 1), row + s));
+        __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        double sum = 0;
+        for (s = 0; s < n; s += 16) {
+            __mmask16 k = n - s >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - s)) - 1);
+            __m512 e = exp_poly16(_mm512_max_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + s), m), lo));
+            _mm512_mask_storeu_ps(row + s, k, e);
+            float tmp[16];
+            _mm512_storeu_ps(tmp, e);
+            for (int i = 0; i < 16 && s + i < n; i++) sum += tmp[i];
+        }
+        __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+        for (s = 0; s < n; s += 16) {
+            __mmask16 k = n - s >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - s)) - 1);
+            _mm512_mask_storeu_ps(row + s, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + s), inv));
+        }
+        for (s = n; s < Tk; s++) row[s] = 0.0f;
+    }
+}
+
+AVX512 void cpu_avx512_attn_values(float *z, int ldz, const float *P, const float *v, int ldv, int Tq, int Tk, int hd)
+{
+    for (int t = 0; t < Tq; t++) {
+        const float *p = P + (size_t)t * Tk;
+        int last = Tk - Tq + t;
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            int nb = (hd - d0 + 15) / 16;
+            if (nb > 4) nb = 4;
+            __mmask16 m[4];
+            for (int b = 0; b < 4; b++) {
+                int n = hd - (d0 + 16 * b);
+                m[b] = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+            }
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int s = 0; s <= last; s++) {
+                __m512 ps = _mm512_set1_ps(p[s]);
+                const float *vr = v + (size_t)s * ldv + d0;
+                a0 = _mm512_add_ps(a0, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[0], vr)));
+                if (nb > 1) a1 = _mm512_add_ps(a1, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[1], vr + 16)));
+                if (nb > 2) a2 = _mm512_add_ps(a2, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[2], vr + 32)));
+                if (nb > 3) a3 = _mm512_add_ps(a3, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[3], vr + 48)));
+            }
+            float *out = z + (size_t)t * ldz + d0;
+            _mm512_mask_storeu_ps(out, m[0], a0);
+            if (nb > 1) _mm512_mask_storeu_ps(out + 16, m[1], a1);
+            if (nb > 2) _mm512_mask_storeu_ps(out + 32, m[2], a2);
+            if (nb > 3) _mm512_mask_storeu_ps(out + 48, m[3], a3);
+        }
+    }
+}
 #else
 int cpu_avx512_usable(void) { return 0; }
 void cpu_avx512_gelu(float *out, const float *in, size_t n) { (void)out; (void)in; (void)n; }
@@ -120,5 +215,15 @@ void cpu_avx512_ln_row(float *o, const float *x, float m, float rstd, const floa
 void cpu_avx512_masked_relu_row(float *o, const float *h, const float *thr, const float *gate, int C)
 {
     (void)o; (void)h; (void)thr; (void)gate; (void)C;
+}
+void cpu_avx512_attn_scores(float *S, const float *q, int ldq, const float *k, int ldk, int Tq, int Tk, int hd,
+                            float scale, float *kT)
+{
+    (void)S; (void)q; (void)ldq; (void)k; (void)ldk; (void)Tq; (void)Tk; (void)hd; (void)scale; (void)kT;
+}
+void cpu_avx512_attn_softmax(float *S, int Tq, int Tk) { (void)S; (void)Tq; (void)Tk; }
+void cpu_avx512_attn_values(float *z, int ldz, const float *P, const float *v, int ldv, int Tq, int Tk, int hd)
+{
+    (void)z; (void)ldz; (void)P; (void)v; (void)ldv; (void)Tq; (void)Tk; (void)hd;
 }
 #endif

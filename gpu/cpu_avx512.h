@@ -21,4 +21,16 @@ void cpu_avx512_ln_row(float *o, const float *x, float m, float rstd, const floa
 /* o[i] = h[i] if h[i] > 0, (thr NULL or h[i] > thr[i]) and (gate NULL or gate[i] > 0), else 0 */
 void cpu_avx512_masked_relu_row(float *o, const float *h, const float *thr, const float *gate, int C);
 
+/* Causal attention scores of one head: S[t][s] = (Σ_d q[t][d]·k[s][d], d in order)·scale for
+ * s ≤ Tk − Tq + t (the query's absolute position); entries above are left for the softmax to
+ * zero. q rows ldq apart, k rows ldk apart; kT: scratch of hd × (Tk rounded up to 16). */
+void cpu_avx512_attn_scores(float *S, const float *q, int ldq, const float *k, int ldk, int Tq, int Tk, int hd,
+                            float scale, float *kT);
+/* Causal softmax of the scores in place, rows Tk apart: p = exp(x − max) (exp from the
+ * polynomial of cpu.c's GELU, inputs below −87 taken as −87: a relative error of 2e-7 next to
+ * expf's 6e-8), normalized by their sum in double (in order); 0 above the diagonal. */
+void cpu_avx512_attn_softmax(float *S, int Tq, int Tk);
+/* z[t][d] = Σ_{s ≤ last(t)} P[t][s]·v[s][d], s in order; v rows ldv apart, z rows ldz apart. */
+void cpu_avx512_attn_values(float *z, int ldz, const float *P, const float *v, int ldv, int Tq, int Tk, int hd);
+
 #endif
