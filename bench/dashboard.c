@@ -4,8 +4,8 @@
  * random gpt2-small-shaped model (d 768, 12 layers, 12 heads, vocab 50257) and a random standard SAE (24576 features at
  * blocks.6.hook_resid_pre, 1–5% of features firing) on random 128-token prompts (BOS first):
  *  - saed's dash_run (engine/dash_run.h) at 2048 and at 4096 prompts: wall time, tokens/s,
- *    peak RSS, phase times, and the counted FLOP rate (forward to the hook + SAE encode, for the
- *    statistics pass and the example pass's re-run prompts) as a fraction of sgemm;
+ *    peak RSS, phase times, and the counted FLOP rate (forward to the hook + SAE encode, once
+ *    per prompt: the examples' values are captured in the same pass) as a fraction of sgemm;
  *  - the C reference of SAEDashboard's algorithm (bench/saedash_ref.h) on the same 2048
  *    prompts, timed on N evenly spaced feature batches (16 of 192 by default) and extrapolated
  *    linearly to all of them, its agreement with saed on those features, and the speed-up.
@@ -326,12 +326,13 @@ static void child_saed_2(const bench *bn, void *out)
 
 typedef struct split_out {
     int ok;
-    double forward, encode, copies, stats, stats_nocorr;
+    double forward, encode, stats, stats_nocorr;
     char err[512];
 } split_out;
 
-/* The same steps as dash_run's pipe_batch + dash_acc_add, timed one by one on the second of
- * two 32-prompt batches (the first warms caches and fills the accumulator's scratch). */
+/* The same steps as dash_run's pipe_batch + dash_acc_add_rows (values captured, the encode's
+ * output read in place), timed one by one on the second of two 32-prompt batches (the first
+ * warms caches and fills the accumulator's scratch). */
 static void child_split(const bench *bn, void *out)
 {
     split_out *so = out;
@@ -343,16 +344,15 @@ static void child_split(const bench *bn, void *out)
     model *m = model_load(bn->model_dir, be, err, errlen);
     sae_load_opts lo = {.fold_dec_norm = 1};
     sae *s = m ? sae_load(bn->sae_dir, be, &lo, err, errlen) : NULL;
-    float *x = malloc(sizeof(float) * rows * D_IN), *fh = malloc(sizeof(float) * rows * S);
-    float *acts = malloc(sizeof(float) * rows * S);
-    float *xd = be->alloc(be, sizeof(float) * rows * D_IN), *fd = be->alloc(be, sizeof(float) * rows * S);
+    float *x = malloc(sizeof(float) * rows * D_IN), *fd = be->alloc(be, sizeof(float) * rows * S);
     uint8_t *mask = malloc(rows);
-    if (!s || !x || !fh || !acts || !xd || !fd || !mask) {
+    if (!s || !x || !fd || !mask) {
         if (!*err) snprintf(err, errlen, "out of memory");
         return;
     }
     dash_opts o, onc;
     dash_opts_default(&o);
+    o.capture_values = 1;
     onc = o;
     onc.corr_block = 0;
     dash_acc *a = dash_acc_new(&o, 0, S, T_CTX, D_IN, err, errlen);
@@ -365,30 +365,22 @@ static void child_split(const bench *bn, void *out)
         double t0 = now();
         if (model_forward(m, ids, B, T_CTX, &fo, err, errlen)) return;
         double t1 = now();
-        be->upload(be, xd, x, sizeof(float) * rows * D_IN);
-        if (sae_encode(s, xd, (int)rows, fd, err, errlen)) return;
+        if (sae_encode(s, x, (int)rows, fd, err, errlen)) return;   /* CPU backend: host memory */
         double t2 = now();
-        be->download(be, fh, fd, sizeof(float) * rows * S);
-        memcpy(acts, fh, sizeof(float) * rows * S);   /* dash_run's slice_cols of the full range */
         for (size_t i = 0; i < rows; i++) mask[i] = ids[i] != BOS;
+        if (dash_acc_add_rows(a, fd, (size_t)S, mask, B, (int64_t)b * B, x, err, errlen)) return;
         double t3 = now();
-        if (dash_acc_add(a, acts, mask, B, (int64_t)b * B, x, err, errlen)) return;
+        if (dash_acc_add_rows(anc, fd, (size_t)S, mask, B, (int64_t)b * B, NULL, err, errlen)) return;
         double t4 = now();
-        if (dash_acc_add(anc, acts, mask, B, (int64_t)b * B, NULL, err, errlen)) return;
-        double t5 = now();
         so->forward = t1 - t0;
         so->encode = t2 - t1;
-        so->copies = t3 - t2;
-        so->stats = t4 - t3;
-        so->stats_nocorr = t5 - t4;
+        so->stats = t3 - t2;
+        so->stats_nocorr = t4 - t3;
     }
     dash_acc_free(a);
     dash_acc_free(anc);
     free(x);
-    free(fh);
-    free(acts);
     free(mask);
-    be->release(be, xd);
     be->release(be, fd);
     sae_free(s);
     model_free(m);
@@ -509,6 +501,7 @@ static void print_saed(const bench *bn, const saed_out *s, double rss, double pe
 
 int main(int argc, char **argv)
 {
+    backend_blas_env(argv);
     bench bn;
     memset(&bn, 0, sizeof bn);
     for (int i = 1; i < argc; i++) {
@@ -589,9 +582,9 @@ int main(int argc, char **argv)
            so.model_mb, bn.d_sae, so.calib_l0, so.seconds);
     printf("prompts: %d-token windows, BOS + ids uniform over [0, 4000); batches of 32 prompts\n", T_CTX);
     print_saed(&bn, &s1, rss1, peak);
-    printf("    one 32-prompt batch of the statistics pass: forward %.2f s, encode %.2f s, host copies %.2f s,"
-           " statistics %.2f s (%.2f s without correlated neurons/features)\n",
-           sp.forward, sp.encode, sp.copies, sp.stats, sp.stats_nocorr);
+    printf("    one 32-prompt batch of the statistics pass: forward %.2f s, encode %.2f s, statistics and captured"
+           " values %.2f s (%.2f s without correlated neurons/features)\n",
+           sp.forward, sp.encode, sp.stats, sp.stats_nocorr);
     print_saed(&bn, &s2, rss2, peak);
     printf("memory: peak RSS %.2f GB at %d prompts | %.2f GB at %d prompts (%+.1f%%)\n", rss1 / 1e9, bn.n1, rss2 / 1e9,
            bn.n2, 100.0 * (rss2 - rss1) / rss1);

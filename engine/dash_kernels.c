@@ -120,8 +120,22 @@ __attribute__((target("avx512f"))) static void accum_avx512(double *c, const flo
         const float *x2 = x + (size_t)e[i + 2].p * d, *x3 = x + (size_t)e[i + 3].p * d;
         const __m512d v0 = _mm512_set1_pd(e[i].v), v1 = _mm512_set1_pd(e[i + 1].v);
         const __m512d v2 = _mm512_set1_pd(e[i + 2].v), v3 = _mm512_set1_pd(e[i + 3].v);
+        /* the next group's rows: the hardware cannot guess the jump to them, so ask early */
+        const float *n0 = x0, *n1 = x1, *n2 = x2, *n3 = x3;
+        if (i + 8 <= m) {
+            n0 = x + (size_t)e[i + 4].p * d;
+            n1 = x + (size_t)e[i + 5].p * d;
+            n2 = x + (size_t)e[i + 6].p * d;
+            n3 = x + (size_t)e[i + 7].p * d;
+        }
         int k = 0;
         for (; k + 8 <= d; k += 8) {
+            if (!(k & 15)) {
+                _mm_prefetch((const char *)(n0 + k), _MM_HINT_T0);
+                _mm_prefetch((const char *)(n1 + k), _MM_HINT_T0);
+                _mm_prefetch((const char *)(n2 + k), _MM_HINT_T0);
+                _mm_prefetch((const char *)(n3 + k), _MM_HINT_T0);
+            }
             __m512d cc = _mm512_loadu_pd(c + k);
             cc = _mm512_add_pd(cc, _mm512_mul_pd(v0, _mm512_cvtps_pd(_mm256_loadu_ps(x0 + k))));
             cc = _mm512_add_pd(cc, _mm512_mul_pd(v1, _mm512_cvtps_pd(_mm256_loadu_ps(x1 + k))));

@@ -512,12 +512,18 @@ static double sky_width(const dash_acc *a, const fstate *s)
     return (double)s->max / a->o.n_intervals * (1.0 - SKY_MARGIN);
 }
 
-/* The reject filter. Cells of width a bit under w/2 (the slack absorbs rounding in the cell
- * index): a window [t, t+w] that contains v fully contains v's cell (t in the cell left of
- * v's), the one left of it (t further left) or the one right of it (t inside v's cell). So
- * when each of the three holds k elements with keys below x's, x is dominated. tau[c] is the k-th smallest survivor key in cell c (UINT64_MAX with fewer);
- * computed from elements really seen, so it stays valid as survivors are pruned and as w
- * grows (wider windows contain more); it only gets less sharp until the next rebuild. */
+/* The reject filter. Cells C_i = [i·cw, (i+1)·cw) of width cw a bit under w/2 (the slack
+ * absorbs rounding in the cell index); windows start at t ≥ 0 (the intervals cover [0, max]).
+ * A window [t, t+w] that contains v, in cell c, fully contains C_c−1 if t ≤ (c−1)·cw (it
+ * reaches v ≥ c·cw), C_c if t lies in C_c−1, and C_c+1 if t lies in C_c. Near 0 fewer are
+ * needed: for c = 1 the only window starting at or before (c−1)·cw = 0 is [0, w], which also
+ * holds C_1; for c = 0 every window (0 ≤ t ≤ v < cw) holds C_1. So when each needed cell holds
+ * k elements with keys below x's, x is dominated. tau[c] is the k-th smallest survivor key in
+ * cell c (UINT64_MAX with fewer); computed from elements really seen, so it stays valid as
+ * survivors are pruned and as w grows (wider windows contain more); it only gets less sharp
+ * until the next rebuild. (The lowest cells often hold fewer than k survivors: the k smallest
+ * keys of [0, w] may all lie above cw. Leaving them out of the test there rejects most of the
+ * positions near 0, which are the bulk of an SAE feature's values.) */
 static inline int cells_dominate(const dash_acc *a, const fstate *s, const key_ent *e, int j)
 {
     if (!s->ncell) return 0;
@@ -525,8 +531,9 @@ static inline int cells_dominate(const dash_acc *a, const fstate *s, const key_e
     if (!(r < s->ncell - 1)) return 0;
     long c = (long)r;
     const uint64_t *tau = a->tau + (size_t)j * (2 * (size_t)a->o.n_intervals + 3);
-    uint64_t t = tau[c] > tau[c + 1] ? tau[c] : tau[c + 1];
-    if (c > 0 && tau[c - 1] > t) t = tau[c - 1];
+    uint64_t t = tau[c + 1];
+    if (c >= 1 && tau[c] > t) t = tau[c];
+    if (c >= 2 && tau[c - 1] > t) t = tau[c - 1];
     return e->key > t;
 }
 

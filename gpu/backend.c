@@ -71,6 +71,13 @@ saed_backend *backend_open(const char *spec, char *err, size_t errlen)
     return NULL;
 }
 
+void backend_blas_env(char **argv)
+{
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") || setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)) return;
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+}
+
 void backend_close(saed_backend *b)
 {
     if (b) b->destroy(b);

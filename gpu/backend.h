@@ -84,6 +84,13 @@ static inline const char *backend_error(const saed_backend *b) { return b->err; 
 saed_backend *backend_open(const char *spec, char *err, size_t errlen);
 saed_backend *backend_cpu_open(void);
 void backend_close(saed_backend *b);
+/* Call first in main(). OpenBLAS's idle threads spin (sched_yield) for about 2^28 cycles after
+ * each product before they sleep, and OPENBLAS_THREAD_TIMEOUT is read only when the library
+ * loads; between products the CPU backend runs its own pool (element-wise ops, attention, the
+ * dashboard statistics), which those spinning threads slow down on a machine with few cores.
+ * So unless the variable is set, this sets it to 4 (2^4 cycles) and re-executes the program
+ * (/proc/self/exe, same argv); if that fails, the program goes on as it was. */
+void backend_blas_env(char **argv);
 /* Names the first op the backend lacks, or NULL when it implements the whole interface. */
 const char *backend_missing_op(const saed_backend *b);
 
