@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <pthread.h>
 
 #include "engine/dash_kernels.h" // defines: dk_nonzeros, dk_accum_rows, dk_pv
 #include "engine/dashboard.h"    // defines: dash_acc API, dash_feature, options
@@ -142,6 +141,7 @@ typedef struct unit {
     int lo, hi;               /* local feature range [lo, hi) */
     double *pairs;            /* corr: packed upper triangle Σ f_i·f_j, i < j, or NULL */
     int64_t *pp;              /* scratch: prompts of candidate entries (capture) */
+    struct dash_scratch *scr; /* batch scratch of the thread whose range of units starts here */
     float *L, *R;             /* scratch for sky_needed (interval_cap each) */
     uint64_t *kk;             /* scratch for sky_cells (per_interval) */
     uint8_t *keep;
@@ -181,8 +181,6 @@ struct dash_acc {
     uint64_t *hp;             /* (N) pos_hash */
     zpos *zo;                 /* unmasked positions sorted by hash */
     int n_zo, cap_batch;
-    pthread_mutex_t scr_mu;   /* guards scr_free */
-    dash_scratch *scr_free;   /* per-thread batch scratch, reused */
 };
 
 static inline val_cnt *dist_exact(dash_acc *a, int j) { return (val_cnt *)((char *)a->dist + (size_t)j * a->G * 4); }
@@ -193,7 +191,9 @@ static inline uint32_t *dist_grid(dash_acc *a, int j) { return (uint32_t *)((cha
 /* Per-thread scratch for one unit's batch: the unit's counted non-zeros position-major (pm,
  * with per-position band offsets for the pair tiles) and feature-major (fm), and the
  * non-zeros that count for nothing but the captured values (masked positions, values ≤ 0),
- * by feature (xs). Sized by the batch, reused across batches. */
+ * by feature (xs). Sized by the batch, reused across batches; it belongs to the first unit of
+ * the range a par_for call hands a thread, so the same units always grow the same scratch
+ * (par_for's split is fixed) and dash_acc_bytes does not depend on thread timing. */
 typedef struct pm_ent {
     int32_t j;                /* local feature within the unit */
     float v;
@@ -213,7 +213,6 @@ struct dash_scratch {
     size_t *boff;             /* (N, nband + 1) start of band b of position p in pm */
     size_t *fstart, *xstart;  /* (nb + 1) start of each feature in fm / xs */
     size_t c_nz, c_pm, c_fm, c_xm, c_xs, c_ps, c_bo, c_fs, c_xst;
-    struct dash_scratch *next;
 };
 
 /* Makes *pp hold at least need elements of elem bytes. It grows by a quarter over the need, not
@@ -248,24 +247,6 @@ static void scratch_free(dash_scratch *sc)
     free(sc->fstart);
     free(sc->xstart);
     free(sc);
-}
-
-/* A scratch set from the accumulator's pool (one per thread working on it at a time). */
-static dash_scratch *scratch_get(dash_acc *a)
-{
-    pthread_mutex_lock(&a->scr_mu);
-    dash_scratch *sc = a->scr_free;
-    if (sc) a->scr_free = sc->next;
-    pthread_mutex_unlock(&a->scr_mu);
-    return sc ? sc : calloc(1, sizeof *sc);
-}
-
-static void scratch_put(dash_acc *a, dash_scratch *sc)
-{
-    pthread_mutex_lock(&a->scr_mu);
-    sc->next = a->scr_free;
-    a->scr_free = sc;
-    pthread_mutex_unlock(&a->scr_mu);
 }
 
 /* ---- orderings ---- */
@@ -670,7 +651,6 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
     a->G = o->hist_bins * o->hist_sub;
     a->D = a->G / 2;
     a->n_cand = o->top_k + o->interval_cap + o->per_interval;
-    pthread_mutex_init(&a->scr_mu, NULL);
     a->next_prompt = INT64_MIN;
     int F = a->F;
     size_t bytes = sizeof *a;
@@ -748,6 +728,7 @@ void dash_acc_free(dash_acc *a)
         unit *u = &a->units[i];
         free(u->pairs);
         free(u->pp);
+        if (u->scr) scratch_free(u->scr);
         free(u->L);
         free(u->R);
         free(u->keep);
@@ -765,12 +746,6 @@ void dash_acc_free(dash_acc *a)
     free(a->sx2);
     free(a->hp);
     free(a->zo);
-    while (a->scr_free) {
-        dash_scratch *n = a->scr_free->next;
-        scratch_free(a->scr_free);
-        a->scr_free = n;
-    }
-    pthread_mutex_destroy(&a->scr_mu);
     free(a);
 }
 
@@ -781,7 +756,8 @@ size_t dash_acc_bytes(const dash_acc *a)
         const fstate *s = &a->fs[j];
         b += (size_t)s->cap_sky * sizeof(key_ent) + (size_t)s->cap_rec * sizeof(vrec) + s->cap_it * sizeof(vitem);
     }
-    for (const dash_scratch *sc = a->scr_free; sc; sc = sc->next) b += scratch_bytes(sc);
+    for (int i = 0; i < a->n_units; i++)
+        if (a->units[i].scr) b += sizeof(dash_scratch) + scratch_bytes(a->units[i].scr);
     return b;
 }
 
@@ -906,7 +882,7 @@ static void rec_gc(dash_acc *a, unit *u, int j)
         while (q < np && u->pp[q] < s->rec[i].prompt) q++;
         if (q == np || u->pp[q] != s->rec[i].prompt) continue;
         vrec r = s->rec[i];
-        memmove(s->it + off, s->it + r.off, r.n * sizeof *s->it);
+        if (r.n) memmove(s->it + off, s->it + r.off, r.n * sizeof *s->it);
         r.off = off;
         off += r.n;
         s->rec[m++] = r;
@@ -946,8 +922,7 @@ static int capture_batch(dash_acc *a, unit *u, int j, const dk_pv *fm, size_t nf
             s->cap_rec = (int)cap;
         }
         if (grow_to(&s->it, &s->cap_it, s->n_it + n, sizeof *s->it)) return -1;
-        vitem *out = s->it + s->n_it;
-        while (c0 < c1 || x0 < x1) {
+        for (vitem *out = n ? s->it + s->n_it : NULL; c0 < c1 || x0 < x1;) {
             if (x0 == x1 || (c0 < c1 && fm[c0].p < xs[x0].p)) {
                 *out++ = (vitem){(uint32_t)(fm[c0].p - base), fm[c0].v};
                 c0++;
@@ -1081,7 +1056,8 @@ static void scan_units(void *ctx, size_t begin, size_t end)
     scan_job *job = ctx;
     dash_acc *a = job->a;
     int oom = 0;
-    dash_scratch *sc = scratch_get(a);
+    dash_scratch *sc = a->units[begin].scr;
+    if (!sc) sc = a->units[begin].scr = calloc(1, sizeof *sc);
     for (size_t ui = begin; ui < end && sc && !oom; ui++) {
         unit *u = &a->units[ui];
         int nb = u->hi - u->lo, nband = u->pairs ? (nb + PAIR_BAND - 1) / PAIR_BAND : 0;
@@ -1106,7 +1082,6 @@ static void scan_units(void *ctx, size_t begin, size_t end)
                 oom = 1;
         }
     }
-    if (sc) scratch_put(a, sc);
     if (oom || !sc) job->oom = 1;
 }
 
