@@ -143,7 +143,7 @@ bench: $(BUILD)/bench/forward
 	$(BUILD)/bench/forward
 
 # `make bench-dashboard`: dashboard generation (saed vs a C reference of SAEDashboard's
-# algorithm), tokens/s, peak RSS and FLOP rate; ~22 min on 2 cores, --quick ~1 min (bench/dashboard.c).
+# algorithm), tokens/s, peak RSS and FLOP rate; ~11 min on 2 cores, --quick ~1 min (bench/dashboard.c).
 $(BUILD)/bench/dashboard: $(BUILD)/obj/bench/dashboard.o $(BUILD)/obj/bench/saedash_ref.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
