@@ -4,8 +4,8 @@
  * random gpt2-small-shaped model (d 768, 12 layers, 12 heads, vocab 50257) and a random standard SAE (24576 features at
  * blocks.6.hook_resid_pre, 1–5% of features firing) on random 128-token prompts (BOS first):
  *  - saed's dash_run (engine/dash_run.h) at 2048 and at 4096 prompts: wall time, tokens/s,
- *    peak RSS, phase times, and the counted FLOP rate (forward to the hook + SAE encode, for the
- *    statistics pass and the example pass's re-run prompts) as a fraction of sgemm;
+ *    peak RSS, phase times, and the counted FLOP rate (forward to the hook + SAE encode, once
+ *    per prompt: the examples' values are captured in the same pass) as a fraction of sgemm;
  *  - the C reference of SAEDashboard's algorithm (bench/saedash_ref.h) on the same 2048
  *    prompts, timed on N evenly spaced feature batches (16 of 192 by default) and extrapolated
  *    linearly to all of them, its agreement with saed on those features, and the speed-up.
@@ -267,9 +267,9 @@ static void child_sgemm(const bench *bn, void *out)
 /* ---- child: saed's dash_run ---- */
 
 typedef struct saed_out {
-    int ok, n, ex_prompts;
+    int ok, n;
     char device[160];
-    double wall, stats, weights, examples, load;
+    double wall, stats, weights, load;
     double flops_fwd, flops_enc, mean_l0;
     char err[512];
 } saed_out;
@@ -317,19 +317,16 @@ static void child_saed(const bench *bn, int n, void *out)
     so->wall = now() - t0;
     so->stats = r.seconds_stats;
     so->weights = r.seconds_weights;
-    so->examples = r.seconds_examples;
-    /* Counted work: forward to the hook (6 blocks) + the dense encode, for the statistics pass
-     * over every prompt and for the example pass over the prompts that hold examples. */
+    /* Counted work: forward to the hook (6 blocks) + the dense encode, once per prompt (the
+     * examples' values are captured in the same pass). */
     const double enc_per_token = 2.0 * D_IN * (double)bn->d_sae;
     const int Bmax = o.batch_prompts;
     for (int p = 0; p < n; p += Bmax) so->flops_fwd += model_forward_flops(m, n - p < Bmax ? n - p : Bmax, T_CTX, 6, 0);
     so->flops_enc = enc_per_token * n * T_CTX;
-    char *need = calloc((size_t)n, 1);
     int64_t nnz = 0;
     FILE *f = n == bn->n1 ? fopen(bn->saed_stats, "wb") : NULL;
     for (int i = 0; i < r.f1 - r.f0; i++) {
         const dash_feature *df = &r.features[i];
-        for (int e = 0; e < df->n_examples; e++) need[df->examples[e].prompt] = 1;
         nnz += df->n_nonzero;
         if (f) {   /* for the reference's cross-check */
             int64_t top1 = df->n_examples ? df->examples[0].prompt * T_CTX + df->examples[0].pos : -1;
@@ -339,12 +336,7 @@ static void child_saed(const bench *bn, int n, void *out)
         }
     }
     if (f) fclose(f);
-    for (int i = 0; i < n; i++) so->ex_prompts += need[i];
-    for (int p = 0; p < so->ex_prompts; p += Bmax)
-        so->flops_fwd += model_forward_flops(m, so->ex_prompts - p < Bmax ? so->ex_prompts - p : Bmax, T_CTX, 6, 0);
-    so->flops_enc += enc_per_token * so->ex_prompts * T_CTX;
     so->mean_l0 = (double)nnz / ((double)n * (T_CTX - 1));   /* BOS positions are masked */
-    free(need);
     dash_run_result_free(&r);
     sae_free(s);
     model_free(m);
@@ -367,13 +359,14 @@ static void child_saed_2(const bench *bn, void *out)
 typedef struct split_out {
     int ok, B;
     double forward, encode, copies, stats, stats_nocorr;
-    double fetched_mb; /* what crossed from the backend for the batch */
+    double fetched_mb; /* what crossed from the backend for the batch (device backends) */
     char err[512];
 } split_out;
 
-/* The same steps as dash_run's pipe_batch + dash_acc_add, timed one by one on the second of
- * two batches (the first warms caches and fills the accumulator's scratch). On a device the
- * encode is followed by a 4-byte download, so that its time is the device's. */
+/* The same steps as dash_run's pipe_batch + dash_acc_add_rows (values captured, the encode's
+ * output read in place on host-memory backends), timed one by one on the second of two batches
+ * (the first warms caches and fills the accumulator's scratch). On a device the encode is
+ * followed by a 4-byte download, so that its time is the device's. */
 static void child_split(const bench *bn, void *out)
 {
     split_out *so = out;
@@ -387,17 +380,19 @@ static void child_split(const bench *bn, void *out)
     model *m = model_load(bn->model_dir, be, err, errlen);
     sae_load_opts lo = {.fold_dec_norm = 1};
     sae *s = m ? sae_load(bn->sae_dir, be, &lo, err, errlen) : NULL;
-    float *x = malloc(sizeof(float) * rows * D_IN), *fh = malloc(sizeof(float) * rows * S);
-    float *acts = malloc(sizeof(float) * rows * S);
-    float *xd = be->alloc(be, sizeof(float) * rows * D_IN), *fd = be->alloc(be, sizeof(float) * rows * S);
+    float *x = malloc(sizeof(float) * rows * D_IN), *fd = be->alloc(be, sizeof(float) * rows * S);
     uint8_t *mask = malloc(rows);
-    dash_fetch *fetch = dash_fetch_new(be, rows, S);
-    if (!s || !x || !fh || !acts || !xd || !fd || !mask || !fetch) {
+    const int host = be->host_memory;
+    float *xd = host ? x : be->alloc(be, sizeof(float) * rows * D_IN);
+    float *fh = host ? fd : malloc(sizeof(float) * rows * S);
+    dash_fetch *fetch = host ? NULL : dash_fetch_new(be, rows, S);
+    if (!s || !x || !fd || !mask || !xd || !fh || (!host && !fetch)) {
         if (!*err) snprintf(err, errlen, "out of memory");
         return;
     }
     dash_opts o, onc;
     dash_opts_default(&o);
+    o.capture_values = 1;
     onc = o;
     onc.corr_block = 0;
     dash_acc *a = dash_acc_new(&o, 0, S, T_CTX, D_IN, err, errlen);
@@ -410,35 +405,37 @@ static void child_split(const bench *bn, void *out)
         double t0 = now();
         if (model_forward(m, ids, B, T_CTX, &fo, err, errlen)) return;
         double t1 = now();
-        be->upload(be, xd, x, sizeof(float) * rows * D_IN);
+        if (!host) be->upload(be, xd, x, sizeof(float) * rows * D_IN);
         if (sae_encode(s, xd, (int)rows, fd, err, errlen)) return;
         float probe;
-        if (!be->host_memory && be->download(be, &probe, fd, sizeof probe)) return;
+        if (!host && be->download(be, &probe, fd, sizeof probe)) return;
         double t2 = now();
-        size_t before = dash_fetch_bytes(fetch);
-        if (dash_fetch_run(fetch, fd, rows, fh, err, errlen)) return;   /* dash_run's pipe_batch */
-        so->fetched_mb = (dash_fetch_bytes(fetch) - before) / 1e6;
-        memcpy(acts, fh, sizeof(float) * rows * S);   /* dash_run's slice_cols of the full range */
+        if (!host) {
+            size_t before = dash_fetch_bytes(fetch);
+            if (dash_fetch_run(fetch, fd, rows, fh, err, errlen)) return;   /* dash_run's pipe_batch */
+            so->fetched_mb = (dash_fetch_bytes(fetch) - before) / 1e6;
+        }
+        double t2b = now();
         for (size_t i = 0; i < rows; i++) mask[i] = ids[i] != BOS;
+        if (dash_acc_add_rows(a, fh, (size_t)S, mask, B, (int64_t)b * B, x, err, errlen)) return;
         double t3 = now();
-        if (dash_acc_add(a, acts, mask, B, (int64_t)b * B, x, err, errlen)) return;
+        if (dash_acc_add_rows(anc, fh, (size_t)S, mask, B, (int64_t)b * B, NULL, err, errlen)) return;
         double t4 = now();
-        if (dash_acc_add(anc, acts, mask, B, (int64_t)b * B, NULL, err, errlen)) return;
-        double t5 = now();
         so->forward = t1 - t0;
         so->encode = t2 - t1;
-        so->copies = t3 - t2;
-        so->stats = t4 - t3;
-        so->stats_nocorr = t5 - t4;
+        so->copies = t2b - t2;
+        so->stats = t3 - t2b;
+        so->stats_nocorr = t4 - t3;
     }
     dash_acc_free(a);
     dash_acc_free(anc);
     dash_fetch_free(fetch);
+    if (!host) {
+        free(fh);
+        be->release(be, xd);
+    }
     free(x);
-    free(fh);
-    free(acts);
     free(mask);
-    be->release(be, xd);
     be->release(be, fd);
     sae_free(s);
     model_free(m);
@@ -598,8 +595,8 @@ static void print_saed(const bench *bn, const saed_out *s, double rss, double pe
     double flops = s->flops_fwd + s->flops_enc, tokens = (double)s->n * T_CTX;
     printf("saed dash_run %4d prompts x %d: %.1f s, %.0f tokens/s, peak RSS %.2f GB\n", s->n, T_CTX, s->wall,
            tokens / s->wall, rss / 1e9);
-    printf("    statistics pass %.1f s, weight-derived fields %.1f s, example pass %.1f s (%d of %d prompts re-run)\n",
-           s->stats, s->weights, s->examples, s->ex_prompts, s->n);
+    printf("    statistics pass %.1f s (examples' values captured in it), weight-derived fields %.1f s\n", s->stats,
+           s->weights);
     printf("    mean L0 %.0f (%.2f%% of %d features); counted %.2f TFLOP (forward %.2f + encode %.2f) = %.1f GFLOP/s"
            " = %.2f of sgemm\n",
            s->mean_l0, 100.0 * s->mean_l0 / bn->d_sae, bn->d_sae, flops / 1e12, s->flops_fwd / 1e12, s->flops_enc / 1e12,
@@ -684,6 +681,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    backend_blas_env(argv);
     bench bn;
     memset(&bn, 0, sizeof bn);
     for (int i = 1; i < argc; i++) {
@@ -776,9 +774,9 @@ int main(int argc, char **argv)
            so.model_mb, bn.d_sae, so.calib_l0, so.seconds);
     printf("prompts: %d-token windows, BOS + ids uniform over [0, 4000); batches of 32 prompts\n", T_CTX);
     print_saed(&bn, &s1, rss1, peak);
-    printf("    one 32-prompt batch of the statistics pass: forward %.2f s, encode %.2f s, host copies %.2f s,"
-           " statistics %.2f s (%.2f s without correlated neurons/features)\n",
-           sp.forward, sp.encode, sp.copies, sp.stats, sp.stats_nocorr);
+    printf("    one 32-prompt batch of the statistics pass: forward %.2f s, encode %.2f s, statistics and captured"
+           " values %.2f s (%.2f s without correlated neurons/features)\n",
+           sp.forward, sp.encode, sp.stats, sp.stats_nocorr);
     print_saed(&bn, &s2, rss2, peak);
     printf("memory: peak RSS %.2f GB at %d prompts | %.2f GB at %d prompts (%+.1f%%)\n", rss1 / 1e9, bn.n1, rss2 / 1e9,
            bn.n2, 100.0 * (rss2 - rss1) / rss1);

@@ -83,6 +83,7 @@ static double tokenizer_mbps(void)
 
 int main(int argc, char **argv)
 {
+    backend_blas_env(argv);
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     const int B = quick ? 4 : 32, T = 128;
     double peak = sgemm_gflops(quick ? 1024 : 2048);

@@ -1,7 +1,8 @@
 /* dash_run.c: see dash_run.h. Batches: prompts [p, p+B) → model forward stopping at the hook
  * (the SAE's processing applied) → the SAE's columns of the hook → dense encode on the backend
- * → the feature range copied to host → dash_acc_add. The example pass re-runs only the prompts
- * that hold examples, in prompt order, and copies each example's row of values. */
+ * → (device backends: copied to host) → dash_acc_add_rows over the feature range, in place.
+ * The accumulator captures each example's values as it goes (dashboard.h, capture_values), so
+ * no prompt is run twice. */
 #include "engine/dash_run.h"
 #include "engine/dash_fetch.h"
 
@@ -46,10 +47,10 @@ typedef struct pipe {
     hook_point hp;
     int proc, col0, D, d_sae, T, Bmax;
     float *x_host;   /* (Bmax,T,D) */
-    float *x_dev;    /* backend (Bmax·T, D) */
+    float *x_dev;    /* backend (Bmax·T, D); x_host itself on host-memory backends */
     float *f_dev;    /* backend (Bmax·T, d_sae) */
-    float *f_host;   /* (Bmax·T, d_sae) */
-    dash_fetch *fetch; /* f_dev → f_host (only the non-zeros cross from a device) */
+    float *f_host;   /* (Bmax·T, d_sae); f_dev itself on host-memory backends */
+    dash_fetch *fetch; /* device backends: f_dev → f_host (only the non-zeros cross) */
 } pipe;
 
 static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size_t errlen)
@@ -69,11 +70,16 @@ static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size
     saed_backend *be = model_backend(m);
     size_t rows = (size_t)Bmax * T;
     p->x_host = malloc(sizeof(float) * rows * p->D);
-    p->f_host = malloc(sizeof(float) * rows * p->d_sae);
-    p->x_dev = be->alloc(be, sizeof(float) * rows * p->D);
     p->f_dev = be->alloc(be, sizeof(float) * rows * p->d_sae);
-    p->fetch = dash_fetch_new(be, rows, p->d_sae);
-    if (!p->x_host || !p->f_host || !p->x_dev || !p->f_dev || !p->fetch) {
+    if (be->host_memory) {
+        p->x_dev = p->x_host;
+        p->f_host = p->f_dev;
+    } else {
+        p->f_host = malloc(sizeof(float) * rows * p->d_sae);
+        p->x_dev = be->alloc(be, sizeof(float) * rows * p->D);
+        p->fetch = dash_fetch_new(be, rows, p->d_sae);
+    }
+    if (!p->x_host || !p->f_host || !p->x_dev || !p->f_dev || (!be->host_memory && !p->fetch)) {
         snprintf(err, errlen, "out of memory for a batch of %d prompts × %d tokens × %d features", Bmax, T, p->d_sae);
         return -1;
     }
@@ -83,9 +89,11 @@ static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size
 static void pipe_free(pipe *p)
 {
     saed_backend *be = p->m ? model_backend(p->m) : NULL;
+    if (be && !be->host_memory) {
+        free(p->f_host);
+        if (p->x_dev) be->release(be, p->x_dev);
+    }
     free(p->x_host);
-    free(p->f_host);
-    if (be && p->x_dev) be->release(be, p->x_dev);
     if (be && p->f_dev) be->release(be, p->f_dev);
     dash_fetch_free(p->fetch);
 }
@@ -99,90 +107,14 @@ static int pipe_batch(pipe *p, const int32_t *ids, int B, char *err, size_t errl
     fwd_opts o = {.processing = p->proc, .hooks = &req, .nhooks = 1};
     if (model_forward(p->m, ids, B, p->T, &o, err, errlen)) return -1;
     size_t rows = (size_t)B * p->T;
-    if (be->upload(be, p->x_dev, p->x_host, sizeof(float) * rows * p->D) ||
+    int host = be->host_memory;
+    if ((!host && be->upload(be, p->x_dev, p->x_host, sizeof(float) * rows * p->D)) ||
         sae_encode(p->s, p->x_dev, (int)rows, p->f_dev, err, errlen) ||
-        dash_fetch_run(p->fetch, p->f_dev, rows, p->f_host, err, errlen)) {
+        (!host && dash_fetch_run(p->fetch, p->f_dev, rows, p->f_host, err, errlen))) {
         if (!*err) snprintf(err, errlen, "encode: %s", backend_error(be));
         return -1;
     }
     return 0;
-}
-
-/* Copies columns [f0, f1) of rows (rows, d_sae) into out (rows, F). */
-static void slice_cols(const float *f, size_t rows, int d_sae, int f0, int f1, float *out)
-{
-    int F = f1 - f0;
-    for (size_t r = 0; r < rows; r++) memcpy(out + r * F, f + r * d_sae + f0, sizeof(float) * F);
-}
-
-static int example_pass(pipe *p, const int32_t *prompts, int n, dash_run_result *res, const dash_run_opts *o, char *err,
-                        size_t errlen)
-{
-    const int F = res->f1 - res->f0, T = res->T;
-    /* Which prompts hold examples, in order. */
-    char *need = calloc((size_t)n, 1);
-    res->example_values = calloc((size_t)F, sizeof *res->example_values);
-    if (!need || !res->example_values) {
-        free(need);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int64_t total = 0;
-    for (int f = 0; f < F; f++) {
-        dash_feature *df = &res->features[f];
-        for (int e = 0; e < df->n_examples; e++) need[df->examples[e].prompt] = 1;
-        if (df->n_examples && !(res->example_values[f] = malloc(sizeof(float) * (size_t)df->n_examples * T))) {
-            free(need);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-    }
-    int *list = malloc(sizeof(int) * (size_t)n), nl = 0;
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)p->Bmax * T);
-    /* prompt → (list slot) for the batch being processed */
-    int *slot = malloc(sizeof(int) * (size_t)n);
-    if (!list || !ids || !slot) {
-        free(need);
-        free(list);
-        free(ids);
-        free(slot);
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        if (need[i]) list[nl++] = i;
-    total = nl;
-    int rc = 0;
-    for (int b0 = 0; b0 < nl && rc == 0; b0 += p->Bmax) {
-        int B = nl - b0 < p->Bmax ? nl - b0 : p->Bmax;
-        for (int i = 0; i < B; i++) {
-            memcpy(ids + (size_t)i * T, prompts + (size_t)list[b0 + i] * T, sizeof(int32_t) * T);
-            slot[list[b0 + i]] = i;
-        }
-        if (pipe_batch(p, ids, B, err, errlen)) {
-            rc = -1;
-            break;
-        }
-        int lo = list[b0], hi = list[b0 + B - 1];
-        for (int f = 0; f < F; f++) {
-            dash_feature *df = &res->features[f];
-            for (int e = 0; e < df->n_examples; e++) {
-                int pr = (int)df->examples[e].prompt;
-                if (pr < lo || pr > hi || !need[pr]) continue;
-                /* need[] is 1 for every listed prompt; the slot tells whether it is in this batch */
-                int s = slot[pr];
-                if (s < 0 || s >= B || list[b0 + s] != pr) continue;
-                float *dst = res->example_values[f] + (size_t)e * T;
-                for (int t = 0; t < T; t++) dst[t] = p->f_host[((size_t)s * T + t) * p->d_sae + df->index];
-            }
-        }
-        if (o->progress && o->progress(o->ud, "examples", b0 + B, total)) rc = 1;
-    }
-    free(need);
-    free(list);
-    free(ids);
-    free(slot);
-    return rc;
 }
 
 int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_run_opts *o, dash_run_result *res,
@@ -208,13 +140,14 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
     pipe p;
     int rc = -1;
     dash_acc *acc = NULL;
-    float *acts = NULL;
     uint8_t *mask = NULL;
+    dash_opts so = o->stats;
+    so.capture_values = 1;
     if (pipe_init(&p, m, s, T, Bmax, err, errlen)) goto out;
-    acc = dash_acc_new(&o->stats, f0, f1, T, p.D, err, errlen);
-    acts = malloc(sizeof(float) * (size_t)Bmax * T * F);
+    acc = dash_acc_new(&so, f0, f1, T, p.D, err, errlen);
     mask = malloc((size_t)Bmax * T);
-    if (!acc || !acts || !mask) {
+    res->example_values = calloc((size_t)F, sizeof *res->example_values);
+    if (!acc || !mask || !res->example_values) {
         if (!*err) snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -223,9 +156,8 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
         int B = n - b0 < Bmax ? n - b0 : Bmax;
         const int32_t *ids = prompts + (size_t)b0 * T;
         if (pipe_batch(&p, ids, B, err, errlen)) goto out;
-        slice_cols(p.f_host, (size_t)B * T, p.d_sae, f0, f1, acts);
         for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = ids[i] != o->bos_id;
-        if (dash_acc_add(acc, acts, mask, B, b0, p.x_host, err, errlen)) goto out;
+        if (dash_acc_add_rows(acc, p.f_host + f0, (size_t)p.d_sae, mask, B, b0, p.x_host, err, errlen)) goto out;
         res->tokens += (int64_t)B * T;
         if (o->progress && o->progress(o->ud, "statistics", b0 + B, n)) {
             rc = 1;
@@ -233,7 +165,16 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
         }
     }
     if (dash_acc_finish(acc, &res->features, err, errlen)) goto out;
+    for (int f = 0; f < F; f++) {
+        res->example_values[f] = res->features[f].example_values;
+        res->features[f].example_values = NULL;
+    }
     res->seconds_stats = now_s() - t0;
+    /* the batch buffers and the accumulator are done: give their memory back first */
+    dash_acc_free(acc);
+    acc = NULL;
+    pipe_free(&p);
+    memset(&p, 0, sizeof p);
 
     /* Weight-derived fields: decoder rows and the unembedding on the host. */
     t0 = now_s();
@@ -256,17 +197,12 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
         }
     }
     res->seconds_weights = now_s() - t0;
-    t0 = now_s();
-    rc = example_pass(&p, prompts, n, res, o, err, errlen);
-    res->seconds_examples = now_s() - t0;
+    rc = 0;
 out:
-    free(acts);
     free(mask);
     dash_acc_free(acc);
     pipe_free(&p);
-    if (rc != 0 && res->features) {
-        dash_run_result_free(res);
-    }
+    if (rc != 0) dash_run_result_free(res);
     return rc;
 }
 

@@ -1,8 +1,8 @@
-/* dash_run.h: one dashboard generation over prepared prompts: forward to the SAE's hook, encode
- * every feature of the range, stream the statistics (dashboard.h), compute the weight-derived
- * fields, then a second, small pass over only the prompts that hold examples to capture each
- * example's per-token values. Pure C: the job queue, the dataset reader and the writers call it.
- * Memory is bounded by the batch and the accumulators, never by the number of prompts. */
+/* dash_run.h: one dashboard generation over prepared prompts, in one pass: forward to the SAE's
+ * hook, encode every feature of the range, stream the statistics (dashboard.h) — which also
+ * capture each example's per-token values — then compute the weight-derived fields. Pure C:
+ * the job queue, the dataset reader and the writers call it. Memory is bounded by the batch
+ * and the accumulators, never by the number of prompts. */
 #ifndef SAED_ENGINE_DASH_RUN_H
 #define SAED_ENGINE_DASH_RUN_H
 
@@ -31,7 +31,7 @@ typedef struct dash_run_result {
     dash_feature *features;    /* f1 - f0 */
     float **example_values;    /* per feature: n_examples × T values of each example's prompt */
     int64_t tokens;            /* positions processed in the statistics pass */
-    double seconds_stats, seconds_examples, seconds_weights;
+    double seconds_stats, seconds_weights;
 } dash_run_result;
 
 /* 0 done, 1 cancelled, -1 error (err). prompts: n × T token ids (all windows of length T). */

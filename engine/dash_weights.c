@@ -9,10 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/dashboard.h" // defines: dash_weights, dash_feature, dash_histc_bin, dash_linspace
-#include "gpu/par.h"          // defines: par_for
+#include "engine/dash_kernels.h" // defines: dk_outside, dk_scaled_at_least, dk_minmax, dk_histc
+#include "engine/dashboard.h"    // defines: dash_weights, dash_feature, dash_histc_bin, dash_linspace
+#include "gpu/par.h"             // defines: par_for
 
-#define BLOCK_FLOATS (4u << 20) /* floats per GEMM output block (16 MB) */
+/* Floats per GEMM output block (128 MB): several hundred rows, so that OpenBLAS's packing of the
+ * whole W_U (154 MB for GPT-2) or W_dec per call is small next to the product. */
+#define BLOCK_FLOATS (32u << 20)
+#define SCAN_CHUNK 4096         /* values per filtered scan of a row (dk_outside) */
 
 void dash_wopts_default(dash_wopts *o)
 {
@@ -43,29 +47,43 @@ static void sel_offer(int32_t *idx, float *val, int *n, int k, float v, int i, i
 typedef struct wjob {
     const dash_wopts *o;
     const float *W_dec, *C, *nrm;
+    const float *inv;         /* 1/nrm (0 for a zero row), for the cosine filter; NULL: no filter */
     float *edges;             /* (block rows, logit_bins + 1) scratch */
     int d_sae, d_in, V, f0, r0;
     dash_feature *out;
 } wjob;
 
+/* Per row of logits: top/bottom k (once both lists are full, only values beyond their worst
+ * entries can enter, and dk_outside finds those a chunk at a time; thresholds only tighten, so
+ * the chunk's candidates are a superset and sel_offer still decides), then the histogram. */
 static void logit_rows(void *ctx, size_t begin, size_t end)
 {
     wjob *w = ctx;
-    int nb = w->o->logit_bins;
+    int nb = w->o->logit_bins, V = w->V;
+    int32_t idx[SCAN_CHUNK];
     for (size_t r = begin; r < end; r++) {
-        const float *l = w->C + r * (size_t)w->V;
+        const float *l = w->C + r * (size_t)V;
         dash_feature *f = &w->out[w->r0 + (int)r];
-        int np = 0, nn = 0, k = f->n_logits;
-        float lo = INFINITY, hi = -INFINITY;
-        for (int i = 0; i < w->V; i++) {
+        int np = 0, nn = 0, k = f->n_logits, i = 0;
+        for (; i < V && (np < k || nn < k); i++) {
             float v = l[i];
             if (v != v) continue;
             sel_offer(f->pos_ids, f->pos_values, &np, k, v, i, 0);
             sel_offer(f->neg_ids, f->neg_values, &nn, k, v, i, 1);
-            if (v < lo) lo = v;
-            if (v > hi) hi = v;
+        }
+        while (k > 0 && i < V) {
+            int len = V - i < SCAN_CHUNK ? V - i : SCAN_CHUNK;
+            int c = dk_outside(l + i, len, f->neg_values[k - 1], f->pos_values[k - 1], idx);
+            for (int q = 0; q < c; q++) {
+                float v = l[i + idx[q]];
+                sel_offer(f->pos_ids, f->pos_values, &np, k, v, i + idx[q], 0);
+                sel_offer(f->neg_ids, f->neg_values, &nn, k, v, i + idx[q], 1);
+            }
+            i += len;
         }
         f->n_logits = np;
+        float lo, hi;
+        dk_minmax(l, V, &lo, &hi);
         memset(f->logit_hist_heights, 0, (size_t)nb * sizeof *f->logit_hist_heights);
         if (!(lo <= hi)) {
             f->n_logit_hist = 0;
@@ -75,8 +93,7 @@ static void logit_rows(void *ctx, size_t begin, size_t end)
             lo = (float)((double)lo - 1);
             hi = (float)((double)hi + 1);
         }
-        for (int i = 0; i < w->V; i++)
-            if (l[i] == l[i]) f->logit_hist_heights[dash_histc_bin(l[i], lo, hi, nb)]++;
+        dk_histc(l, V, lo, hi, nb, f->logit_hist_heights);
         dash_linspace(lo, hi, nb + 1, w->edges + r * ((size_t)nb + 1));
         const float *e = w->edges + r * ((size_t)nb + 1);
         for (int i = 0; i < nb; i++) f->logit_hist_values[i] = (e[i] + e[i + 1]) / 2;
@@ -84,18 +101,34 @@ static void logit_rows(void *ctx, size_t begin, size_t end)
     }
 }
 
+static inline float cos_value(const wjob *w, const float *c, double ni, int b)
+{
+    double d = ni * w->nrm[b];
+    return d > 0 ? (float)(c[b] / d) : 0.0f;
+}
+
+/* Per row of dot products: the top k cosines. Once the list is full, a float estimate
+ * c·(1/‖a‖)·(1/‖b‖) within 1e-4 of the exact value picks the candidates a chunk at a time;
+ * each is then computed exactly (double division) and offered, as the plain loop would. */
 static void cos_rows(void *ctx, size_t begin, size_t end)
 {
     wjob *w = ctx;
+    int32_t idx[SCAN_CHUNK];
     for (size_t r = begin; r < end; r++) {
         const float *c = w->C + r * (size_t)w->d_sae;
         dash_feature *f = &w->out[w->r0 + (int)r];
-        int self = f->index, n = 0, k = f->n_cos;
+        int self = f->index, n = 0, k = f->n_cos, b = 0;
         double ni = w->nrm[self];
-        for (int b = 0; b < w->d_sae; b++) {
-            if (b == self) continue;
-            double d = ni * w->nrm[b];
-            sel_offer(f->cos_idx, f->cos_values, &n, k, d > 0 ? (float)(c[b] / d) : 0.0f, b, 0);
+        for (; b < w->d_sae && (n < k || !w->inv); b++)
+            if (b != self) sel_offer(f->cos_idx, f->cos_values, &n, k, cos_value(w, c, ni, b), b, 0);
+        float s = w->nrm[self] > 0 ? 1.0f / w->nrm[self] : 0.0f;
+        while (k > 0 && b < w->d_sae) {
+            int len = w->d_sae - b < SCAN_CHUNK ? w->d_sae - b : SCAN_CHUNK;
+            int m = dk_scaled_at_least(c + b, w->inv + b, s, len, f->cos_values[k - 1] - 1e-4f, idx);
+            for (int q = 0; q < m; q++)
+                if (b + idx[q] != self)
+                    sel_offer(f->cos_idx, f->cos_values, &n, k, cos_value(w, c, ni, b + idx[q]), b + idx[q], 0);
+            b += len;
         }
         f->n_cos = n;
     }
@@ -171,7 +204,7 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
         f->cos_values = malloc(((size_t)kc + 1) * sizeof *f->cos_values);
         if (!f->cos_idx || !f->cos_values) return werr(err, errlen, "out of memory");
     }
-    wjob w = {o, W_dec, NULL, NULL, NULL, d_sae, d_in, V, f0, 0, out};
+    wjob w = {o, W_dec, NULL, NULL, NULL, NULL, d_sae, d_in, V, f0, 0, out};
     par_for((size_t)n, 64, align_rows, &w);
 
     int width = W_U && V > d_sae ? V : d_sae;
@@ -179,11 +212,12 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
     if (rb < 1) rb = 1;
     if (rb > n) rb = n;
     float *C = malloc((size_t)rb * width * sizeof *C);
-    float *nrm = malloc((size_t)d_sae * sizeof *nrm);
+    float *nrm = malloc((size_t)d_sae * sizeof *nrm), *inv = malloc((size_t)d_sae * sizeof *inv);
     float *edges = malloc((size_t)rb * ((size_t)o->logit_bins + 1) * sizeof *edges);
-    if (!C || !nrm || !edges) {
+    if (!C || !nrm || !inv || !edges) {
         free(C);
         free(nrm);
+        free(inv);
         free(edges);
         return werr(err, errlen, "out of memory");
     }
@@ -202,6 +236,14 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
         }
     if (kc > 0) {
         par_for((size_t)d_sae, 256, norm_rows, &w);
+        /* The estimate's error is a few float roundings of values |cos| ≲ 1, far below the
+         * 1e-4 slack, as long as 1/‖b‖ is a normal float (else: no filter). */
+        int safe = 1;
+        for (int b = 0; b < d_sae; b++) {
+            safe &= nrm[b] == 0 || (nrm[b] > 1e-30f && nrm[b] < 1e30f);
+            inv[b] = nrm[b] > 0 ? 1.0f / nrm[b] : 0.0f;
+        }
+        w.inv = safe ? inv : NULL;
         for (int r0 = 0; r0 < n; r0 += rb) {
             int m = n - r0 < rb ? n - r0 : rb;
             /* dots (m, d_sae) = W_dec[f0+r0 ..] (m, d_in) · W_dec^T (d_in, d_sae) */
@@ -213,6 +255,7 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
     }
     free(C);
     free(nrm);
+    free(inv);
     free(edges);
     return 0;
 }

@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/dashboard.h" // defines: dash_acc API, dash_feature, options
-#include "gpu/par.h"          // defines: par_for
+
+#include "engine/dash_kernels.h" // defines: dk_nonzeros, dk_accum_rows, dk_pv
+#include "engine/dashboard.h"    // defines: dash_acc API, dash_feature, options
+#include "gpu/par.h"             // defines: par_for
 
 #define UNIT_FEATURES 2048    /* features per work unit when correlated features are off */
 #define SKY_MARGIN 1e-4       /* relative slack on the interval width (float edges, see sky_needed) */
-#define DASH_CHUNK 16384      /* non-zeros gathered per feature-major pass (flush_chunk) */
+#define PAIR_BAND 128         /* pair sums are accumulated in tiles of PAIR_BAND² (128 KB of doubles) */
 
 /* ---- torch formulas and sampling keys ---- */
 
@@ -116,23 +118,37 @@ typedef struct fstate {
     double cw;
     int dmode, dn;            /* distribution: 0 = dn sorted (value, count); 1 = grid */
     double gA, gu;            /* grid bucket j covers [gA + j·gu, gA + (j+1)·gu) */
+    /* captured example values (capture_values): one record per (feature, prompt) that some
+     * candidate entry refers to, sorted by prompt, its non-zero values in `it` */
+    struct vrec *rec;
+    struct vitem *it;
+    int n_rec, cap_rec;
+    size_t n_it, cap_it;      /* < 2^32: at most (2·n_cand + 32)·T items */
 } fstate;
 
-typedef struct nzent {
-    int32_t p, j;             /* position in the batch, local feature */
-    float v;
-} nzent;
+typedef struct vrec {
+    int64_t prompt;
+    uint32_t off;             /* first item in fstate.it */
+    uint32_t n;               /* items (non-zero values of the feature in that prompt) */
+} vrec;
+
+typedef struct vitem {
+    uint32_t pos;             /* position in the prompt */
+    float v;                  /* the raw value as fed (any bit pattern other than +0.0) */
+} vitem;
 
 typedef struct unit {
     int lo, hi;               /* local feature range [lo, hi) */
     double *pairs;            /* corr: packed upper triangle Σ f_i·f_j, i < j, or NULL */
-    nzent *buf, *sorted;      /* scratch: a chunk of non-zeros, as found and by feature */
-    int *cnt;                 /* (nb + 1) counting sort */
+    int64_t *pp;              /* scratch: prompts of candidate entries (capture) */
+    struct dash_scratch *scr; /* batch scratch of the thread whose range of units starts here */
     float *L, *R;             /* scratch for sky_needed (interval_cap each) */
     uint64_t *kk;             /* scratch for sky_cells (per_interval) */
     uint8_t *keep;
     val_cnt *conv;            /* scratch for the exact → grid conversion */
 } unit;
+
+typedef struct dash_scratch dash_scratch;
 
 typedef struct zpos {
     uint64_t h;
@@ -142,6 +158,7 @@ typedef struct zpos {
 struct dash_acc {
     dash_opts o;
     int f0, F, T, d_in;
+    int n_cand;               /* most candidate entries per feature: top_k + interval_cap + per_interval */
     int G, D;                 /* grid buckets, exact (value, count) capacity */
     int64_t n_positions, n_unmasked, next_prompt;
     fstate *fs;
@@ -155,6 +172,7 @@ struct dash_acc {
     unit *units;
     size_t fixed_bytes;
     /* per batch */
+    size_t ld;                /* floats between consecutive positions' rows of acts */
     const float *acts;
     const uint8_t *mask;
     const float *x;
@@ -167,6 +185,69 @@ struct dash_acc {
 
 static inline val_cnt *dist_exact(dash_acc *a, int j) { return (val_cnt *)((char *)a->dist + (size_t)j * a->G * 4); }
 static inline uint32_t *dist_grid(dash_acc *a, int j) { return (uint32_t *)((char *)a->dist + (size_t)j * a->G * 4); }
+
+/* ---- batch scratch ---- */
+
+/* Per-thread scratch for one unit's batch: the unit's counted non-zeros position-major (pm,
+ * with per-position band offsets for the pair tiles) and feature-major (fm), and the
+ * non-zeros that count for nothing but the captured values (masked positions, values ≤ 0),
+ * by feature (xs). Sized by the batch, reused across batches; it belongs to the first unit of
+ * the range a par_for call hands a thread, so the same units always grow the same scratch
+ * (par_for's split is fixed) and dash_acc_bytes does not depend on thread timing. */
+typedef struct pm_ent {
+    int32_t j;                /* local feature within the unit */
+    float v;
+} pm_ent;
+
+typedef struct x_ent {
+    int32_t p, j;
+    float v;
+} x_ent;
+
+struct dash_scratch {
+    int32_t *nz;              /* (nb) dk_nonzeros of one row */
+    pm_ent *pm;               /* counted non-zeros, position-major */
+    dk_pv *fm;                /* the same by feature */
+    x_ent *xm, *xs;           /* the other non-zeros, position-major / by feature */
+    size_t *pstart;           /* (N + 1) start of each position in pm */
+    size_t *boff;             /* (N, nband + 1) start of band b of position p in pm */
+    size_t *fstart, *xstart;  /* (nb + 1) start of each feature in fm / xs */
+    size_t c_nz, c_pm, c_fm, c_xm, c_xs, c_ps, c_bo, c_fs, c_xst;
+};
+
+/* Makes *pp hold at least need elements of elem bytes. It grows by a quarter over the need, not
+ * by doubling, so that scratch sized by the largest batch so far stays within a few percent of
+ * what the batches need. -1 out of memory. */
+static int grow_to(void *pp, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    size_t nc = need + need / 4 + 64;
+    void *p = realloc(*(void **)pp, nc * elem);
+    if (!p) return -1;
+    *(void **)pp = p;
+    *cap = nc;
+    return 0;
+}
+
+static size_t scratch_bytes(const dash_scratch *sc)
+{
+    return sc->c_nz * sizeof *sc->nz + sc->c_pm * sizeof *sc->pm + sc->c_fm * sizeof *sc->fm +
+           (sc->c_xm + sc->c_xs) * sizeof *sc->xm + (sc->c_ps + sc->c_bo + sc->c_fs + sc->c_xst) * sizeof(size_t);
+}
+
+static void scratch_free(dash_scratch *sc)
+{
+    free(sc->nz);
+    free(sc->pm);
+    free(sc->fm);
+    free(sc->xm);
+    free(sc->xs);
+    free(sc->pstart);
+    free(sc->boff);
+    free(sc->fstart);
+    free(sc->xstart);
+    free(sc);
+}
 
 /* ---- orderings ---- */
 
@@ -412,12 +493,18 @@ static double sky_width(const dash_acc *a, const fstate *s)
     return (double)s->max / a->o.n_intervals * (1.0 - SKY_MARGIN);
 }
 
-/* The reject filter. Cells of width a bit under w/2 (the slack absorbs rounding in the cell
- * index): a window [t, t+w] that contains v fully contains v's cell (t in the cell left of
- * v's), the one left of it (t further left) or the one right of it (t inside v's cell). So
- * when each of the three holds k elements with keys below x's, x is dominated. tau[c] is the k-th smallest survivor key in cell c (UINT64_MAX with fewer);
- * computed from elements really seen, so it stays valid as survivors are pruned and as w
- * grows (wider windows contain more); it only gets less sharp until the next rebuild. */
+/* The reject filter. Cells C_i = [i·cw, (i+1)·cw) of width cw a bit under w/2 (the slack
+ * absorbs rounding in the cell index); windows start at t ≥ 0 (the intervals cover [0, max]).
+ * A window [t, t+w] that contains v, in cell c, fully contains C_c−1 if t ≤ (c−1)·cw (it
+ * reaches v ≥ c·cw), C_c if t lies in C_c−1, and C_c+1 if t lies in C_c. Near 0 fewer are
+ * needed: for c = 1 the only window starting at or before (c−1)·cw = 0 is [0, w], which also
+ * holds C_1; for c = 0 every window (0 ≤ t ≤ v < cw) holds C_1. So when each needed cell holds
+ * k elements with keys below x's, x is dominated. tau[c] is the k-th smallest survivor key in
+ * cell c (UINT64_MAX with fewer); computed from elements really seen, so it stays valid as
+ * survivors are pruned and as w grows (wider windows contain more); it only gets less sharp
+ * until the next rebuild. (The lowest cells often hold fewer than k survivors: the k smallest
+ * keys of [0, w] may all lie above cw. Leaving them out of the test there rejects most of the
+ * positions near 0, which are the bulk of an SAE feature's values.) */
 static inline int cells_dominate(const dash_acc *a, const fstate *s, const key_ent *e, int j)
 {
     if (!s->ncell) return 0;
@@ -425,8 +512,9 @@ static inline int cells_dominate(const dash_acc *a, const fstate *s, const key_e
     if (!(r < s->ncell - 1)) return 0;
     long c = (long)r;
     const uint64_t *tau = a->tau + (size_t)j * (2 * (size_t)a->o.n_intervals + 3);
-    uint64_t t = tau[c] > tau[c + 1] ? tau[c] : tau[c + 1];
-    if (c > 0 && tau[c - 1] > t) t = tau[c - 1];
+    uint64_t t = tau[c + 1];
+    if (c >= 1 && tau[c] > t) t = tau[c];
+    if (c >= 2 && tau[c - 1] > t) t = tau[c - 1];
     return e->key > t;
 }
 
@@ -562,6 +650,7 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
     a->d_in = d_in;
     a->G = o->hist_bins * o->hist_sub;
     a->D = a->G / 2;
+    a->n_cand = o->top_k + o->interval_cap + o->per_interval;
     a->next_prompt = INT64_MIN;
     int F = a->F;
     size_t bytes = sizeof *a;
@@ -601,16 +690,14 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
         u->lo = lo;
         u->hi = hi;
         size_t nb = (size_t)(hi - lo);
-        u->buf = malloc((DASH_CHUNK + nb) * sizeof *u->buf);
-        u->sorted = malloc((DASH_CHUNK + nb) * sizeof *u->sorted);
-        u->cnt = malloc((nb + 1) * sizeof *u->cnt);
+        u->pp = malloc(((size_t)a->n_cand + 1) * sizeof *u->pp);
         u->L = malloc((size_t)o->interval_cap * sizeof *u->L);
         u->R = malloc((size_t)o->interval_cap * sizeof *u->R);
         u->keep = malloc((size_t)o->interval_cap);
         u->kk = malloc(((size_t)o->per_interval + 1) * sizeof *u->kk);
         u->conv = malloc((size_t)a->D * sizeof *u->conv);
-        if (!u->buf || !u->sorted || !u->cnt || !u->L || !u->R || !u->keep || !u->kk || !u->conv) goto oom;
-        bytes += (DASH_CHUNK + nb) * 2 * sizeof *u->buf + (nb + 1) * sizeof *u->cnt + (size_t)o->interval_cap * 9 + (size_t)a->D * sizeof *u->conv +
+        if (!u->pp || !u->L || !u->R || !u->keep || !u->kk || !u->conv) goto oom;
+        bytes += ((size_t)a->n_cand + 1) * sizeof *u->pp + (size_t)o->interval_cap * 9 + (size_t)a->D * sizeof *u->conv +
                  ((size_t)o->per_interval + 1) * sizeof *u->kk;
         if (cb && nb > 1) {
             u->pairs = calloc(nb * (nb - 1) / 2, sizeof *u->pairs);
@@ -632,13 +719,16 @@ void dash_acc_free(dash_acc *a)
 {
     if (!a) return;
     if (a->fs)
-        for (int j = 0; j < a->F; j++) free(a->fs[j].sky);
+        for (int j = 0; j < a->F; j++) {
+            free(a->fs[j].sky);
+            free(a->fs[j].rec);
+            free(a->fs[j].it);
+        }
     for (int i = 0; i < a->n_units; i++) {
         unit *u = &a->units[i];
         free(u->pairs);
-        free(u->buf);
-        free(u->sorted);
-        free(u->cnt);
+        free(u->pp);
+        if (u->scr) scratch_free(u->scr);
         free(u->L);
         free(u->R);
         free(u->keep);
@@ -662,7 +752,12 @@ void dash_acc_free(dash_acc *a)
 size_t dash_acc_bytes(const dash_acc *a)
 {
     size_t b = a->fixed_bytes + (size_t)a->cap_batch * (sizeof *a->hp + sizeof *a->zo);
-    for (int j = 0; j < a->F; j++) b += (size_t)a->fs[j].cap_sky * sizeof(key_ent);
+    for (int j = 0; j < a->F; j++) {
+        const fstate *s = &a->fs[j];
+        b += (size_t)s->cap_sky * sizeof(key_ent) + (size_t)s->cap_rec * sizeof(vrec) + s->cap_it * sizeof(vitem);
+    }
+    for (int i = 0; i < a->n_units; i++)
+        if (a->units[i].scr) b += sizeof(dash_scratch) + scratch_bytes(a->units[i].scr);
     return b;
 }
 
@@ -695,7 +790,7 @@ static void feat_update(dash_acc *a, unit *u, int j, float v, int64_t prompt, in
 static void zero_walk(dash_acc *a, int j)
 {
     fstate *s = &a->fs[j];
-    int n = a->n_zo, k = a->o.per_interval, F = a->F, T = a->T;
+    int n = a->n_zo, k = a->o.per_interval, T = a->T;
     key_ent *heap = a->zero + (size_t)j * k;
     uint64_t start = (uint64_t)0 - s->g;
     int lo = 0, hi = n;
@@ -708,118 +803,286 @@ static void zero_walk(dash_acc *a, int j)
         const zpos *z = &a->zo[(lo + c) % n];
         uint64_t key = z->h + s->g;
         if (s->n_zero == k && key > heap[0].key) break;
-        if (a->acts[(size_t)z->p * F + j] > 0) continue;
+        if (a->acts[(size_t)z->p * a->ld + j] > 0) continue;
         key_ent e = {key, a->prompt0 + z->p / T, z->p % T, 0.0f};
         key_push(heap, &s->n_zero, k, &e);
     }
 }
 
-/* c += v·x in double. axpy4 applies four positions in one pass over c, adding them in the
- * same order as four axpy1 calls would (bit-identical), with a quarter of the row traffic. */
-typedef double v2d __attribute__((vector_size(16))); /* GCC vector extension: SSE2/NEON or emulated */
+/* ---- captured example values ----
+ * An example is a (prompt, position) of some feature, and the dashboard shows that feature's
+ * values over the whole prompt. Only candidates can become examples: the top-K heap, the
+ * interval survivors and the zero heap, at most n_cand = top_k + interval_cap + per_interval
+ * per feature, all bounded independently of the number of prompts. So after each batch every
+ * feature keeps, for each prompt one of its candidates sits in, that prompt's non-zero values
+ * of the feature (a record; taken from the batch's non-zeros while they are at hand). Records
+ * whose prompt no candidate refers to any more are dropped once they outnumber the candidates
+ * by an eighth: at most 9/8·n_cand + 16 records (+ one batch's new ones) of at most T values
+ * each per feature, typically a few values each (an SAE feature is mostly zero), independent
+ * of the prompts seen. The alternative, keeping the candidate prompts' hook inputs and
+ * re-encoding them at the end, would hold up to every prompt (45 examples × 24576 features
+ * cover all of them), so its memory would grow with the prompts. */
 
-static inline v2d ld2(const float *x) { return (v2d){x[0], x[1]}; }
-
-static void axpy1(double *restrict c, const float *restrict x, double v, int n)
+static int cmp_i64(const void *x, const void *y)
 {
-    for (int k = 0; k < n; k++) c[k] += v * x[k];
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
 }
 
-static void axpy4(double *restrict c, const float *restrict x0, const float *restrict x1, const float *restrict x2,
-                  const float *restrict x3, double v0, double v1, double v2, double v3, int n)
+/* Sorted distinct prompts of the feature's candidates with prompt ≥ from, into pp. */
+static int cand_prompts(const dash_acc *a, int j, int64_t from, int64_t *pp)
 {
-    int k = 0;
-    v2d w0 = {v0, v0}, w1 = {v1, v1}, w2 = {v2, v2}, w3 = {v3, v3};
-    for (; k + 2 <= n; k += 2) {
-        v2d cc;
-        memcpy(&cc, c + k, sizeof cc);
-        cc = cc + w0 * ld2(x0 + k);
-        cc = cc + w1 * ld2(x1 + k);
-        cc = cc + w2 * ld2(x2 + k);
-        cc = cc + w3 * ld2(x3 + k);
-        memcpy(c + k, &cc, sizeof cc);
+    const fstate *s = &a->fs[j];
+    const top_ent *top = a->top + (size_t)j * a->o.top_k;
+    const key_ent *zero = a->zero + (size_t)j * a->o.per_interval;
+    int n = 0;
+    for (int i = 0; i < s->n_top; i++)
+        if (top[i].prompt >= from) pp[n++] = top[i].prompt;
+    for (int i = 0; i < s->n_sky; i++)
+        if (s->sky[i].prompt >= from) pp[n++] = s->sky[i].prompt;
+    for (int i = 0; i < s->n_zero; i++)
+        if (zero[i].prompt >= from) pp[n++] = zero[i].prompt;
+    if (n > 1) qsort(pp, (size_t)n, sizeof *pp, cmp_i64);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (!m || pp[i] != pp[m - 1]) pp[m++] = pp[i];
+    return m;
+}
+
+/* First index in e[0..n) with position ≥ p. */
+static size_t lower_pv(const dk_pv *e, size_t n, int32_t p)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t m = (lo + hi) / 2;
+        if (e[m].p < p) lo = m + 1;
+        else hi = m;
     }
-    for (; k < n; k++) c[k] = c[k] + v0 * x0[k] + v1 * x1[k] + v2 * x2[k] + v3 * x3[k];
+    return lo;
 }
 
-/* The unit's non-zeros of a chunk of positions, regrouped by feature (a stable counting
- * sort, so each feature still sees them in position order: results stay bit-identical to a
- * position-major pass) and applied one feature at a time, which keeps that feature's state
- * and its Σ f·x row in cache instead of touching a random 6 KB row per non-zero. */
-static void flush_chunk(dash_acc *a, unit *u, int n, int *oom)
+static size_t lower_x(const x_ent *e, size_t n, int32_t p)
 {
-    int nb = u->hi - u->lo, d_in = a->d_in, T = a->T;
-    int *cnt = u->cnt;
-    memset(cnt, 0, ((size_t)nb + 1) * sizeof *cnt);
-    for (int i = 0; i < n; i++) cnt[u->buf[i].j - u->lo + 1]++;
-    for (int b = 0; b < nb; b++) cnt[b + 1] += cnt[b];
-    for (int i = 0; i < n; i++) u->sorted[cnt[u->buf[i].j - u->lo]++] = u->buf[i];
-    for (int i = 0; i < n;) {
-        int j = u->sorted[i].j, e = i;
-        while (e < n && u->sorted[e].j == j) e++;
-        for (int q = i; q < e; q++) {
-            const nzent *z = &u->sorted[q];
-            feat_update(a, u, j, z->v, a->prompt0 + z->p / T, z->p % T, a->hp[z->p], oom);
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t m = (lo + hi) / 2;
+        if (e[m].p < p) lo = m + 1;
+        else hi = m;
+    }
+    return lo;
+}
+
+/* Drops the records no candidate refers to, keeping order, and gives back spare capacity. */
+static void rec_gc(dash_acc *a, unit *u, int j)
+{
+    fstate *s = &a->fs[j];
+    int np = cand_prompts(a, j, INT64_MIN, u->pp), m = 0;
+    uint32_t off = 0;
+    for (int i = 0, q = 0; i < s->n_rec; i++) {
+        while (q < np && u->pp[q] < s->rec[i].prompt) q++;
+        if (q == np || u->pp[q] != s->rec[i].prompt) continue;
+        vrec r = s->rec[i];
+        if (r.n) memmove(s->it + off, s->it + r.off, r.n * sizeof *s->it);
+        r.off = off;
+        off += r.n;
+        s->rec[m++] = r;
+    }
+    s->n_rec = m;
+    s->n_it = off;
+    if (s->cap_it > 4 * off + 64) {
+        vitem *p = realloc(s->it, (2 * off + 32) * sizeof *p);
+        if (p) {
+            s->it = p;
+            s->cap_it = 2 * off + 32;
         }
-        if (a->x) {
-            double *c = a->cn + (size_t)j * d_in;
-            int q = i;
-            for (; q + 4 <= e; q += 4) {
-                const nzent *z = &u->sorted[q];
-                axpy4(c, a->x + (size_t)z[0].p * d_in, a->x + (size_t)z[1].p * d_in, a->x + (size_t)z[2].p * d_in,
-                      a->x + (size_t)z[3].p * d_in, z[0].v, z[1].v, z[2].v, z[3].v, d_in);
+    }
+    if (s->cap_rec > 4 * m + 64) {
+        vrec *p = realloc(s->rec, ((size_t)2 * m + 32) * sizeof *p);
+        if (p) {
+            s->rec = p;
+            s->cap_rec = 2 * m + 32;
+        }
+    }
+}
+
+/* Records for the prompts of this batch that candidates of feature j now sit in. fm, nf: the
+ * feature's counted non-zeros; xs, nx: its other non-zeros; both in position order. */
+static int capture_batch(dash_acc *a, unit *u, int j, const dk_pv *fm, size_t nf, const x_ent *xs, size_t nx)
+{
+    fstate *s = &a->fs[j];
+    int np = cand_prompts(a, j, a->prompt0, u->pp), T = a->T;
+    for (int i = 0; i < np; i++) {
+        int32_t base = (int32_t)((u->pp[i] - a->prompt0) * T);
+        size_t c0 = lower_pv(fm, nf, base), c1 = lower_pv(fm, nf, base + T);
+        size_t x0 = lower_x(xs, nx, base), x1 = lower_x(xs, nx, base + T);
+        size_t n = c1 - c0 + x1 - x0;
+        if (s->n_rec == s->cap_rec) {
+            size_t cap = (size_t)s->cap_rec;
+            if (grow_to(&s->rec, &cap, cap + 1, sizeof *s->rec)) return -1;
+            s->cap_rec = (int)cap;
+        }
+        if (grow_to(&s->it, &s->cap_it, s->n_it + n, sizeof *s->it)) return -1;
+        for (vitem *out = n ? s->it + s->n_it : NULL; c0 < c1 || x0 < x1;) {
+            if (x0 == x1 || (c0 < c1 && fm[c0].p < xs[x0].p)) {
+                *out++ = (vitem){(uint32_t)(fm[c0].p - base), fm[c0].v};
+                c0++;
+            } else {
+                *out++ = (vitem){(uint32_t)(xs[x0].p - base), xs[x0].v};
+                x0++;
             }
-            for (; q < e; q++) axpy1(c, a->x + (size_t)u->sorted[q].p * d_in, u->sorted[q].v, d_in);
         }
-        i = e;
+        s->rec[s->n_rec++] = (vrec){u->pp[i], (uint32_t)s->n_it, (uint32_t)n};
+        s->n_it += n;
     }
+    int live = s->n_top + s->n_sky + s->n_zero;
+    if (s->n_rec > live + live / 8 + 16) rec_gc(a, u, j);
+    return 0;
+}
+
+/* The values of feature j over prompt `prompt` into row (T floats); -1 when no record. */
+static int rec_values(const dash_acc *a, int j, int64_t prompt, float *row)
+{
+    const fstate *s = &a->fs[j];
+    int lo = 0, hi = s->n_rec;
+    while (lo < hi) {
+        int m = (lo + hi) / 2;
+        if (s->rec[m].prompt < prompt) lo = m + 1;
+        else hi = m;
+    }
+    if (lo == s->n_rec || s->rec[lo].prompt != prompt) return -1;
+    memset(row, 0, (size_t)a->T * sizeof *row);
+    for (uint32_t i = 0; i < s->rec[lo].n; i++) {
+        const vitem *e = &s->it[s->rec[lo].off + i];
+        row[e->pos] = e->v;
+    }
+    return 0;
+}
+
+/* ---- a unit's batch ---- */
+
+/* Finds the unit's non-zeros position by position. Counted ones (unmasked, > 0) go to pm with
+ * per-position band offsets; with capture on, the rest (masked positions, values ≤ 0 or NaN)
+ * go to xm, as they only matter to captured values. Then both are regrouped by feature with
+ * stable counting sorts, so each feature sees its non-zeros in position order, as a
+ * position-major pass would. -1 when out of memory. */
+static int unit_scan(dash_acc *a, unit *u, dash_scratch *sc, int nband)
+{
+    const int lo = u->lo, nb = u->hi - u->lo, N = a->N, cap = a->o.capture_values;
+    const size_t nbo = (size_t)nband + 1;
+    if (grow_to(&sc->nz, &sc->c_nz, (size_t)nb, sizeof *sc->nz) ||
+        grow_to(&sc->fstart, &sc->c_fs, (size_t)nb + 1, sizeof *sc->fstart) ||
+        grow_to(&sc->xstart, &sc->c_xst, (size_t)nb + 1, sizeof *sc->xstart) ||
+        grow_to(&sc->pstart, &sc->c_ps, (size_t)N + 1, sizeof *sc->pstart) ||
+        (nband && grow_to(&sc->boff, &sc->c_bo, (size_t)N * nbo, sizeof *sc->boff)))
+        return -1;
+    size_t *fc = sc->fstart, *xc = sc->xstart, n = 0, nx = 0;
+    memset(fc, 0, ((size_t)nb + 1) * sizeof *fc);
+    memset(xc, 0, ((size_t)nb + 1) * sizeof *xc);
+    sc->pstart[0] = 0;
+    for (int p = 0; p < N; p++) {
+        int counted = !a->mask || a->mask[p];
+        size_t p0 = n;
+        if (counted || cap) {
+            if (grow_to(&sc->pm, &sc->c_pm, n + (size_t)nb, sizeof *sc->pm) ||
+                (cap && grow_to(&sc->xm, &sc->c_xm, nx + (size_t)nb, sizeof *sc->xm)))
+                return -1;
+            const float *row = a->acts + (size_t)p * a->ld + lo;
+            int k = dk_nonzeros(row, nb, sc->nz);
+            for (int i = 0; i < k; i++) {
+                int q = sc->nz[i];
+                float v = row[q];
+                if (counted && v > 0) {
+                    sc->pm[n++] = (pm_ent){q, v};
+                    fc[q + 1]++;
+                } else if (cap) {
+                    sc->xm[nx++] = (x_ent){p, q, v};
+                    xc[q + 1]++;
+                }
+            }
+        }
+        sc->pstart[p + 1] = n;
+        if (nband) {
+            size_t *bo = sc->boff + (size_t)p * nbo;
+            int b = 0;
+            bo[0] = p0;
+            for (size_t i = p0; i < n; i++)
+                while (sc->pm[i].j >= (b + 1) * PAIR_BAND) bo[++b] = i;
+            while (b < nband) bo[++b] = n;
+        }
+    }
+    if (grow_to(&sc->fm, &sc->c_fm, n + 1, sizeof *sc->fm) || (cap && grow_to(&sc->xs, &sc->c_xs, nx + 1, sizeof *sc->xs)))
+        return -1;
+    for (int b = 0; b < nb; b++) {
+        fc[b + 1] += fc[b];
+        xc[b + 1] += xc[b];
+    }
+    /* fc[b] / xc[b] now start feature b; advance copies while placing, then shift back */
+    for (int p = 0; p < N; p++)
+        for (size_t i = sc->pstart[p]; i < sc->pstart[p + 1]; i++) sc->fm[fc[sc->pm[i].j]++] = (dk_pv){p, sc->pm[i].v};
+    for (size_t i = 0; i < nx; i++) sc->xs[xc[sc->xm[i].j]++] = sc->xm[i];
+    for (int b = nb; b > 0; b--) {
+        fc[b] = fc[b - 1];
+        xc[b] = xc[b - 1];
+    }
+    fc[0] = xc[0] = 0;
+    return 0;
+}
+
+/* Pair sums Σ f_i·f_j over co-firing pairs, tile by tile (a tile: rows of one band of
+ * PAIR_BAND features, columns of another, 128 KB of sums, so it stays in cache while every
+ * position of the batch is applied to it). Each pair still adds its products in position
+ * order, so the sums are bit-identical to a position-major pass. */
+static void unit_pairs(const dash_acc *a, unit *u, const dash_scratch *sc, int nband)
+{
+    const size_t nb = (size_t)(u->hi - u->lo), nbo = (size_t)nband + 1;
+    for (int A = 0; A < nband; A++)
+        for (int B = A; B < nband; B++)
+            for (int p = 0; p < a->N; p++) {
+                const size_t *bo = sc->boff + (size_t)p * nbo;
+                size_t a0 = bo[A], a1 = bo[A + 1], b0 = bo[B], b1 = bo[B + 1];
+                if (a0 == a1 || b0 == b1) continue;
+                for (size_t i = a0; i < a1; i++) {
+                    /* pair (li, lq), li < lq, sits at li·(2nb − li − 1)/2 + lq − li − 1 */
+                    size_t li = (size_t)sc->pm[i].j;
+                    double *row_i = u->pairs + li * (2 * nb - li - 1) / 2;
+                    double vi = sc->pm[i].v;
+                    for (size_t q = A == B ? i + 1 : b0; q < b1; q++) row_i[(size_t)sc->pm[q].j - li - 1] += vi * sc->pm[q].v;
+                }
+            }
 }
 
 static void scan_units(void *ctx, size_t begin, size_t end)
 {
     scan_job *job = ctx;
     dash_acc *a = job->a;
-    int F = a->F, oom = 0;
-    for (size_t ui = begin; ui < end; ui++) {
+    int oom = 0;
+    dash_scratch *sc = a->units[begin].scr;
+    if (!sc) sc = a->units[begin].scr = calloc(1, sizeof *sc);
+    for (size_t ui = begin; ui < end && sc && !oom; ui++) {
         unit *u = &a->units[ui];
-        int nb = u->hi - u->lo, lo = u->lo, hi = u->hi, n = 0;
-        nzent *buf = u->buf;
-        for (int p = 0; p < a->N; p++) {
-            if (a->mask && !a->mask[p]) continue;
-            const float *row = a->acts + (size_t)p * F;
-            int n0 = n, j = lo;
-            /* SAE activations are sparse: test 8 at a time (vectorizes), then pick */
-            for (; j + 8 <= hi; j += 8) {
-                int any = 0;
-                for (int q = 0; q < 8; q++) any |= row[j + q] > 0;
-                if (!any) continue;
-                for (int q = j; q < j + 8; q++)
-                    if (row[q] > 0) buf[n++] = (nzent){p, q, row[q]};
-            }
-            for (; j < hi; j++)
-                if (row[j] > 0) buf[n++] = (nzent){p, j, row[j]};
-            if (u->pairs)
-                for (int i = n0; i < n; i++) {
-                    /* pair (li, lq), li < lq, sits at li·(2nb − li − 1)/2 + lq − li − 1 */
-                    size_t li = (size_t)(buf[i].j - lo);
-                    double *row_i = u->pairs + li * (2 * (size_t)nb - li - 1) / 2;
-                    double vi = buf[i].v;
-                    for (int q = i + 1; q < n; q++) row_i[(size_t)(buf[q].j - lo) - li - 1] += vi * buf[q].v;
-                }
-            if (n >= DASH_CHUNK) {
-                flush_chunk(a, u, n, &oom);
-                n = 0;
-            }
+        int nb = u->hi - u->lo, nband = u->pairs ? (nb + PAIR_BAND - 1) / PAIR_BAND : 0;
+        if (unit_scan(a, u, sc, nband)) {
+            oom = 1;
+            break;
         }
-        if (n) flush_chunk(a, u, n, &oom);
-        for (int j = u->lo; j < u->hi; j++) {
+        if (nband) unit_pairs(a, u, sc, nband);
+        for (int jj = 0; jj < nb; jj++) {
+            int j = u->lo + jj;
             fstate *s = &a->fs[j];
+            const dk_pv *e = sc->fm + sc->fstart[jj];
+            size_t m = sc->fstart[jj + 1] - sc->fstart[jj];
+            for (size_t i = 0; i < m; i++)
+                feat_update(a, u, j, e[i].v, a->prompt0 + e[i].p / a->T, e[i].p % a->T, a->hp[e[i].p], &oom);
+            if (a->x && m) dk_accum_rows(a->cn + (size_t)j * a->d_in, a->x, a->d_in, e, (int)m);
             if (a->o.interval_zeros && a->o.per_interval) zero_walk(a, j);
             if (s->n_sky >= s->next_prune) sky_prune(a, s, u);
             if (s->sky_dirty && a->o.per_interval) sky_cells(a, s, j, u);
+            if (a->o.capture_values &&
+                capture_batch(a, u, j, e, m, sc->xs + sc->xstart[jj], sc->xstart[jj + 1] - sc->xstart[jj]))
+                oom = 1;
         }
     }
-    if (oom) job->oom = 1;
+    if (oom || !sc) job->oom = 1;
 }
 
 static int zpos_cmp(const void *x, const void *y)
@@ -832,7 +1095,14 @@ static int zpos_cmp(const void *x, const void *y)
 int dash_acc_add(dash_acc *a, const float *acts, const uint8_t *mask, int B, int64_t prompt0, const float *x,
                  char *err, size_t errlen)
 {
+    return dash_acc_add_rows(a, acts, (size_t)a->F, mask, B, prompt0, x, err, errlen);
+}
+
+int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *mask, int B, int64_t prompt0,
+                      const float *x, char *err, size_t errlen)
+{
     if (B < 0 || (B > 0 && !acts)) return set_err(err, errlen, "dash_acc_add: no activations");
+    if (ld < (size_t)a->F) return set_err(err, errlen, "dash_acc_add: row stride below the feature count");
     if (a->d_in > 0 && B > 0 && !x) return set_err(err, errlen, "dash_acc_add: x is required when d_in > 0");
     if (prompt0 < 0 || prompt0 < a->next_prompt)
         return set_err(err, errlen, "dash_acc_add: prompts must be fed in increasing order");
@@ -849,6 +1119,7 @@ int dash_acc_add(dash_acc *a, const float *acts, const uint8_t *mask, int B, int
         a->cap_batch = (int)N;
     }
     a->acts = acts;
+    a->ld = ld;
     a->mask = mask;
     a->x = a->d_in > 0 ? x : NULL;
     a->N = (int)N;
@@ -876,7 +1147,7 @@ int dash_acc_add(dash_acc *a, const float *acts, const uint8_t *mask, int B, int
     a->acts = NULL;
     a->mask = NULL;
     a->x = NULL;
-    if (job.oom) return set_err(err, errlen, "dash_acc_add: out of memory (interval survivors)");
+    if (job.oom) return set_err(err, errlen, "dash_acc_add: out of memory");
     return 0;
 }
 
@@ -907,6 +1178,7 @@ void dash_features_free(dash_feature *r, int n)
         free(f->logit_hist_heights);
         free(f->cos_idx);
         free(f->cos_values);
+        free(f->example_values);
     }
     free(r);
 }
@@ -950,9 +1222,10 @@ static int has_var(double var, double n, double s2) { return var > 1e-10 * n * s
 typedef struct fin_job {
     dash_acc *a;
     dash_feature *out;
-    int oom;
+    int oom, lost;
 } fin_job;
 
+/* 0, -1 out of memory, -2 an example without captured values (a bug). */
 static int finish_one(dash_acc *a, int j, dash_feature *f, key_ent *cand, double *hb)
 {
     const dash_opts *o = &a->o;
@@ -1001,6 +1274,12 @@ static int finish_one(dash_acc *a, int j, dash_feature *f, key_ent *cand, double
             iv->contains = a->n_positions ? rc.sum / (double)a->n_positions : 0;
         }
         f->n_examples = ne;
+        if (o->capture_values && ne) {
+            f->example_values = malloc((size_t)ne * a->T * sizeof *f->example_values);
+            if (!f->example_values) return -1;
+            for (int i = 0; i < ne; i++)
+                if (rec_values(a, j, f->examples[i].prompt, f->example_values + (size_t)i * a->T)) return -2;
+        }
         /* histogram of the non-zero values */
         int nb = o->hist_bins;
         hist_ctx hc = {s->min_nz, s->max, nb, hb};
@@ -1077,8 +1356,11 @@ static void finish_range(void *ctx, size_t begin, size_t end)
     key_ent *cand = malloc(((size_t)a->o.interval_cap + (size_t)k + 1) * sizeof *cand);
     double *hb = malloc((size_t)a->o.hist_bins * sizeof *hb);
     if (!cand || !hb) job->oom = 1;
-    for (size_t j = begin; j < end && cand && hb; j++)
-        if (finish_one(a, (int)j, &job->out[j], cand, hb)) job->oom = 1;
+    for (size_t j = begin; j < end && cand && hb; j++) {
+        int rc = finish_one(a, (int)j, &job->out[j], cand, hb);
+        if (rc == -1) job->oom = 1;
+        if (rc == -2) job->lost = 1;
+    }
     free(cand);
     free(hb);
 }
@@ -1088,11 +1370,12 @@ int dash_acc_finish(dash_acc *a, dash_feature **out, char *err, size_t errlen)
     *out = NULL;
     dash_feature *r = dash_features_new(a->f0, a->F);
     if (!r) return set_err(err, errlen, "dash_acc_finish: out of memory");
-    fin_job job = {a, r, 0};
+    fin_job job = {a, r, 0, 0};
     par_for((size_t)a->F, 16, finish_range, &job);
-    if (job.oom) {
+    if (job.oom || job.lost) {
         dash_features_free(r, a->F);
-        return set_err(err, errlen, "dash_acc_finish: out of memory");
+        return set_err(err, errlen, job.oom ? "dash_acc_finish: out of memory"
+                                            : "dash_acc_finish: an example's captured values are missing (internal error)");
     }
     *out = r;
     return 0;

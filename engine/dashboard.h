@@ -73,16 +73,25 @@
  *    (or dimension) has no variance get no Pearson candidates; lists may hold fewer than 3.
  *
  * Cost and memory, measured on the 2-core dev box (24576 features, 32×128-token batches, L0
- * 64, d_in 768, defaults): 0.29 s per batch on top of 0.88 s for the encode GEMM alone;
- * 475 MB of state (Σ f·x 151 MB, pair sums 201 MB, distributions 79 MB), flat in the number
- * of prompts. Per batch: one read of the dense (B,T,F) input (~0.2 ns per value), then the
- * non-zeros are regrouped by feature in chunks (a stable counting sort, so every feature
- * still sees them in position order) and applied one feature at a time with its state hot in
- * cache. A sparse input form would remove the dense read; not needed yet.
+ * 675, d_in 768, defaults, values captured): about 0.55 s per batch with both cores (0.2 s
+ * without correlated neurons/features) next to 0.5 s for the encode GEMM; about 800 MB of
+ * state (Σ f·x 151 MB, pair sums 201 MB, distributions 79 MB, captured values ~250 MB,
+ * interval survivors ~70 MB), flat in the number of prompts. Per batch, each work unit (a
+ * correlated-feature block; one thread each): one read of the dense (B,T,F) input with
+ * 16-value mask tests, the non-zeros regrouped by feature with a stable counting sort (every
+ * feature still sees them in position order), the pair sums applied tile by tile, then each
+ * feature's whole batch applied at once with its state hot in cache. The Σ f·x rows
+ * (nnz·d_in multiply-adds in double, reading x rows from the last-level cache) take about 30%
+ * of that, the pair sums and per-value updates another 30%, the interval survivors' window
+ * checks (sky_needed) 20%.
  *
- * Examples hold (prompt, pos, value) only. The caller materializes each example's window —
- * token strings and the per-token values of that feature — by re-running the example prompts
- * (at most 45 per feature); the accumulator never holds prompt × position × feature data.
+ * Examples hold (prompt, pos, value). With capture_values, each example also comes with its
+ * feature's values over the whole prompt (dash_feature.example_values): for every prompt one
+ * of a feature's candidates (top-K heap, interval survivors, zero heap) sits in, the
+ * accumulator keeps that feature's non-zero values there, taken from the batch as it goes
+ * and dropped when no candidate refers to the prompt any more — bounded by the candidates
+ * (top_k + interval_cap + per_interval per feature), never by the prompts (dashboard.c).
+ * Without it the caller has to re-run the example prompts (at most 45 per feature).
  * SAEDashboard drops position 0 from the window and sets qualifying_token_index = pos − 1.
  *
  * ---- Weight-derived (dash_weights) ----
@@ -114,6 +123,7 @@ typedef struct dash_opts {
     int interval_cap;   /* hard cap on interval survivors per feature (1024) */
     int corr_block;     /* correlated-feature block size; 0 = off (2048) */
     uint64_t seed;      /* interval sampling (0) */
+    int capture_values; /* 1: each example's prompt row of values, see "Examples" above (0) */
 } dash_opts;
 
 void dash_opts_default(dash_opts *o);
@@ -165,6 +175,9 @@ typedef struct dash_feature {
     int n_cos;
     int32_t *cos_idx;                 /* other features, most similar first (ties: lower index) */
     float *cos_values;
+    /* -- captured (dash_opts.capture_values), else NULL -- */
+    float *example_values;            /* (n_examples, T): the feature's raw values over each
+                                       * example's prompt, as fed to dash_acc_add */
 } dash_feature;
 
 /* n zeroed records with index = f0 + i; NULL on allocation failure. */
@@ -183,6 +196,10 @@ void dash_acc_free(dash_acc *a);
  * NULL = all counted; x: (B,T,d_in) SAE inputs, host, or NULL when d_in = 0. -1 with err. */
 int dash_acc_add(dash_acc *a, const float *acts, const uint8_t *mask, int B, int64_t prompt0, const float *x,
                  char *err, size_t errlen);
+/* The same with acts rows ld ≥ F floats apart (position r's features at acts + r·ld), so a
+ * caller holding all d_sae features of a batch passes its range without copying it. */
+int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *mask, int B, int64_t prompt0,
+                      const float *x, char *err, size_t errlen);
 
 /* Heap bytes the accumulator holds now (scratch for the largest batch included). */
 size_t dash_acc_bytes(const dash_acc *a);

@@ -115,6 +115,13 @@ int backend_precision_parse(const char *s, backend_precision *out);
 const char *backend_precision_name(backend_precision p);
 saed_backend *backend_cpu_open(void);
 void backend_close(saed_backend *b);
+/* Call first in main(). OpenBLAS's idle threads spin (sched_yield) for about 2^28 cycles after
+ * each product before they sleep, and OPENBLAS_THREAD_TIMEOUT is read only when the library
+ * loads; between products the CPU backend runs its own pool (element-wise ops, attention, the
+ * dashboard statistics), which those spinning threads slow down on a machine with few cores.
+ * So unless the variable is set, this sets it to 4 (2^4 cycles) and re-executes the program
+ * (/proc/self/exe, same argv); if that fails, the program goes on as it was. */
+void backend_blas_env(char **argv);
 /* Names the first op the backend lacks, or NULL when it implements the whole interface. */
 const char *backend_missing_op(const saed_backend *b);
 

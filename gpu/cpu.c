@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gpu/backend.h"
+#include "gpu/cpu_avx512.h"
 #include "gpu/par.h"
 
 /* ---- memory ---- */
@@ -68,23 +69,39 @@ typedef struct row_job {
     float eps;
 } row_job;
 
+/* Row statistics in double, each row's sums in index order; four rows at a time so that four
+ * independent addition chains overlap (the same sums as one row at a time). */
 static void ln_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    int C = j->C;
-    for (size_t r = r0; r < r1; r++) {
-        const float *x = j->in + r * (size_t)C;
-        float *o = j->out + r * (size_t)C;
-        double s = 0, ss = 0;
-        for (int i = 0; i < C; i++) s += x[i];
-        double mean = s / C;
+    const int C = j->C, wide = cpu_avx512_usable();
+    for (size_t r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+        const float *x[4];
+        double s[4] = {0}, ss[4] = {0}, mean[4];
+        for (int q = 0; q < 4; q++) x[q] = j->in + (r + (size_t)(q < nr ? q : 0)) * C;
         for (int i = 0; i < C; i++) {
-            double d = x[i] - mean;
-            ss += d * d;
+            s[0] += x[0][i];
+            s[1] += x[1][i];
+            s[2] += x[2][i];
+            s[3] += x[3][i];
         }
-        float rstd = (float)(1.0 / sqrt(ss / C + j->eps));
-        float m = (float)mean;
-        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * rstd * j->w[i] + j->bias[i];
+        for (int q = 0; q < 4; q++) mean[q] = s[q] / C;
+        for (int i = 0; i < C; i++) {
+            double d0 = x[0][i] - mean[0], d1 = x[1][i] - mean[1], d2 = x[2][i] - mean[2], d3 = x[3][i] - mean[3];
+            ss[0] += d0 * d0;
+            ss[1] += d1 * d1;
+            ss[2] += d2 * d2;
+            ss[3] += d3 * d3;
+        }
+        for (int q = 0; q < nr; q++) {
+            float *o = j->out + (r + q) * (size_t)C;
+            float rstd = (float)(1.0 / sqrt(ss[q] / C + j->eps));
+            float m = (float)mean[q];
+            if (wide) cpu_avx512_ln_row(o, x[q], m, rstd, j->w, j->bias, C);
+            else
+                for (int i = 0; i < C; i++) o[i] = (x[q][i] - m) * rstd * j->w[i] + j->bias[i];
+        }
     }
 }
 
@@ -100,9 +117,12 @@ static int cpu_layernorm(saed_backend *b, float *out, const float *inp, const fl
 static void bias_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
+    const int wide = cpu_avx512_usable();
     for (size_t r = r0; r < r1; r++) {
         float *x = j->x + r * (size_t)j->C;
-        for (int i = 0; i < j->C; i++) x[i] += j->bias[i];
+        if (wide) cpu_avx512_add_row(x, j->bias, j->C);
+        else
+            for (int i = 0; i < j->C; i++) x[i] += j->bias[i];
     }
 }
 
@@ -158,6 +178,10 @@ static void gelu_range(void *ctx, size_t i0, size_t i1)
     const float *in = j->in;
     float *out = j->out;
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    if (cpu_avx512_usable()) {
+        cpu_avx512_gelu(out + i0, in + i0, i1 - i0);
+        return;
+    }
     for (size_t i = i0; i < i1; i++) {
         float x = in[i];
         float u = k * (x + 0.044715f * x * x * x);
@@ -179,6 +203,10 @@ static int cpu_gelu(saed_backend *b, float *out, const float *in, size_t n)
 static void add_range(void *ctx, size_t i0, size_t i1)
 {
     row_job *j = ctx;
+    if (cpu_avx512_usable()) {
+        cpu_avx512_add(j->out + i0, j->a + i0, j->b + i0, i1 - i0);
+        return;
+    }
     for (size_t i = i0; i < i1; i++) j->out[i] = j->a[i] + j->b[i];
 }
 
@@ -238,6 +266,45 @@ static void softmax_rows(void *ctx, size_t r0, size_t r1)
     }
 }
 
+typedef struct attn_job {
+    float *S;                 /* (n, Tq, Tk) scores/probabilities of the chunk's heads */
+    float *z;
+    const float *q, *k, *v;
+    int ldq, ldkv, Tq, Tk, NH, hd;
+    long sbkv;
+    size_t h0;
+    float scale;
+    int oom;                  /* set by a worker whose scratch allocation failed */
+} attn_job;
+
+/* Heads [i0, i1) of the chunk with the AVX-512 kernels (cpu_avx512.h): scores for the causal
+ * half only, softmax, weighted sum; each head on its own, so the pool runs them side by side
+ * (OpenBLAS runs these 128×128×64 products one at a time and serializes concurrent calls).
+ * Their sums run in a different order than OpenBLAS's and exp is a polynomial: the results
+ * differ from the plain path by float rounding (the forward tests hold both to 1e-4). */
+static void attn_heads(void *ctx, size_t i0, size_t i1)
+{
+    attn_job *j = ctx;
+    const size_t per = (size_t)j->Tq * j->Tk;
+    const int C = j->NH * j->hd;
+    float *kT = malloc(sizeof(float) * (size_t)j->hd * ((size_t)(j->Tk + 15) / 16 * 16));
+    if (!kT) {
+        __atomic_store_n(&j->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (size_t i = i0; i < i1; i++) {
+        int bb = (int)((j->h0 + i) / j->NH), h = (int)((j->h0 + i) % j->NH);
+        const float *qh = j->q + (size_t)bb * j->Tq * j->ldq + (size_t)h * j->hd;
+        const float *kh = j->k + (size_t)bb * j->sbkv + (size_t)h * j->hd;
+        const float *vh = j->v + (size_t)bb * j->sbkv + (size_t)h * j->hd;
+        float *S = j->S + i * per, *zh = j->z + (size_t)bb * j->Tq * C + (size_t)h * j->hd;
+        cpu_avx512_attn_scores(S, qh, j->ldq, kh, j->ldkv, j->Tq, j->Tk, j->hd, j->scale, kT);
+        cpu_avx512_attn_softmax(S, j->Tq, j->Tk);
+        cpu_avx512_attn_values(zh, C, S, vh, j->ldkv, j->Tq, j->Tk, j->hd);
+    }
+    free(kT);
+}
+
 static int cpu_attention(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
                          const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd)
 {
@@ -256,6 +323,18 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
     if (!pattern && !scratch) {
         snprintf(b->err, sizeof b->err, "attention: out of memory");
         return -1;
+    }
+    if (cpu_avx512_usable()) {
+        attn_job j = {.z = z, .q = q, .k = k, .v = v, .ldq = ldq, .ldkv = ldkv, .Tq = Tq, .Tk = Tk, .NH = NH,
+                      .hd = hd, .sbkv = sbkv, .scale = scale};
+        for (size_t h0 = 0; h0 < heads; h0 += chunk) {
+            j.S = pattern ? pattern + h0 * per : scratch;
+            j.h0 = h0;
+            par_for(heads - h0 < chunk ? heads - h0 : chunk, 1, attn_heads, &j);
+        }
+        free(scratch);
+        if (j.oom) snprintf(b->err, sizeof b->err, "attention: out of memory");
+        return j.oom ? -1 : 0;
     }
     for (size_t h0 = 0; h0 < heads; h0 += chunk) {
         size_t n = heads - h0 < chunk ? heads - h0 : chunk;
@@ -350,10 +429,14 @@ static int cpu_topk_rows(saed_backend *b, float *vals, int32_t *idx, const float
 static void masked_relu_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    const int C = j->C;
+    const int C = j->C, wide = cpu_avx512_usable();
     for (size_t r = r0; r < r1; r++) {
         const float *h = j->in + r * (size_t)C, *g = j->a ? j->a + r * (size_t)C : NULL;
         float *o = j->out + r * (size_t)C;
+        if (wide) {
+            cpu_avx512_masked_relu_row(o, h, j->w, g, C);
+            continue;
+        }
         for (int i = 0; i < C; i++) {
             int on = h[i] > 0.0f && (!j->w || h[i] > j->w[i]) && (!g || g[i] > 0.0f);
             o[i] = on ? h[i] : 0.0f;

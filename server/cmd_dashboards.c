@@ -229,9 +229,9 @@ int cmd_dashboards(int argc, char **argv)
         goto done;
     }
     double secs = now_s() - t0;
-    fprintf(stderr, "dashboards: %d features, %lld tokens in %.1fs (%.0f tokens/s; statistics %.1fs, weights %.1fs, examples %.1fs)\n",
+    fprintf(stderr, "dashboards: %d features, %lld tokens in %.1fs (%.0f tokens/s; statistics %.1fs, weights %.1fs)\n",
             res.f1 - res.f0, (long long)res.tokens, secs, res.tokens / (secs > 0 ? secs : 1), res.seconds_stats,
-            res.seconds_weights, res.seconds_examples);
+            res.seconds_weights);
     char mid[256], sid[256], set[128];
     const char *slash = strrchr(model_dir, '/');
     snprintf(mid, sizeof mid, "%s", model_id ? model_id : (slash && slash[1] ? slash + 1 : model_dir));

@@ -302,6 +302,7 @@ static int cmd_version(void)
 
 int main(int argc, char **argv)
 {
+    backend_blas_env(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
