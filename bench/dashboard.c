@@ -11,7 +11,9 @@
  *    linearly to all of them, its agreement with saed on those features, and the speed-up.
  * Each configuration runs in its own forked child, so each peak RSS (ru_maxrss from wait4) is
  * that configuration's own. --quick: 64/128 prompts and a 4096-feature SAE, for a smoke run;
- * --prompts N: N and 2N prompts instead of 2048 and 4096; --features: the SAE's width.
+ * --prompts N: N and 2N prompts instead of 2048 and 4096; --features: the SAE's width;
+ * --density LO,HI: the features' firing rates in percent (1,5 by default: an L0 of ~600, several
+ * times real gpt2-small SAEs'; 0.1,0.5 gives an L0 of ~60, like gpt2-small-res-jb's).
  *
  * --device cuda[:N] [--precision fp32|tf32|bf16] [--batch B]: the same model and SAE on the
  * GPU at issue 8's size, 24576 prompts x 128 tokens (SAEDashboard's default) in one dash_run:
@@ -110,6 +112,7 @@ typedef struct bench {
     char device[32];    /* backend spec: "cpu" (default) or cuda[:N] */
     backend_precision prec;
     int batch;          /* prompts per dash_run batch (32) */
+    double dens_lo, dens_hi; /* per-feature firing rates, log-uniform in [lo, hi] (1%, 5%) */
     char dir[64], model_dir[96], sae_dir[96], saed_stats[96];
     int32_t *prompts;   /* n2 prompts; the first n1 are the 2048-prompt configuration's */
 } bench;
@@ -152,7 +155,7 @@ static int copy_hook(void *ud, hook_point hp, float *act, int B, int T, int widt
 
 /* A SAELens v6 folder: W_enc ~ N(0, 1/√768), W_dec = W_encᵀ with unit-norm rows (SAELens's
  * tied init), b_dec small, and b_enc set per feature from calibration prompts so that feature i
- * fires on a fraction d_i of tokens, d_i log-uniform in [1%, 5%]. */
+ * fires on a fraction d_i of tokens, d_i log-uniform in [1%, 5%] (--density sets the range). */
 static int write_sae(const bench *bn, model *m, setup_out *so)
 {
     const int D = D_IN, S = bn->d_sae, NC = 16, N = NC * T_CTX;
@@ -190,7 +193,7 @@ static int write_sae(const bench *bn, model *m, setup_out *so)
         for (int r = 0; r < N; r++)
             if (r % T_CTX) col[nc++] = h[(size_t)r * S + i];   /* BOS rows are masked anyway */
         qsort(col, (size_t)nc, sizeof *col, cmp_float);
-        double dens = exp(log(0.01) + uniform(&rng) * (log(0.05) - log(0.01)));
+        double dens = exp(log(bn->dens_lo) + uniform(&rng) * (log(bn->dens_hi) - log(bn->dens_lo)));
         int q = nc - 1 - (int)(dens * nc);
         b_enc[i] = -col[q];   /* the values above col[q] fire */
         l0 += (double)(nc - 1 - q) / nc;
@@ -684,6 +687,7 @@ int main(int argc, char **argv)
     backend_blas_env(argv);
     bench bn;
     memset(&bn, 0, sizeof bn);
+    bn.dens_lo = 0.01, bn.dens_hi = 0.05;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) bn.quick = 1;
         else if (!strcmp(argv[i], "--ref-batches") && i + 1 < argc) bn.ref_batches = atoi(argv[++i]);
@@ -691,10 +695,16 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--features") && i + 1 < argc) bn.d_sae = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) snprintf(bn.device, sizeof bn.device, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) bn.batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--density") && i + 1 < argc &&
+                 sscanf(argv[i + 1], "%lf,%lf", &bn.dens_lo, &bn.dens_hi) == 2 && bn.dens_lo > 0 &&
+                 bn.dens_lo <= bn.dens_hi && bn.dens_hi < 100) {
+            bn.dens_lo /= 100, bn.dens_hi /= 100;
+            i++;
+        }
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !backend_precision_parse(argv[i + 1], &bn.prec)) i++;
         else {
             fprintf(stderr, "usage: %s [--quick] [--prompts N] [--features N] [--ref-batches N] [--device cpu|cuda[:N]]"
-                            " [--precision fp32|tf32|bf16] [--batch B]\n", argv[0]);
+                            " [--precision fp32|tf32|bf16] [--batch B] [--density LO,HI (percent)]\n", argv[0]);
             return 2;
         }
     }
@@ -770,8 +780,8 @@ int main(int argc, char **argv)
     printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s (highest of 4 samples across the run;"
            " lowest %.1f)\n", so.threads, bn.sgemm_n, bn.sgemm_n, peak, low);
     printf("model: random gpt2-small shape (d 768, 12 layers, 12 heads, vocab 50257), %.0f MB; SAE: standard, %d"
-           " features at " HOOK ", b_enc set for 1-5%% firing (calibration L0 %.0f); written in %.1f s\n",
-           so.model_mb, bn.d_sae, so.calib_l0, so.seconds);
+           " features at " HOOK ", b_enc set for %g-%g%% firing (calibration L0 %.0f); written in %.1f s\n",
+           so.model_mb, bn.d_sae, bn.dens_lo * 100, bn.dens_hi * 100, so.calib_l0, so.seconds);
     printf("prompts: %d-token windows, BOS + ids uniform over [0, 4000); batches of 32 prompts\n", T_CTX);
     print_saed(&bn, &s1, rss1, peak);
     printf("    one 32-prompt batch of the statistics pass: forward %.2f s, encode %.2f s, statistics and captured"
