@@ -446,6 +446,18 @@ int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen)
     return 0;
 }
 
+float sae_cfg_row_divisor(const sae_cfg *c)
+{
+    return c->norm == SAE_NORM_EXPECTED_AVERAGE_ONLY_IN && c->norm_scaling_factor > 0 ? (float)c->norm_scaling_factor
+                                                                                      : 0.0f;
+}
+
+/* out = row, divided as prepare's fold divides W_dec when sf > 0. */
+static void unfold_row(const float *row, int n, float sf, float *out)
+{
+    for (int j = 0; j < n; j++) out[j] = sf > 0 ? row[j] / sf : row[j];
+}
+
 int sae_file_decoder_row(const char *dir, long long i, float **out, int *n, char *err, size_t errlen)
 {
     char path[4096];
@@ -471,9 +483,14 @@ int sae_file_decoder_row(const char *dir, long long i, float **out, int *n, char
         row.nbytes = rb;
         row.data = (const uint8_t *)t->data + (size_t)i * rb;
         float *v = malloc((size_t)row.numel * sizeof(float));
+        sae_cfg cfg;
         if (!v) snprintf(err, errlen, "%s: out of memory", path);
         else if (st_to_f32(&row, v, err, errlen)) free(v);
+        else if (sae_cfg_load(dir, &cfg, err, errlen)) free(v);
         else {
+            /* The row steering adds (sae_decoder_row_raw): SAELens' from_pretrained fold. */
+            unfold_row(v, (int)row.numel, sae_cfg_row_divisor(&cfg), v);
+            sae_cfg_free(&cfg);
             *out = v;
             *n = (int)row.numel;
             rc = 0;
@@ -493,8 +510,7 @@ int sae_decoder_row_raw(const sae *s, int i, float *out, char *err, size_t errle
     /* host is the file's tensor in every case (prepare folds into copies, and drops host only
      * for an unchanged tensor on a host-memory backend, where dev then holds the same values). */
     const float *row = s->t[T_W_DEC].host + (size_t)i * O;
-    const float sf = s->cfg.norm == SAE_NORM_EXPECTED_AVERAGE_ONLY_IN ? (float)s->cfg.norm_scaling_factor : 0.0f;
-    for (int j = 0; j < O; j++) out[j] = sf > 0 ? row[j] / sf : row[j]; /* as prepare's fold divides */
+    unfold_row(row, O, sae_cfg_row_divisor(&s->cfg), out);
     return 0;
 }
 

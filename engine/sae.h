@@ -95,7 +95,8 @@ const float *sae_log_sparsity(const sae *s);
 /* Row i of W_dec (d_out floats) into out (host), as stored (after folding when folded). */
 int sae_decoder_row(const sae *s, int i, float *out, char *err, size_t errlen);
 /* Row i of W_dec read from dir/sae_weights.safetensors without loading the SAE: the file is
- * mapped and only that row is converted to float32, as stored (no fold). On success *out
+ * mapped and only that row is converted to float32; the same values as sae_decoder_row_raw
+ * (no decoder-norm fold, divided by sae_cfg_row_divisor of dir/cfg.json). On success *out
  * (malloc'd) holds *n = d_out floats and 0 is returned; 1 when i is outside [0, d_sae) (err
  * says so); -1 with err when the file or its W_dec is unusable. */
 int sae_file_decoder_row(const char *dir, long long i, float **out, int *n, char *err, size_t errlen);
@@ -103,6 +104,9 @@ int sae_file_decoder_row(const char *dir, long long i, float **out, int *n, char
  * folded: the file's values, no decoder-norm fold, divided by a norm_scaling_factor that
  * SAELens folds for expected_average_only_in. Neuronpedia steers with this row (W_dec[index]). */
 int sae_decoder_row_raw(const sae *s, int i, float *out, char *err, size_t errlen);
+/* What both divide W_dec's rows by: norm_scaling_factor for expected_average_only_in (SAELens'
+ * from_pretrained folds it), 0 = nothing. */
+float sae_cfg_row_divisor(const sae_cfg *c);
 
 /* Encode (N,d_in) → (N,d_sae) dense feature activations; both in backend memory. */
 int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen);

@@ -42,6 +42,9 @@ typedef struct np_ref {
 } np_ref;
 /* modelId, layer (or its alias source) and index (an integer or its decimal string) of obj;
  * on error replies 400 naming the field (after where, e.g. "features[2].") and returns -1. */
+/* A feature index as Neuronpedia accepts it (an integer >= 0 or a decimal string of one) in
+ * canonical form ("007" -> "7", as stored); -1 when it is not one. */
+int np_index_canon(json_t *v, char out[16]);
 int np_ref_or_reply(http_req *r, json_t *obj, const char *where, np_ref *ref);
 /* 404 with Neuronpedia's message for a model, source or feature that does not exist. */
 void np_reply_not_found(http_req *r);

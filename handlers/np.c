@@ -7,6 +7,14 @@
 #include "handlers/handlers.h"
 #include "server/explanations.h"  // defines: expl_index_canon
 
+int np_index_canon(json_t *v, char out[16])
+{
+    char num[32];
+    if (json_is_integer(v) && json_integer_value(v) >= 0) snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+    else snprintf(num, sizeof num, "%s", json_is_string(v) ? json_string_value(v) : "-");
+    return expl_index_canon(num, out);
+}
+
 int np_ref_or_reply(http_req *r, json_t *o, const char *where, np_ref *ref)
 {
     if (!json_is_object(o)) {
@@ -18,10 +26,6 @@ int np_ref_or_reply(http_req *r, json_t *o, const char *where, np_ref *ref)
     json_t *lv = json_object_get(o, "layer");
     if (!lv || json_is_null(lv)) lv = json_object_get(o, "source");
     ref->layer = json_string_value(lv);
-    json_t *iv = json_object_get(o, "index");
-    char num[32];
-    if (json_is_integer(iv) && json_integer_value(iv) >= 0) snprintf(num, sizeof num, "%lld", (long long)json_integer_value(iv));
-    else snprintf(num, sizeof num, "%s", json_is_string(iv) ? json_string_value(iv) : "-");
     if (!ref->model || !*ref->model) {
         http_reply_error(r, 400, "invalid_field", "%smodelId: required string", where);
         return -1;
@@ -31,7 +35,7 @@ int np_ref_or_reply(http_req *r, json_t *o, const char *where, np_ref *ref)
                          where);
         return -1;
     }
-    if (expl_index_canon(num, ref->index)) {
+    if (np_index_canon(json_object_get(o, "index"), ref->index)) {
         http_reply_error(r, 400, "invalid_field", "%sindex: expected a feature index (a non-negative integer or its decimal string)",
                          where);
         return -1;

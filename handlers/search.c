@@ -3,6 +3,7 @@
  * inference searches. Validation and the SAE lookup run on the HTTP thread; the model pass,
  * the encoders and the lookup of the stored feature rows that go with the results run as a
  * compute task on the cached model and SAEs. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,12 +37,13 @@ static int num_results(http_req *r, json_t *v, int def, int max, int *out)
     *out = def;
     if (!v || json_is_null(v) || (json_is_number(v) && json_number_value(v) == 0)) return 0;
     double d = json_is_number(v) ? json_number_value(v) : -1;
-    if (d < 1 || d != (double)(long long)d) {
-        http_reply_error(r, 400, "invalid_field", "numResults: must be an integer from 1 to %d", max);
-        return -1;
-    }
+    /* The limit before any conversion: a double beyond long long's range has none defined. */
     if (d > max) {
         http_reply_error(r, 400, "limit_exceeded", "numResults: %g is more than the limit of %d", d, max);
+        return -1;
+    }
+    if (!(d >= 1) || d != floor(d)) {
+        http_reply_error(r, 400, "invalid_field", "numResults: must be an integer from 1 to %d", max);
         return -1;
     }
     *out = (int)d;
@@ -251,10 +253,16 @@ void h_search_all(http_req *r)
                          json_array_size(si), LIVE_MAX_SORT);
         goto fail;
     }
+    const int max_pos = http_app(r)->cfg->max_text_tokens - 1; /* no text has more tokens */
     for (size_t i = 0; i < json_array_size(si); i++) {
         json_t *v = json_array_get(si, i);
         double d = json_is_number(v) ? json_number_value(v) : -1;
-        if (d < 0 || d != (double)(int)d) {
+        if (d > max_pos) { /* checked before converting: an int cannot hold every double */
+            http_reply_error(r, 400, "limit_exceeded", "sortIndexes[%zu]: %g is more than the limit of %d (SAED_MAX_TEXT_TOKENS - 1)",
+                             i, d, max_pos);
+            goto fail;
+        }
+        if (!(d >= 0) || d != floor(d)) {
             http_reply_error(r, 400, "invalid_field", "sortIndexes[%zu]: must be a token position (integer >= 0)", i);
             goto fail;
         }

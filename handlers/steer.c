@@ -76,22 +76,6 @@ static int int_field(json_t *body, const char *name, int lo, int hi, bool has_de
     return 0;
 }
 
-/* Neuronpedia's index: an integer, or a string of one (canonical: no sign, no leading zeros). */
-static int parse_index(json_t *v, char *out, size_t n)
-{
-    if (json_is_integer(v)) {
-        json_int_t x = json_integer_value(v);
-        if (x < 0 || x > 999999999) return -1;
-        snprintf(out, n, "%lld", (long long)x);
-        return 0;
-    }
-    const char *s = json_string_value(v);
-    size_t l = s ? strlen(s) : 0;
-    if (l == 0 || l > 9 || (s[0] == '0' && l > 1) || strspn(s, "0123456789") != l) return -1;
-    snprintf(out, n, "%s", s);
-    return 0;
-}
-
 static int parse_features(json_t *arr, steer_req *q, char *msg, size_t n)
 {
     if (!json_is_array(arr) || json_array_size(arr) == 0) {
@@ -118,10 +102,12 @@ static int parse_features(json_t *arr, steer_req *q, char *msg, size_t n)
                      model, q->model_id);
             return -1;
         }
-        if (parse_index(json_object_get(f, "index"), sf->index, sizeof sf->index)) {
+        char idx[16];
+        if (np_index_canon(json_object_get(f, "index"), idx)) {
             snprintf(msg, n, "features[%zu].index: expected a non-negative integer (or a string of one)", i);
             return -1;
         }
+        snprintf(sf->index, sizeof sf->index, "%s", idx); /* at most 9 digits */
         if (strlen(layer) >= sizeof sf->layer) {
             snprintf(msg, n, "features[%zu].layer: longer than %zu characters", i, sizeof sf->layer - 1);
             return -1;

@@ -1,7 +1,9 @@
 /* vector.c: POST /api/vector/get, a feature's steering vector. A feature that stores its own
  * vector (Neuronpedia's saved vectors: hasVector) gets that one; an SAE feature gets its
- * decoder row W_dec[index] read straight from the SAE's weights file as stored there (raw,
- * no decoder-norm fold), with upstream's default strength of 10, without loading the SAE. */
+ * decoder row W_dec[index] read straight from the SAE's weights file without loading the SAE,
+ * the same vector steering adds (no decoder-norm fold; divided by norm_scaling_factor for
+ * expected_average_only_in, as SAELens' from_pretrained folds it), with upstream's default
+ * strength of 10. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* fcache.c: see fcache.h. A chained hash table of entries with an LRU list, a small table of
- * generation records (one per model and per SAE seen), and the LISTEN thread. Invalidation
+ * generation records (one per model and per SAE with a stored response), and the LISTEN thread. Invalidation
  * is lazy: bumping a generation makes the entries that captured the old one invalid, and
  * they are freed when next looked up or when the LRU evicts them. */
 #include "server/fcache.h"
@@ -48,7 +48,9 @@ struct fcache {
     size_t nbuckets, n;
     entry *head, *tail;
     gen_rec *gens[GEN_BUCKETS];
+    size_t nrecs;
     uint64_t global;
+    uint64_t unknown; /* bumped when a key without a record is invalidated */
     int listening;
     unsigned long long hits, misses, stores, invalidations;
     /* listener */
@@ -91,6 +93,7 @@ static gen_rec *gen_find(fcache *c, const char *key, size_t n, int create)
     g->key[n] = '\0';
     g->next = c->gens[h];
     c->gens[h] = g;
+    c->nrecs++;
     return g;
 }
 
@@ -181,32 +184,64 @@ const char *fcache_data(const fcache_body *b) { return b->data; }
 size_t fcache_len(const fcache_body *b) { return b->len; }
 void fcache_release(const fcache_body *b) { body_release((fcache_body *)b); }
 
+/* Writes "model/sae" to k and returns 0, or -1 when it does not fit. */
+static int gen_key(char k[600], const char *model, size_t ml, const char *sae, size_t sl)
+{
+    if (ml + sl + 2 > 600) return -1;
+    memcpy(k, model, ml);
+    k[ml] = '/';
+    memcpy(k + ml + 1, sae, sl);
+    k[ml + 1 + sl] = '\0';
+    return 0;
+}
+
+/* Records are looked up, never created, here: a request for an id that does not exist must
+ * leave nothing behind. A key without a record captures the "unknown" epoch instead, which
+ * any invalidation of a key without a record bumps; fcache_put creates the records. */
 void fcache_begin(fcache *c, const char *model, const char *sae, fcache_ticket *t)
 {
     memset(t, 0, sizeof *t);
     if (!c) return;
     char k[600];
     size_t ml = strlen(model), sl = strlen(sae);
-    if (ml + sl + 2 > sizeof k) return;
-    memcpy(k, model, ml);
-    k[ml] = '/';
-    memcpy(k + ml + 1, sae, sl + 1);
+    if (gen_key(k, model, ml, sae, sl)) return;
     pthread_mutex_lock(&c->mu);
-    gen_rec *mr = gen_find(c, k, ml + 1, 1), *sr = gen_find(c, k, ml + 1 + sl, 1);
-    if (c->listening && mr && sr) {
+    if (c->listening) {
+        gen_rec *mr = gen_find(c, k, ml + 1, 0), *sr = gen_find(c, k, ml + 1 + sl, 0);
         t->ok = 1;
         t->gen[0] = c->global;
-        t->gen[1] = mr->gen;
-        t->gen[2] = sr->gen;
+        t->gen[1] = mr ? mr->gen : 0;
+        t->gen[2] = sr ? sr->gen : 0;
         t->rec[0] = mr;
         t->rec[1] = sr;
+        t->unknown = c->unknown;
     }
     pthread_mutex_unlock(&c->mu);
+}
+
+/* The record of k[0..n) for a store under ticket generation *gen (rec: the one the ticket
+ * saw, or NULL), created if needed; NULL when an invalidation came after the ticket. Caller
+ * holds mu. A record created after the ticket starts at generation 0, so a later bump of it
+ * shows as a mismatch; an invalidation before its creation bumped the unknown epoch. */
+static gen_rec *gen_for_put(fcache *c, const fcache_ticket *t, const char *k, size_t n, void *rec, uint64_t *gen)
+{
+    if (rec) return ((gen_rec *)rec)->gen == *gen ? rec : NULL;
+    if (c->unknown != t->unknown) return NULL;
+    gen_rec *g = gen_find(c, k, n, 0);
+    if (g) return g->gen == 0 ? g : NULL;
+    g = gen_find(c, k, n, 1);
+    if (g) *gen = g->gen;
+    return g;
 }
 
 void fcache_put(fcache *c, const fcache_ticket *t, const char *key, const char *body, size_t len)
 {
     if (!c || !t->ok) return;
+    /* The key's first two parts are the model and the SAE (fcache.h). */
+    const char *s1 = strchr(key, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+    char k[600];
+    if (!s2 || gen_key(k, key, (size_t)(s1 - key), s1 + 1, (size_t)(s2 - s1 - 1))) return;
+    size_t ml = (size_t)(s1 - key), sl = (size_t)(s2 - s1 - 1);
     size_t kl = strlen(key), cost = sizeof(entry) + kl + 1 + sizeof(fcache_body) + len;
     if (cost > c->budget / 8) return; /* one response may not crowd out the rest */
     entry *e = malloc(sizeof *e + kl + 1);
@@ -225,12 +260,14 @@ void fcache_put(fcache *c, const fcache_ticket *t, const char *key, const char *
     e->body = b;
     e->cost = cost;
     memcpy(e->gen, t->gen, sizeof e->gen);
-    e->rec[0] = t->rec[0];
-    e->rec[1] = t->rec[1];
     e->expires = now_s() + FCACHE_TTL_S;
     e->prev = e->next = NULL;
     pthread_mutex_lock(&c->mu);
-    if (!entry_valid(c, e, now_s() - 1)) { /* something changed while the caller read */
+    /* Something changed while the caller read: store nothing. */
+    int fresh = c->listening && t->gen[0] == c->global;
+    e->rec[0] = fresh ? gen_for_put(c, t, k, ml + 1, t->rec[0], &e->gen[1]) : NULL;
+    e->rec[1] = e->rec[0] ? gen_for_put(c, t, k, ml + 1 + sl, t->rec[1], &e->gen[2]) : NULL;
+    if (!e->rec[1] || !entry_valid(c, e, now_s() - 1)) {
         pthread_mutex_unlock(&c->mu);
         body_release(b);
         free(e);
@@ -266,9 +303,11 @@ static void invalidate_locked(fcache *c, const char *model, const char *sae)
     memcpy(k, model, ml);
     k[ml] = '/';
     memcpy(k + ml + 1, sae ? sae : "", sl + 1);
-    /* A record not yet created has no entries to drop. */
+    /* A record not yet created has no entries to drop, but a read that began before this and
+     * would create it on storing must not store. */
     gen_rec *g = gen_find(c, k, ml + 1 + sl, 0);
     if (g) g->gen++;
+    else c->unknown++;
 }
 
 void fcache_invalidate(fcache *c, const char *model, const char *sae)
@@ -301,6 +340,15 @@ static void set_listening(fcache *c, int on)
         c->global++; /* notifications may have been missed: nothing cached before is trusted */
     }
     pthread_mutex_unlock(&c->mu);
+}
+
+size_t fcache_gen_records(fcache *c)
+{
+    if (!c) return 0;
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->nrecs;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 int fcache_listening(fcache *c)
@@ -415,7 +463,7 @@ void fcache_render_metrics(fcache *c, FILE *f)
     if (!c) return;
     pthread_mutex_lock(&c->mu);
     unsigned long long hits = c->hits, misses = c->misses, stores = c->stores, inv = c->invalidations;
-    size_t n = c->n, used = c->used;
+    size_t n = c->n, used = c->used, recs = c->nrecs;
     int on = c->listening;
     pthread_mutex_unlock(&c->mu);
     fprintf(f, "# HELP saed_feature_cache_requests_total Feature cache lookups by result.\n"
@@ -430,6 +478,8 @@ void fcache_render_metrics(fcache *c, FILE *f)
                "# TYPE saed_feature_cache_entries gauge\nsaed_feature_cache_entries %zu\n", n);
     fprintf(f, "# HELP saed_feature_cache_bytes Bytes held against SAED_FEATURE_CACHE.\n"
                "# TYPE saed_feature_cache_bytes gauge\nsaed_feature_cache_bytes %zu\n", used);
+    fprintf(f, "# HELP saed_feature_cache_generation_records Models and SAEs with a generation record (made only when a response is stored).\n"
+               "# TYPE saed_feature_cache_generation_records gauge\nsaed_feature_cache_generation_records %zu\n", recs);
     fprintf(f, "# HELP saed_feature_cache_listening 1 while the LISTEN connection is up (the cache serves).\n"
                "# TYPE saed_feature_cache_listening gauge\nsaed_feature_cache_listening %d\n", on);
 }

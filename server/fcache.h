@@ -32,7 +32,8 @@ typedef struct fcache_body fcache_body;
 typedef struct fcache_ticket {
     int ok;                 /* 0: the cache is off or not listening; do not store */
     uint64_t gen[3];        /* global, model, SAE generations when taken */
-    void *rec[2];           /* the model's and the SAE's generation records */
+    void *rec[2];           /* the model's and the SAE's generation records; NULL: none yet */
+    uint64_t unknown;       /* the epoch of keys without a record when taken */
 } fcache_ticket;
 
 /* budget_bytes 0 = no cache (NULL). conninfo: where to LISTEN (the listener thread starts
@@ -47,7 +48,9 @@ const char *fcache_data(const fcache_body *b);
 size_t fcache_len(const fcache_body *b);
 void fcache_release(const fcache_body *b);
 
-/* Before reading the database for a key of (model, sae). */
+/* Before reading the database for a key of (model, sae). Allocates nothing: the generation
+ * records of a model and an SAE are made by the first fcache_put for them, so requests for
+ * ids that do not exist leave no trace. */
 void fcache_begin(fcache *c, const char *model, const char *sae, fcache_ticket *t);
 /* Stores a copy of body unless an invalidation of the SAE (or the cache) came after t. */
 void fcache_put(fcache *c, const fcache_ticket *t, const char *key, const char *body, size_t len);
@@ -65,5 +68,7 @@ void fcache_render_metrics(fcache *c, FILE *f);
 
 /* Tests: 1 while the listener holds a LISTEN connection (the cache is serving). */
 int fcache_listening(fcache *c);
+/* Tests and metrics: generation records held (one per model and per SAE stored). */
+size_t fcache_gen_records(fcache *c);
 
 #endif

@@ -9,12 +9,11 @@
 #include <string.h>   // defines: strcmp, strncmp, strdup
 
 #include "engine/generate.h"
+#include "engine/live.h"      // defines: live_tokenize
 #include "engine/sample.h"
 #include "server/compute.h"
 #include "server/engines.h"
 #include "server/log.h"
-
-#define BOS_TEXT "<|endoftext|>"
 
 struct steer_plan {
     saed_app *app;
@@ -295,25 +294,23 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
         fail(e, SVC_INTERNAL, "internal", "could not load model '%s' (see the server log)", q->model_id);
         goto bad;
     }
-    /* Neuronpedia prepends the BOS to a prompt that lacks it; saed's tokenizer reads
-     * "<|endoftext|>" in text as plain text, so a leading one is taken as the BOS itself. */
-    const char *text = p->prompt;
-    if (!strncmp(text, BOS_TEXT, strlen(BOS_TEXT))) text += strlen(BOS_TEXT);
+    /* Tokenized as activation/new tokenizes (live_tokenize): the BOS prepended unless the
+     * prompt starts with it, and every "<|endoftext|>" in it the BOS id, as upstream. */
+    const int ctx = model_config(p->model->model)->n_ctx;
     int32_t *ids = NULL;
-    int n = tok_encode(p->model->tok, text, strlen(text), &ids, err, sizeof err);
+    int n = live_tokenize(p->model->tok, p->prompt, strlen(p->prompt), ctx, &ids, err, sizeof err);
+    if (n == -2) {
+        fail(e, SVC_INVALID, "too_long", "prompt is more than the model's context of %d tokens (BOS included)", ctx);
+        goto bad;
+    }
     if (n < 0) {
         fail(e, SVC_INVALID, "invalid_field", "prompt: %s", err);
         goto bad;
     }
-    const int bos = tok_eos_id(p->model->tok), ctx = model_config(p->model->model)->n_ctx;
-    p->T = n + (bos >= 0);
-    p->ids = malloc(sizeof(int32_t) * (size_t)(p->T + 1));
-    if (p->ids) {
-        if (bos >= 0) p->ids[0] = bos;
-        memcpy(p->ids + (bos >= 0), ids, sizeof(int32_t) * (size_t)n);
-    }
-    free(ids);
+    p->T = n;
+    p->ids = realloc(ids, sizeof(int32_t) * (size_t)(p->T + 1));
     if (!p->ids) {
+        free(ids);
         fail(e, SVC_INTERNAL, "internal", "out of memory");
         goto bad;
     }

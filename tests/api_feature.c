@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -204,6 +205,46 @@ static void check_vector(srv *s)
     st_close(f);
 }
 
+/* An SAE whose cfg has SAELens fold norm_scaling_factor (expected_average_only_in): the
+ * vector is the stored row / 4, the one steering adds (sae_decoder_row_raw). */
+static void check_vector_norm_scaling(srv *s, const char *root)
+{
+    char dir[400], body[600], err[256];
+    snprintf(dir, sizeof dir, "%s/nsf", root);
+    CHECK_INT(mkdir(dir, 0755), 0);
+    CHECK_INT(tests_write_nsf_sae(dir), 0);
+    snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"path\":\"%s\",\"setName\":\"nsf\"}", dir);
+    json_decref(post_json(s, "/api/saes", body, 201));
+    st_file *f = st_open("tests/data/sae/tiny-a-res-standard/sae_weights.safetensors", err, sizeof err);
+    const st_tensor *t = f ? st_find(f, "W_dec") : NULL;
+    CHECK(t != NULL);
+    if (!t) return;
+    float *w = malloc(sizeof(float) * (size_t)t->numel);
+    CHECK_INT(st_to_f32(t, w, err, sizeof err), 0);
+    const int D = (int)t->shape[1];
+    json_t *j = post_json(s, "/api/vector/get", "{\"modelId\":\"tiny-a\",\"source\":\"1-nsf\",\"index\":7}", 200);
+    json_t *vec = json_object_get(json_object_get(j, "vector"), "vector");
+    CHECK_INT(json_array_size(vec), D);
+    int quarter = 1;
+    for (int i = 0; i < D && i < (int)json_array_size(vec); i++)
+        if ((float)json_number_value(json_array_get(vec, i)) != w[7 * D + i] / 4.0f) quarter = 0;
+    CHECK(quarter);
+    json_decref(j);
+    free(w);
+    st_close(f);
+}
+
+/* saed_feature_cache_generation_records from /metrics, -1 when missing. */
+static long long cache_gen_records(srv *s)
+{
+    resp r;
+    http(s, "GET", "/metrics", NULL, NULL, &r);
+    const char *m = r.body ? strstr(r.body, "\nsaed_feature_cache_generation_records ") : NULL;
+    long long n = m ? atoll(m + strlen("\nsaed_feature_cache_generation_records ")) : -1;
+    resp_free(&r);
+    return n;
+}
+
 TEST(api_feature_reads)
 {
     char root[] = "/tmp/saed-feature-test-XXXXXX";
@@ -323,6 +364,7 @@ TEST(api_feature_reads)
     json_decref(post_json(&s, "/api/features", "[{\"modelId\":", 400));
 
     check_vector(&s);
+    check_vector_norm_scaling(&s, root);
 
     /* The cache follows a write by another process (psql here), told by NOTIFY. */
     json_decref(get_json(&s, "/api/feature/tiny-a/1-std/9", NULL, 200));
@@ -339,7 +381,17 @@ TEST(api_feature_reads)
         if (!seen) usleep(100000);
     }
     CHECK(seen);
+    /* Requests for features that do not exist leave nothing in the cache: its generation
+     * records are one per model and SAE served, however many unknown ids were asked for. */
     resp r;
+    long long recs0 = cache_gen_records(&s);
+    CHECK_INT(recs0, 2); /* "tiny-a/" and "tiny-a/1-std" */
+    for (int i = 0; i < 120; i++) {
+        char p[96];
+        snprintf(p, sizeof p, i % 2 ? "/api/feature/tiny-a/%d-none/1" : "/api/feature/m%d/1-std/1", i);
+        json_decref(get_json(&s, p, NULL, 404));
+    }
+    CHECK_INT(cache_gen_records(&s), recs0);
     http(&s, "GET", "/metrics", NULL, NULL, &r);
     CHECK_CONTAINS(r.body, "saed_feature_cache_listening 1");
     CHECK(!strstr(r.body, "saed_feature_cache_requests_total{result=\"hit\"} 0\n"));

@@ -412,6 +412,13 @@ TEST(api_live_search_all_and_topk_by_token)
         {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"numResults\":101}", 400, "limit of 100"},
         {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"densityThreshold\":2}", 400, "densityThreshold"},
         {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"sortIndexes\":[5]}", 400, "sortIndexes: 5 is out of range"},
+        /* Numbers no int holds: range-checked before any conversion (UBSan-clean). */
+        {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"sortIndexes\":[1,1e10]}", 400, "sortIndexes[1]: 1e+10 is more than the limit of"},
+        {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"sortIndexes\":[2.5]}", 400, "sortIndexes[0]: must be a token position"},
+        {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"sortIndexes\":[-1e300]}", 400, "sortIndexes[0]: must be a token position"},
+        {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"numResults\":1e300}", 400, "1e+300 is more than the limit of 100"},
+        {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"numResults\":2.5}", 400, "numResults: must be an integer from 1 to 100"},
+        {"{\"modelId\":\"tiny-a\",\"source\":\"1-rs\",\"text\":\"hi\",\"numResults\":-1e300}", -400, "numResults: must be an integer from 1 to 20"},
         {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"hi\",\"selectedLayers\":[\"1-sp\"]}", 400, "not an SAE of source set"},
         {"{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"" TEXT " " TEXT " " TEXT " " TEXT " " TEXT " " TEXT " " TEXT " " TEXT " " TEXT " " TEXT "\"}",
          400, "more than 128 tokens"},  /* the model's context caps SAED_MAX_TEXT_TOKENS */

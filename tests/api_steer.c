@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/live.h"
 #include "engine/sample.h"
 #include "engine/tokenizer.h"
 #include "server/steer.h"
@@ -161,6 +162,11 @@ TEST(api_steer_semantics_and_store)
     body_for(b, sizeof b, F_STD(7, 200), 0, 20, 5, 1, NULL);
     json_t *big = steer(&s, b, 200);
     CHECK(str(big, "STEERED") && strcmp(str(big, "STEERED"), str(big, "DEFAULT")));
+    /* "007" names feature 7, as on the other routes (np_index_canon): the same answer. */
+    body_for(b, sizeof b, F_STD("007", 200), 0, 20, 5, 1, NULL);
+    json_t *zeros = steer(&s, b, 200);
+    CHECK_STR(str(zeros, "STEERED"), str(big, "STEERED"));
+    json_decref(zeros);
     /* ...and ORTHOGONAL_DECOMP with coeff 0 (ablation) too, at a feature the prompt uses. */
 
     /* Same seed, same tokens: a shorter run is a prefix of a longer one (one draw per token),
@@ -334,6 +340,74 @@ TEST(api_steer_greedy_equals_saed_forward_argmax)
     rm_rf(dir);
 }
 
+/* The prompt is tokenized as activation/new tokenizes it (live_tokenize): an inner
+ * "<|endoftext|>" is the BOS id, not text, so the first greedy token is the argmax of
+ * `saed forward` on those ids. */
+TEST(api_steer_prompt_tokens_equal_activation_new)
+{
+    char *dir = scratch_dir();
+    if (!dir) return;
+    srv s;
+    char url[512], err[512];
+    if (start(&s, url, sizeof url, dir, NULL)) return;
+    static const char prompt[] = "The quick<|endoftext|> brown fox<|endoftext|>";
+    tokenizer *tok = tok_load_dir(TINY, err, sizeof err);
+    CHECK(tok != NULL);
+    if (!tok) return;
+    int32_t *ids = NULL;
+    int T = live_tokenize(tok, prompt, strlen(prompt), 128, &ids, err, sizeof err);
+    CHECK_INT(T, 7); /* BOS The quick BOS brown fox BOS */
+    CHECK(T == 7 && ids[0] == 50256 && ids[3] == 50256 && ids[6] == 50256);
+    /* activation/new's tokens (BOS dropped) are these ids. */
+    resp r;
+    http(&s, "POST", "/api/activation/new", NULL,
+         "{\"feature\":{\"modelId\":\"tiny-a\",\"source\":\"1-std\",\"index\":\"7\"},"
+         "\"customText\":\"The quick<|endoftext|> brown fox<|endoftext|>\"}", &r);
+    CHECK_INT(r.status, 200);
+    json_t *a = resp_json(&r);
+    resp_free(&r);
+    json_t *toks = json_object_get(a, "tokens");
+    CHECK_INT(json_array_size(toks), T - 1);
+    for (int i = 1; i < T && (size_t)(i - 1) < json_array_size(toks); i++) {
+        char *ts = tok_token_str(tok, ids[i]);
+        CHECK_STR(json_string_value(json_array_get(toks, (size_t)i - 1)), ts);
+        free(ts);
+    }
+    json_decref(a);
+    /* The steering prompt: the first greedy token and its logprob from those same ids. */
+    char b[1024], idarg[256];
+    snprintf(b, sizeof b,
+             "{\"prompt\":\"%s\",\"modelId\":\"tiny-a\",\"features\":[" F_STD(7, 0) "],\"temperature\":0,"
+             "\"n_tokens\":1,\"seed\":1,\"strength_multiplier\":1,\"freq_penalty\":0,\"n_logprobs\":1}", prompt);
+    json_t *res = steer(&s, b, 200);
+    size_t l = (size_t)snprintf(idarg, sizeof idarg, "[");
+    for (int i = 0; i < T; i++) l += (size_t)snprintf(idarg + l, sizeof idarg - l, "%s%d", i ? "," : "", ids[i]);
+    snprintf(idarg + l, sizeof idarg - l, "]");
+    const int V = 50257;
+    char *out = malloc(4 << 20);
+    float *lg = malloc(sizeof(float) * V), *lp = malloc(sizeof(float) * V);
+    CHECK_INT(saed_run((const char *const[]){"forward", "--model", TINY, "--ids", idarg, NULL}, out, 4 << 20, err, sizeof err), 0);
+    json_t *f = json_loads(out, 0, NULL), *ll = json_object_get(f, "logits_last");
+    CHECK_INT(json_array_size(ll), V);
+    int best = 0;
+    for (int i = 0; i < V && json_array_size(ll) == (size_t)V; i++) {
+        lg[i] = (float)json_number_value(json_array_get(ll, (size_t)i));
+        if (lg[i] > lg[best]) best = i;
+    }
+    sample_log_softmax(lg, V, lp);
+    json_t *e = json_array_get(json_object_get(res, "defaultLogProbs"), 0);
+    char *want = tok_token_str(tok, best);
+    CHECK_STR(str(e, "token"), want);
+    CHECK_NEAR(json_number_value(json_object_get(e, "logprob")), lp[best], 1e-4);
+    free(want);
+    json_decref(f);
+    json_decref(res);
+    free(out), free(lg), free(lp), free(ids);
+    tok_free(tok);
+    srv_stop(&s);
+    rm_rf(dir);
+}
+
 /* Splits an event-stream body into its data payloads (JSON) and event names. */
 static int sse_events(const char *body, json_t **data, char names[][16], int max)
 {
@@ -433,7 +507,7 @@ TEST(api_steer_stream_frames_and_validation)
         {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[" F_STD(1, 1) "],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1,\"n_logprobs\":11}", "n_logprobs", 400},
         {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[" F_STD(1, 1) "],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1,\"steer_method\":\"PROJECTION_CAP\"}", "PROJECTION_CAP is not supported", 400},
         {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[" F_STD(-1, 1) "],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1}", "features[0].index", 400},
-        {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[" F_STD("007", 1) "],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1}", "features[0].index", 400},
+        {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[" F_STD("7a", 1) "],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1}", "features[0].index", 400},
         {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[" F_STD(1, 1) "],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1,\"stream\":\"yes\"}", "stream", 400},
         {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[" F_STD(512, 1) "],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1}", "tiny-a/1-std/512 not found", 404},
         {"{\"prompt\":\"x\",\"modelId\":\"tiny-a\",\"features\":[{\"modelId\":\"tiny-a\",\"layer\":\"0-none\",\"index\":1,\"strength\":1}],\"temperature\":0,\"n_tokens\":5,\"seed\":1,\"strength_multiplier\":1}", "not found", 404},

@@ -339,6 +339,24 @@ int srv_fresh(srv *s, char *url, size_t n, const char *const *extra)
     return 0;
 }
 
+/* dir: a copy of tests/data/sae/tiny-a-res-standard whose cfg says expected_average_only_in
+ * with norm_scaling_factor 4 (the weights are linked, not copied). 0 on success. */
+int tests_write_nsf_sae(const char *dir)
+{
+    char path[600], cwd[400];
+    json_t *cfg = json_load_file("tests/data/sae/tiny-a-res-standard/cfg.json", 0, NULL);
+    if (!cfg || !getcwd(cwd, sizeof cwd)) return -1;
+    json_object_set_new(cfg, "normalize_activations", json_string("expected_average_only_in"));
+    json_object_set_new(cfg, "norm_scaling_factor", json_real(4));
+    snprintf(path, sizeof path, "%s/cfg.json", dir);
+    int rc = json_dump_file(cfg, path, 0);
+    json_decref(cfg);
+    char from[1100];
+    snprintf(from, sizeof from, "%s/tests/data/sae/tiny-a-res-standard/sae_weights.safetensors", cwd);
+    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
+    return rc || symlink(from, path) ? -1 : 0;
+}
+
 void tests_write_corpus(const char *path, int docs, int words_per_doc, unsigned seed)
 {
     static const char *const words[] = {"the", "river", "bank", "money", "cat", "sat", "on", "mat", "quick", "brown",

@@ -49,6 +49,9 @@ void resp_free(resp *r);
 /* A text corpus for dashboard jobs: docs lines of words_per_doc words drawn from a small
  * vocabulary by a seeded generator (deterministic). */
 void tests_write_corpus(const char *path, int docs, int words_per_doc, unsigned seed);
+/* dir (existing): a copy of tests/data/sae/tiny-a-res-standard whose cfg says
+ * normalize_activations expected_average_only_in, norm_scaling_factor 4 (weights linked). */
+int tests_write_nsf_sae(const char *dir);
 /* The first column of the first row of a query, as a number (psql; 0 when none). */
 long long tdb_scalar(const char *url, const char *sql);
 

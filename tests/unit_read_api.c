@@ -8,6 +8,7 @@
 #include "engine/sae.h"
 #include "server/explanations.h"
 #include "server/fcache.h"
+#include "tests/srv.h"
 #include "tests/t.h"
 
 /* The body cached under key, as a string ("" when missing). */
@@ -84,6 +85,59 @@ TEST(fcache_generations)
     fcache_invalidate(NULL, "m", NULL);
 }
 
+TEST(fcache_unknown_ids_make_no_records)
+{
+    fcache *c = fcache_create(1 << 20, NULL);
+    char model[32], sae[32];
+    fcache_ticket t;
+    /* Reads of ids that turn out not to exist (404: no fcache_put) allocate nothing. */
+    for (int i = 0; i < 5000; i++) {
+        snprintf(model, sizeof model, "m%d", i % 50);
+        snprintf(sae, sizeof sae, "%d-x", i);
+        fcache_begin(c, model, sae, &t);
+        CHECK_INT(t.ok, 1);
+    }
+    CHECK_INT((long long)fcache_gen_records(c), 0);
+    /* A stored response makes the model's and the SAE's records, once. */
+    put(c, "m", "1-a", "m/1-a/1", "one");
+    put(c, "m", "1-a", "m/1-a/2", "two");
+    put(c, "m", "2-b", "m/2-b/1", "three");
+    CHECK_INT((long long)fcache_gen_records(c), 3);
+    CHECK_STR(got(c, "m/1-a/2"), "two");
+    /* Invalidations of unknown keys between begin and put still keep a racing read out,
+     * whether the record is missing at put time or another put made it meanwhile. */
+    fcache_begin(c, "n", "1-a", &t);
+    fcache_invalidate(c, "n", "1-a");
+    fcache_put(c, &t, "n/1-a/1", "stale", 5);
+    CHECK_STR(got(c, "n/1-a/1"), "");
+    fcache_begin(c, "n", "1-a", &t);
+    fcache_invalidate(c, "n", NULL);
+    fcache_put(c, &t, "n/1-a/1", "stale", 5);
+    CHECK_STR(got(c, "n/1-a/1"), "");
+    fcache_ticket t2;
+    fcache_begin(c, "n", "1-a", &t);
+    fcache_begin(c, "n", "1-a", &t2);
+    fcache_put(c, &t2, "n/1-a/2", "first", 5); /* creates the records */
+    fcache_invalidate(c, "n", "1-a");         /* bumps the new record */
+    fcache_put(c, &t, "n/1-a/1", "stale", 5);
+    CHECK_STR(got(c, "n/1-a/1"), "");
+    CHECK_STR(got(c, "n/1-a/2"), "");
+    /* An unrelated unknown key's invalidation is conservative (no store), never wrong. */
+    fcache_begin(c, "p", "1-a", &t);
+    fcache_invalidate(c, "q", "1-a");
+    fcache_put(c, &t, "p/1-a/1", "early", 5);
+    CHECK_STR(got(c, "p/1-a/1"), "");
+    fcache_begin(c, "p", "1-a", &t);
+    fcache_put(c, &t, "p/1-a/1", "fresh", 5);
+    CHECK_STR(got(c, "p/1-a/1"), "fresh");
+    char metrics[4096] = "";
+    FILE *f = fmemopen(metrics, sizeof metrics - 1, "w");
+    fcache_render_metrics(c, f);
+    fclose(f);
+    CHECK_CONTAINS(metrics, "saed_feature_cache_generation_records 7\n");
+    fcache_destroy(c);
+}
+
 TEST(fcache_budget)
 {
     /* 64 KiB: bodies of 1 KiB fit about 60 at a time; larger than budget/8 never. */
@@ -128,6 +182,50 @@ TEST(fcache_budget)
     CHECK_CONTAINS(metrics, "saed_feature_cache_listening 1");
     CHECK_CONTAINS(metrics, "saed_feature_cache_requests_total{result=\"hit\"}");
     fcache_destroy(c);
+}
+
+TEST(sae_file_decoder_row_is_the_steering_row_with_norm_scaling_factor)
+{
+    char dir[] = "/tmp/saed-nsf-XXXXXX", err[512];
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_INT(tests_write_nsf_sae(dir), 0);
+    saed_backend *be = backend_cpu_open();
+    sae *plain = sae_load("tests/data/sae/tiny-a-res-standard", be, &(sae_load_opts){0}, err, sizeof err);
+    sae_cfg cfg;
+    CHECK_INT(sae_cfg_load(dir, &cfg, err, sizeof err), 0);
+    sae_load_opts lo = sae_dashboard_load_opts(&cfg); /* as the engines (steering) load it */
+    sae *nsf = sae_load(dir, be, &lo, err, sizeof err);
+    CHECK(plain && nsf);
+    CHECK_NEAR(sae_cfg_row_divisor(&cfg), 4, 0);
+    sae_cfg_free(&cfg);
+    if (plain && nsf) {
+        const int D = sae_config(nsf)->d_out;
+        float *stored = malloc(sizeof(float) * D), *steer = malloc(sizeof(float) * D);
+        int same = 1, quarter = 1;
+        for (int i = 0; i < sae_config(nsf)->d_sae; i += 41) {
+            float *row = NULL;
+            int n = 0;
+            CHECK_INT(sae_file_decoder_row(dir, i, &row, &n, err, sizeof err), 0);
+            CHECK_INT(n, D);
+            CHECK_INT(sae_decoder_row_raw(nsf, i, steer, err, sizeof err), 0);
+            CHECK_INT(sae_decoder_row(plain, i, stored, err, sizeof err), 0);
+            for (int j = 0; row && j < D; j++) {
+                if (row[j] != steer[j]) same = 0;
+                if (row[j] != stored[j] / 4.0f) quarter = 0;
+            }
+            free(row);
+        }
+        CHECK(same);
+        CHECK(quarter);
+        free(stored);
+        free(steer);
+    }
+    sae_free(plain);
+    sae_free(nsf);
+    backend_close(be);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK_INT(system(cmd), 0);
 }
 
 TEST(sae_file_decoder_row_matches_loaded_sae)
