@@ -16,19 +16,6 @@
 
 #include "server/log.h"  // defines: log_error
 
-static int ex_set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int ex_set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    e->kind = k;
-    snprintf(e->code, sizeof e->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int expl_index_canon(const char *s, char out[16])
 {
     size_t n = s ? strlen(s) : 0;
@@ -62,7 +49,7 @@ static int line_err(imp *x, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(m, sizeof m, fmt, ap);
     va_end(ap);
-    return ex_set(x->e, SVC_INVALID, code, "%s:%lld: %s", x->label, x->line, m);
+    return svc_fail(x->e, SVC_INVALID, code, "%s:%lld: %s", x->label, x->line, m);
 }
 
 /* Copies key k from o to row when present and not null, checking its JSON type. */
@@ -166,13 +153,13 @@ static int flush(imp *x)
     char *text = json_dumps(x->rows, JSON_COMPACT);
     long long last = json_integer_value(json_object_get(json_array_get(x->rows, json_array_size(x->rows) - 1), "line"));
     json_array_clear(x->rows);
-    if (!text) return ex_set(x->e, SVC_INTERNAL, "internal", "out of memory");
+    if (!text) return svc_fail(x->e, SVC_INTERNAL, "internal", "out of memory");
     int rc = 0;
     PGresult *r = db_exec(x->c, DB_EXPLANATION_IMPORT_MISSING, (const char *const[]){text});
     if (db_kind(r) != DB_OK) {
         rc = (registry_db_err(x->e, r, "checking the features"), -1);
     } else if (PQntuples(r) > 0) {
-        rc = ex_set(x->e, SVC_INVALID, "unknown_feature",
+        rc = svc_fail(x->e, SVC_INVALID, "unknown_feature",
                     "%s:%s: feature %s/%s/%s does not exist; generate or import its dashboards first", x->label,
                     PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
     }
@@ -181,7 +168,7 @@ static int flush(imp *x)
         r = db_exec(x->c, DB_EXPLANATION_IMPORT_UPSERT, (const char *const[]){text});
         if (db_kind(r) == DB_INVALID) {
             char m[300];
-            rc = ex_set(x->e, SVC_INVALID, "invalid_value", "%s:%lld-%lld: the database rejected a value: %s", x->label,
+            rc = svc_fail(x->e, SVC_INVALID, "invalid_value", "%s:%lld-%lld: the database rejected a value: %s", x->label,
                         x->first_line, last, db_errmsg(r, m, sizeof m));
         } else if (db_kind(r) != DB_OK) {
             rc = (registry_db_err(x->e, r, "storing explanations"), -1);
@@ -206,7 +193,7 @@ static int read_line(imp *x, gzFile g, char **buf, size_t *cap, size_t *len)
                 return line_err(x, "invalid_line", "line longer than %d bytes", EXPL_IMPORT_MAX_LINE);
             }
             char *b = realloc(*buf, *cap * 2);
-            if (!b) return ex_set(x->e, SVC_INTERNAL, "internal", "out of memory");
+            if (!b) return svc_fail(x->e, SVC_INTERNAL, "internal", "out of memory");
             *buf = b;
             *cap *= 2;
         }
@@ -214,7 +201,7 @@ static int read_line(imp *x, gzFile g, char **buf, size_t *cap, size_t *len)
             int zerr;
             const char *m = gzerror(g, &zerr);
             if (zerr != Z_OK && zerr != Z_BUF_ERROR)
-                return ex_set(x->e, SVC_INVALID, "invalid_file", "%s: unreadable after line %lld (%s)", x->label, x->line,
+                return svc_fail(x->e, SVC_INVALID, "invalid_file", "%s: unreadable after line %lld (%s)", x->label, x->line,
                               zerr == Z_ERRNO ? strerror(errno) : m);
             if (*len == 0) return 0;
             break; /* a last line without a newline */
@@ -236,7 +223,7 @@ int expl_import_fd(db_conn *c, int fd, const char *label, expl_import_stats *st,
     gzFile g = gzdopen(fd, "rb"); /* reads plain files as they are */
     if (!g) {
         close(fd);
-        return ex_set(e, SVC_INTERNAL, "internal", "%s: cannot read", label);
+        return svc_fail(e, SVC_INTERNAL, "internal", "%s: cannot read", label);
     }
     gzbuffer(g, 1 << 16);
     imp x = {.c = c, .label = label, .rows = json_array(), .st = st, .e = e};
@@ -245,7 +232,7 @@ int expl_import_fd(db_conn *c, int fd, const char *label, expl_import_stats *st,
     PGresult *r = db_exec(c, DB_BEGIN, NULL);
     int rc = db_kind(r) == DB_OK ? 0 : (registry_db_err(e, r, "starting the import"), -1);
     PQclear(r);
-    if (!buf && rc == 0) rc = ex_set(e, SVC_INTERNAL, "internal", "out of memory");
+    if (!buf && rc == 0) rc = svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
     int k;
     while (rc == 0 && (k = read_line(&x, g, &buf, &cap, &len)) != 0) {
         if (k < 0) {
@@ -277,7 +264,7 @@ int expl_import_path(db_conn *c, const char *path, expl_import_stats *st, svc_er
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         memset(st, 0, sizeof *st);
-        return ex_set(e, SVC_NOT_FOUND, "not_found", "%s: %s", path, strerror(errno));
+        return svc_fail(e, SVC_NOT_FOUND, "not_found", "%s: %s", path, strerror(errno));
     }
     return expl_import_fd(c, fd, path, st, e);
 }
@@ -289,12 +276,12 @@ int expl_export_json(db_conn *c, const char *model, const char *sae, int fd, siz
     *bytes = 0;
     e->kind = SVC_OK;
     if (!registry_id_valid(model) || !registry_id_valid(sae))
-        return ex_set(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae, model);
+        return svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae, model);
     int dfd = dup(fd);
     FILE *f = dfd >= 0 ? fdopen(dfd, "w") : NULL;
     if (!f) {
         if (dfd >= 0) close(dfd);
-        return ex_set(e, SVC_INTERNAL, "internal", "cannot write the export");
+        return svc_fail(e, SVC_INTERNAL, "internal", "cannot write the export");
     }
     /* One snapshot: a job or an import committing meanwhile cannot mix rows. */
     PGresult *r = db_exec(c, DB_EXPORT_BEGIN, NULL);
@@ -304,7 +291,7 @@ int expl_export_json(db_conn *c, const char *model, const char *sae, int fd, siz
     if (rc == 0) {
         r = db_exec(c, DB_EXPLANATION_EXPORT_RANGE, (const char *const[]){model, sae});
         if (db_kind(r) != DB_OK) rc = (registry_db_err(e, r, "reading the SAE"), -1);
-        else if (PQntuples(r) == 0) rc = ex_set(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae, model);
+        else if (PQntuples(r) == 0) rc = svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae, model);
         else if (!PQgetisnull(r, 0, 0)) {
             lo = atoll(PQgetvalue(r, 0, 0));
             hi = atoll(PQgetvalue(r, 0, 1));
@@ -334,7 +321,7 @@ int expl_export_json(db_conn *c, const char *model, const char *sae, int fd, siz
     if (fclose(f) && rc == 0) rc = -1;
     if (rc == -1 && e->kind == SVC_OK) {
         log_error("explanation export %s/%s: write failed: %s", model, sae, strerror(errno));
-        ex_set(e, SVC_INTERNAL, "internal", "the export could not be written (see the server log)");
+        svc_fail(e, SVC_INTERNAL, "internal", "the export could not be written (see the server log)");
     }
     if (rc == 0) {
         r = db_exec(c, DB_COMMIT, NULL);

@@ -6,7 +6,6 @@
 #include <dirent.h>    // defines: opendir, readdir
 #include <errno.h>     // defines: errno, EEXIST
 #include <jansson.h>   // defines: json_loads, json_dumps (run_settings.json's indentation)
-#include <stdarg.h>    // defines: va_list
 #include <stdio.h>     // defines: snprintf, fopen, rename
 #include <stdlib.h>    // defines: atoi, free
 #include <string.h>    // defines: strlen, strerror
@@ -32,24 +31,11 @@ typedef struct xp_file {
     gzFile gz;  /* or gzip */
 } xp_file;
 
-static int xp_set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int xp_set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    e->kind = k;
-    snprintf(e->code, sizeof e->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* A file-system failure: the details (paths) go to the log, the caller gets a plain 500. */
 static int xp_io(xp *x, const char *what, const char *path)
 {
     log_error("export %s/%s: %s %s: %s", x->model, x->sae, what, path, errno ? strerror(errno) : "failed");
-    return xp_set(x->e, SVC_INTERNAL, "export_failed", "the export could not be written (see the server log)");
+    return svc_fail(x->e, SVC_INTERNAL, "export_failed", "the export could not be written (see the server log)");
 }
 
 /* ---- files ---- */
@@ -163,7 +149,7 @@ static int xp_neuronpedia(xp *x, long long lo, long long hi)
     PGresult *r = db_exec(x->c, DB_EXPORT_NP_META, (const char *const[]){x->model, x->sae});
     if (db_kind(r) != DB_OK || PQntuples(r) != 1) {
         if (db_kind(r) != DB_OK) registry_db_err(x->e, r, "reading the SAE's metadata");
-        else xp_set(x->e, SVC_INTERNAL, "internal", "the SAE's model or source set row is missing");
+        else svc_fail(x->e, SVC_INTERNAL, "internal", "the SAE's model or source set row is missing");
         PQclear(r);
         return -1;
     }
@@ -224,7 +210,7 @@ static int xp_run_settings(xp *x, int B)
     PGresult *r = db_exec(x->c, DB_EXPORT_SD_RUN_SETTINGS, (const char *const[]){x->model, x->sae, bs});
     if (db_kind(r) != DB_OK || PQntuples(r) != 1) {
         if (db_kind(r) != DB_OK) registry_db_err(x->e, r, "reading the run settings");
-        else xp_set(x->e, SVC_INTERNAL, "internal", "the SAE row disappeared during the export");
+        else svc_fail(x->e, SVC_INTERNAL, "internal", "the SAE row disappeared during the export");
         PQclear(r);
         return -1;
     }
@@ -233,7 +219,7 @@ static int xp_run_settings(xp *x, int B)
     PQclear(r);
     char *s = j ? json_dumps(j, JSON_INDENT(4) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(j);
-    if (!s) return xp_set(x->e, SVC_INTERNAL, "internal", "run settings: out of memory");
+    if (!s) return svc_fail(x->e, SVC_INTERNAL, "internal", "run settings: out of memory");
     xp_file o;
     int rc = xp_open(x, &o, NULL, "run_settings.json", 0);
     if (rc == 0 && (xp_puts(x, &o, s) || xp_puts(x, &o, "\n"))) {
@@ -273,7 +259,7 @@ static int xp_saedashboard(xp *x, long long lo, long long hi, int B, const char 
     if (xp_mkdirs(x, x->dir) || xp_run_settings(x, B)) return -1;
     size_t headlen = strlen(header);
     if (headlen < 2 || header[headlen - 1] != '}')
-        return xp_set(x->e, SVC_INTERNAL, "internal", "unexpected batch header from the database");
+        return svc_fail(x->e, SVC_INTERNAL, "internal", "unexpected batch header from the database");
     headlen--; /* the closing '}' comes after "features" */
     for (long long b = lo / B; b <= hi / B; b++) {
         const long long f0 = b * B, f1 = f0 + B;
@@ -312,9 +298,9 @@ int export_db_write(db_conn *c, const char *model_id, const char *sae_id, export
 {
     const int B = features_per_batch ? features_per_batch : EXPORT_DB_SD_BATCH;
     if (B < 1 || B > EXPORT_DB_SD_BATCH_MAX)
-        return xp_set(e, SVC_INVALID, "invalid_field", "featuresPerBatch: expected an integer in [1, %d]", EXPORT_DB_SD_BATCH_MAX);
+        return svc_fail(e, SVC_INVALID, "invalid_field", "featuresPerBatch: expected an integer in [1, %d]", EXPORT_DB_SD_BATCH_MAX);
     if (!registry_id_valid(model_id) || !registry_id_valid(sae_id))
-        return xp_set(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
+        return svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
     xp x = {.c = c, .model = model_id, .sae = sae_id, .dir = dir, .e = e};
     PGresult *r = db_exec(c, DB_EXPORT_BEGIN, NULL);
     if (db_kind(r) != DB_OK) {
@@ -326,9 +312,9 @@ int export_db_write(db_conn *c, const char *model_id, const char *sae_id, export
     int rc = -1;
     r = db_exec(c, DB_EXPORT_SAE, (const char *const[]){model_id, sae_id});
     if (db_kind(r) != DB_OK) registry_db_err(e, r, "reading the SAE");
-    else if (PQntuples(r) == 0) xp_set(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
+    else if (PQntuples(r) == 0) svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
     else if (strcmp(PQgetvalue(r, 0, 0), "t") || PQgetisnull(r, 0, 1))
-        xp_set(e, SVC_CONFLICT, "no_dashboards", "SAE '%s' of model '%s' has no dashboards yet; run a dashboard job first",
+        svc_fail(e, SVC_CONFLICT, "no_dashboards", "SAE '%s' of model '%s' has no dashboards yet; run a dashboard job first",
                sae_id, model_id);
     else {
         long long lo = atoll(PQgetvalue(r, 0, 1)), hi = atoll(PQgetvalue(r, 0, 2));

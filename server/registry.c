@@ -12,7 +12,7 @@
 #include "server/log.h"
 #include "server/paths.h"
 
-static int set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
+int svc_fail(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
 {
     va_list ap;
     e->kind = k;
@@ -41,17 +41,17 @@ void registry_db_err(svc_err *e, const PGresult *r, const char *what)
     switch (db_kind(r)) {
     case DB_UNAVAILABLE:
         log_warn("database unavailable while %s: %s", what, db_errmsg(r, m, sizeof m));
-        set(e, SVC_UNAVAILABLE, "database_unavailable", "database unavailable while %s", what);
+        svc_fail(e, SVC_UNAVAILABLE, "database_unavailable", "database unavailable while %s", what);
         break;
-    case DB_NOT_MIGRATED: set(e, SVC_UNAVAILABLE, "not_migrated", "database schema is missing; run `saed migrate`"); break;
-    case DB_RETRYABLE: set(e, SVC_UNAVAILABLE, "conflict_retry", "concurrent update while %s; retry", what); break;
-    case DB_INVALID: set(e, SVC_INVALID, "invalid_value", "the database rejected a value while %s", what); break;
-    case DB_UNIQUE: set(e, SVC_CONFLICT, "conflict", "already exists (%s)", what); break;
-    case DB_FOREIGN_KEY: set(e, SVC_CONFLICT, "conflict", "still referenced, or refers to something missing (%s)", what); break;
+    case DB_NOT_MIGRATED: svc_fail(e, SVC_UNAVAILABLE, "not_migrated", "database schema is missing; run `saed migrate`"); break;
+    case DB_RETRYABLE: svc_fail(e, SVC_UNAVAILABLE, "conflict_retry", "concurrent update while %s; retry", what); break;
+    case DB_INVALID: svc_fail(e, SVC_INVALID, "invalid_value", "the database rejected a value while %s", what); break;
+    case DB_UNIQUE: svc_fail(e, SVC_CONFLICT, "conflict", "already exists (%s)", what); break;
+    case DB_FOREIGN_KEY: svc_fail(e, SVC_CONFLICT, "conflict", "still referenced, or refers to something missing (%s)", what); break;
     default:
         /* The database's own text stays in the log; clients get no internals. */
         log_error("database error while %s: %s", what, db_errmsg(r, m, sizeof m));
-        set(e, SVC_INTERNAL, "internal", "internal error while %s", what);
+        svc_fail(e, SVC_INTERNAL, "internal", "internal error while %s", what);
     }
 }
 
@@ -60,28 +60,28 @@ int registry_model_create(db_conn *c, char *const *roots, int nroots, const char
 {
     *json_out = NULL;
     if (!registry_id_valid(id))
-        return set(e, SVC_INVALID, "invalid_field",
+        return svc_fail(e, SVC_INVALID, "invalid_field",
                    "id: must be 1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit");
-    if (!path || !*path) return set(e, SVC_INVALID, "invalid_field", "path: required");
+    if (!path || !*path) return svc_fail(e, SVC_INVALID, "invalid_field", "path: required");
     if (display_name && strlen(display_name) > 256)
-        return set(e, SVC_INVALID, "invalid_field", "displayName: longer than 256 characters");
+        return svc_fail(e, SVC_INVALID, "invalid_field", "displayName: longer than 256 characters");
     char real[4096];
     if (nroots == 0)
-        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: no SAED_DATA_ROOTS are configured, so no path is allowed");
+        return svc_fail(e, SVC_FORBIDDEN, "path_forbidden", "path: no SAED_DATA_ROOTS are configured, so no path is allowed");
     if (paths_confine(roots, nroots, path, real, sizeof real))
-        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: '%s' is not an existing path under SAED_DATA_ROOTS", path);
+        return svc_fail(e, SVC_FORBIDDEN, "path_forbidden", "path: '%s' is not an existing path under SAED_DATA_ROOTS", path);
     char err[600];
     if (paths_confine_files(roots, nroots, real, (const char *const[]){"config.json", "model.safetensors",
                                                                       "model.safetensors.index.json", NULL}, err, sizeof err))
-        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: %s", err);
+        return svc_fail(e, SVC_FORBIDDEN, "path_forbidden", "path: %s", err);
     hf_config hc;
     if (hf_config_load(real, &hc, err, sizeof err))
-        return set(e, SVC_INVALID, "invalid_model", "path: %s", err);
+        return svc_fail(e, SVC_INVALID, "invalid_model", "path: %s", err);
     /* The tensor index (headers only; no weight is read): the embedding must be there. */
     st_file *st = st_open(real, err, sizeof err);
     if (!st) {
         hf_config_free(&hc);
-        return set(e, SVC_INVALID, "invalid_model", "path: %s", err);
+        return svc_fail(e, SVC_INVALID, "invalid_model", "path: %s", err);
     }
     const st_tensor *wte = st_find(st, "transformer.wte.weight");
     if (!wte) wte = st_find(st, "wte.weight");
@@ -89,7 +89,7 @@ int registry_model_create(db_conn *c, char *const *roots, int nroots, const char
     st_close(st);
     if (!wte_ok) {
         hf_config_free(&hc);
-        return set(e, SVC_INVALID, "invalid_model", "path: the weights have no wte.weight of shape [%d, %d] (vocab_size, n_embd)",
+        return svc_fail(e, SVC_INVALID, "invalid_model", "path: the weights have no wte.weight of shape [%d, %d] (vocab_size, n_embd)",
                    hc.vocab_size, hc.d_model);
     }
     char layers[16], dim[16], ctx[16], vocab[16];
@@ -105,10 +105,10 @@ int registry_model_create(db_conn *c, char *const *roots, int nroots, const char
     PGresult *r = db_exec(c, DB_MODEL_INSERT, p);
     hf_config_free(&hc);
     int rc = 0;
-    if (db_kind(r) == DB_UNIQUE) rc = set(e, SVC_CONFLICT, "conflict", "model '%s' already exists", id);
+    if (db_kind(r) == DB_UNIQUE) rc = svc_fail(e, SVC_CONFLICT, "conflict", "model '%s' already exists", id);
     else if (db_kind(r) != DB_OK) rc = (registry_db_err(e, r, "registering the model"), -1);
     else *json_out = strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (rc == 0 && !*json_out) rc = set(e, SVC_INTERNAL, "internal", "out of memory");
+    if (rc == 0 && !*json_out) rc = svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
     return rc;
 }

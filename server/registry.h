@@ -14,6 +14,9 @@ typedef struct svc_err {
     char msg[768];
 } svc_err;
 
+/* Fills e (kind, code, printf-style msg) and returns -1, so a failure path is one return. */
+int svc_fail(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Registers a HF-layout model directory. On success *json_out is the model as the API shows
  * it (malloc'd JSON text). */
 int registry_model_create(db_conn *c, char *const *roots, int nroots, const char *id, const char *path,

@@ -2,7 +2,6 @@
  * and the CLI (`saed import-sae`, `saed export-sae`). */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,27 +15,15 @@
 #include "server/paths.h"
 #include "server/registry.h"
 
-static int set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int set(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    e->kind = k;
-    snprintf(e->code, sizeof e->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* The registered model's directory; -1 with e set (404 when unknown). */
 static int model_dir(db_conn *c, const char *model_id, char *dir, size_t n, svc_err *e)
 {
     if (!registry_id_valid(model_id))
-        return set(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", model_id);
+        return svc_fail(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", model_id);
     PGresult *r = db_exec(c, DB_MODEL_PATH, (const char *const[]){model_id});
     int rc = 0;
     if (db_kind(r) != DB_OK) rc = (registry_db_err(e, r, "reading the model"), -1);
-    else if (PQntuples(r) == 0) rc = set(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", model_id);
+    else if (PQntuples(r) == 0) rc = svc_fail(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", model_id);
     else snprintf(dir, n, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc;
@@ -57,39 +44,39 @@ int registry_sae_create(db_conn *c, char *const *roots, int nroots, const sae_re
 {
     *json_out = NULL;
     if (in->id && !registry_id_valid(in->id))
-        return set(e, SVC_INVALID, "invalid_field", "id: must be 1-128 characters of letters, digits, '.', '_' or '-'");
+        return svc_fail(e, SVC_INVALID, "invalid_field", "id: must be 1-128 characters of letters, digits, '.', '_' or '-'");
     if (in->set_name && !registry_id_valid(in->set_name))
-        return set(e, SVC_INVALID, "invalid_field", "setName: must be 1-128 characters of letters, digits, '.', '_' or '-'");
-    if (!in->path || !*in->path) return set(e, SVC_INVALID, "invalid_field", "path: required");
+        return svc_fail(e, SVC_INVALID, "invalid_field", "setName: must be 1-128 characters of letters, digits, '.', '_' or '-'");
+    if (!in->path || !*in->path) return svc_fail(e, SVC_INVALID, "invalid_field", "path: required");
     if (in->description && strlen(in->description) > 4096)
-        return set(e, SVC_INVALID, "invalid_field", "description: longer than 4096 characters");
+        return svc_fail(e, SVC_INVALID, "invalid_field", "description: longer than 4096 characters");
     if (in->hf_repo_id && strlen(in->hf_repo_id) > 256)
-        return set(e, SVC_INVALID, "invalid_field", "hfRepoId: longer than 256 characters");
+        return svc_fail(e, SVC_INVALID, "invalid_field", "hfRepoId: longer than 256 characters");
     if (in->hf_folder_id && strlen(in->hf_folder_id) > 1024)
-        return set(e, SVC_INVALID, "invalid_field", "hfFolderId: longer than 1024 characters");
+        return svc_fail(e, SVC_INVALID, "invalid_field", "hfFolderId: longer than 1024 characters");
     char mdir[4096], real[4096], err[768];
     if (model_dir(c, in->model_id, mdir, sizeof mdir, e)) return -1;
     if (nroots == 0)
-        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: no SAED_DATA_ROOTS are configured, so no path is allowed");
+        return svc_fail(e, SVC_FORBIDDEN, "path_forbidden", "path: no SAED_DATA_ROOTS are configured, so no path is allowed");
     if (paths_confine(roots, nroots, in->path, real, sizeof real))
-        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: '%s' is not an existing path under SAED_DATA_ROOTS", in->path);
+        return svc_fail(e, SVC_FORBIDDEN, "path_forbidden", "path: '%s' is not an existing path under SAED_DATA_ROOTS", in->path);
     if (paths_confine_files(roots, nroots, real, (const char *const[]){"cfg.json", "sae_weights.safetensors",
                                                                        "sparsity.safetensors", NULL}, err, sizeof err))
-        return set(e, SVC_FORBIDDEN, "path_forbidden", "path: %s", err);
+        return svc_fail(e, SVC_FORBIDDEN, "path_forbidden", "path: %s", err);
     hf_config hc;
     if (hf_config_load(mdir, &hc, err, sizeof err)) {
         log_error("registering an SAE for %s: %s", in->model_id, err);
-        return set(e, SVC_INTERNAL, "model_unreadable", "the registered model's files no longer read (see the server log)");
+        return svc_fail(e, SVC_INTERNAL, "model_unreadable", "the registered model's files no longer read (see the server log)");
     }
     sae_cfg cfg;
     hook_point hp;
     int rc = -1;
     if (sae_cfg_load(real, &cfg, err, sizeof err)) {
         hf_config_free(&hc);
-        return set(e, SVC_INVALID, "invalid_sae", "path: %s", err);
+        return svc_fail(e, SVC_INVALID, "invalid_sae", "path: %s", err);
     }
     if (sae_cfg_check_model(&cfg, &hc, &hp, err, sizeof err)) {
-        set(e, SVC_INVALID, "invalid_sae", "path: %s", err);
+        svc_fail(e, SVC_INVALID, "invalid_sae", "path: %s", err);
         goto out;
     }
     /* Full validation (every tensor's presence, shape, dtype, finiteness) on the CPU. */
@@ -98,7 +85,7 @@ int registry_sae_create(db_conn *c, char *const *roots, int nroots, const sae_re
     sae_free(s);
     backend_close(cpu);
     if (!s) {
-        set(e, SVC_INVALID, "invalid_sae", "path: %s", err);
+        svc_fail(e, SVC_INVALID, "invalid_sae", "path: %s", err);
         goto out;
     }
     const char *setname = in->set_name ? in->set_name : default_set(&cfg, &hp);
@@ -113,10 +100,10 @@ int registry_sae_create(db_conn *c, char *const *roots, int nroots, const sae_re
                        cfg.dataset_path[0] ? cfg.dataset_path : NULL, real, cfg.hook_name, sae_arch_name(cfg.arch),
                        d_in, d_sae, layer};
     PGresult *r = db_exec(c, DB_SAE_INSERT, p);
-    if (db_kind(r) == DB_UNIQUE) set(e, SVC_CONFLICT, "conflict", "SAE '%s' of model '%s' already exists", id, in->model_id);
-    else if (db_kind(r) == DB_FOREIGN_KEY) set(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", in->model_id);
+    if (db_kind(r) == DB_UNIQUE) svc_fail(e, SVC_CONFLICT, "conflict", "SAE '%s' of model '%s' already exists", id, in->model_id);
+    else if (db_kind(r) == DB_FOREIGN_KEY) svc_fail(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", in->model_id);
     else if (db_kind(r) != DB_OK) registry_db_err(e, r, "registering the SAE");
-    else if (!(*json_out = strdup(PQgetvalue(r, 0, 0)))) set(e, SVC_INTERNAL, "internal", "out of memory");
+    else if (!(*json_out = strdup(PQgetvalue(r, 0, 0)))) svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
     else rc = 0;
     PQclear(r);
 out:
@@ -206,7 +193,7 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
                         svc_err *e)
 {
     if (!registry_id_valid(model_id) || !registry_id_valid(sae_id))
-        return set(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
+        return svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
     PGresult *r = db_exec(c, DB_SAE_GET, (const char *const[]){model_id, sae_id});
     if (db_kind(r) != DB_OK) {
         registry_db_err(e, r, "reading the SAE");
@@ -215,7 +202,7 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
     }
     if (PQntuples(r) == 0) {
         PQclear(r);
-        return set(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
+        return svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
     }
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", PQgetvalue(r, 0, 1));
@@ -229,7 +216,7 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
     if (!repo || !folder) {
         free(repo);
         free(folder);
-        return set(e, SVC_INTERNAL, "internal", "out of memory");
+        return svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
     }
 
     char err[768];
@@ -240,7 +227,7 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
         free(repo);
         free(folder);
         log_error("export %s/%s: %s", model_id, sae_id, err);
-        return set(e, SVC_INTERNAL, "sae_unreadable", "the registered SAE's files no longer load (see the server log)");
+        return svc_fail(e, SVC_INTERNAL, "sae_unreadable", "the registered SAE's files no longer load (see the server log)");
     }
     const sae_cfg *cfg = sae_config(s);
     /* Density measured by dashboards (one frac_nonzero per feature) becomes log10 sparsity. */
@@ -263,7 +250,7 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
     if (sae_export(s, out_dir, format, logsp, err, sizeof err) ||
         write_yaml(yp, model_id, sae_id, cfg, repo, folder, l0, err, sizeof err)) {
         log_error("export %s/%s: %s", model_id, sae_id, err);
-        rc = set(e, SVC_INTERNAL, "export_failed", "the export could not be written (see the server log)");
+        rc = svc_fail(e, SVC_INTERNAL, "export_failed", "the export could not be written (see the server log)");
     }
     free(logsp);
     free(repo);

@@ -3,7 +3,6 @@
  * seed, so with a zero coefficient they produce the same tokens. */
 #include "server/steer.h"
 
-#include <stdarg.h>   // defines: va_list
 #include <stdio.h>    // defines: snprintf
 #include <stdlib.h>   // defines: malloc, free
 #include <string.h>   // defines: strcmp, strncmp, strdup
@@ -28,18 +27,6 @@ struct steer_plan {
     int32_t *ids;                /* the prompt with BOS */
     int T;
 };
-
-static int fail(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(svc_err *e, enum svc_kind k, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    e->kind = k;
-    snprintf(e->code, sizeof e->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 void steer_out_free(steer_out *o)
 {
@@ -150,19 +137,19 @@ static int feature_hook(const sae_cfg *c, const hf_config *mc, hook_point *hp, i
 {
     char err[512];
     if (sae_cfg_check_model(c, mc, hp, err, sizeof err))
-        return fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: the SAE does not fit the model: %s", f->layer, f->index, err);
+        return svc_fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: the SAE does not fit the model: %s", f->layer, f->index, err);
     sae_cfg_hook_columns(c, mc, col0, n);
     if (c->hook_name_out[0]) {
         if (hook_parse(c->hook_name_out, mc->n_layer, hp, err, sizeof err))
-            return fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: %s", f->layer, f->index, err);
+            return svc_fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: %s", f->layer, f->index, err);
         *col0 = 0;
         *n = c->d_out;
     }
     if (hp->kind == HOOK_PATTERN || hp->kind == HOOK_LN_FINAL)
-        return fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: hook %s cannot be steered (read-only)", f->layer,
+        return svc_fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: hook %s cannot be steered (read-only)", f->layer,
                     f->index, c->hook_name_out[0] ? c->hook_name_out : c->hook_name);
     if (*n != c->d_out)
-        return fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: the decoder writes %d values, the hook takes %d",
+        return svc_fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: the decoder writes %d values, the hook takes %d",
                     f->layer, f->index, c->d_out, *n);
     return 0;
 }
@@ -173,29 +160,29 @@ static int build_set(steer_plan *p, char saes[][4096], svc_err *e)
     const steer_req *q = &p->q;
     const hf_config *mc = model_config(p->model->model);
     char err[600];
-    if (!(p->set = steer_new(q->method))) return fail(e, SVC_INTERNAL, "internal", "out of memory");
+    if (!(p->set = steer_new(q->method))) return svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
     for (int i = 0; i < q->nfeatures; i++) {
         const steer_feature *f = &q->features[i];
         const eng_ref *s = engines_sae(p->app->engines, saes[i], err, sizeof err);
         if (!s) {
             log_error("steering: SAE %s/%s: %s", q->model_id, f->layer, err);
-            return fail(e, SVC_INTERNAL, "internal", "could not load SAE '%s' (see the server log)", f->layer);
+            return svc_fail(e, SVC_INTERNAL, "internal", "could not load SAE '%s' (see the server log)", f->layer);
         }
         const sae_cfg *c = sae_config(s->sae);
         hook_point hp;
         int col0, n, rc = feature_hook(c, mc, &hp, &col0, &n, e, f);
         int proc = sae_cfg_processing(c);
         if (rc == 0 && i > 0 && proc != p->processing && q->method == STEER_ORTHOGONAL)
-            rc = fail(e, SVC_INVALID, "invalid_feature",
+            rc = svc_fail(e, SVC_INVALID, "invalid_feature",
                       "features: ORTHOGONAL_DECOMP needs one model processing, and the SAEs of %s and %s differ in it "
                       "(center_writing_weights / fold_value_biases)", q->features[0].layer, f->layer);
         if (i == 0) p->processing = proc;
         float *v = rc ? NULL : malloc(sizeof(float) * (size_t)n);
-        if (rc == 0 && !v) rc = fail(e, SVC_INTERNAL, "internal", "out of memory");
+        if (rc == 0 && !v) rc = svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         if (rc == 0 && sae_decoder_row_raw(s->sae, atoi(f->index), v, err, sizeof err))
-            rc = fail(e, SVC_NOT_FOUND, "not_found", "feature %s/%s/%s: %s", q->model_id, f->layer, f->index, err);
+            rc = svc_fail(e, SVC_NOT_FOUND, "not_found", "feature %s/%s/%s: %s", q->model_id, f->layer, f->index, err);
         if (rc == 0 && steer_add(p->set, hp, col0, v, n, q->strength_multiplier * f->strength, err, sizeof err))
-            rc = fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: %s", f->layer, f->index, err);
+            rc = svc_fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: %s", f->layer, f->index, err);
         free(v);
         engines_put(p->app->engines, s);
         if (rc) return -1;
@@ -215,14 +202,14 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
     char model_path[4096] = "", err[600];
     PGresult *r = NULL;
     if (!p || !saes || !(p->prompt = strdup(q->prompt))) {
-        fail(e, SVC_INTERNAL, "internal", "out of memory");
+        svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         goto bad;
     }
     p->app = app;
     p->q = *q;
     p->q.prompt = p->prompt;
     if (!registry_id_valid(q->model_id)) {
-        fail(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", q->model_id);
+        svc_fail(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", q->model_id);
         goto bad;
     }
     r = db_exec(c, DB_MODEL_PATH, (const char *const[]){q->model_id});
@@ -231,7 +218,7 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
         goto bad;
     }
     if (PQntuples(r) == 0) {
-        fail(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", q->model_id);
+        svc_fail(e, SVC_NOT_FOUND, "not_found", "model '%s' not found", q->model_id);
         goto bad;
     }
     snprintf(model_path, sizeof model_path, "%s", PQgetvalue(r, 0, 0));
@@ -255,7 +242,7 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
         }
         if (!found) {
             json_decref(fj);
-            fail(e, SVC_NOT_FOUND, "not_found", "feature %s/%s/%s not found", q->model_id, f->layer, f->index);
+            svc_fail(e, SVC_NOT_FOUND, "not_found", "feature %s/%s/%s not found", q->model_id, f->layer, f->index);
             goto bad;
         }
         json_array_append_new(fj, json_pack("{s:s,s:s,s:f}", "layer", f->layer, "index", f->index, "strength", f->strength));
@@ -270,7 +257,7 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
     snprintf(p->num[5], sizeof p->num[5], "%.17g", q->strength_multiplier);
     snprintf(p->num[6], sizeof p->num[6], "%s", steer_method_name(q->method));
     if (!p->features_json) {
-        fail(e, SVC_INTERNAL, "internal", "out of memory");
+        svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         goto bad;
     }
     r = db_exec(c, DB_STEER_FIND, (const char *const[]){q->model_id, p->prompt, p->num[0], p->num[1], p->num[2], p->num[3],
@@ -291,7 +278,7 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
 
     if (!(p->model = engines_model(app->engines, model_path, err, sizeof err))) {
         log_error("steering: model %s: %s", q->model_id, err);
-        fail(e, SVC_INTERNAL, "internal", "could not load model '%s' (see the server log)", q->model_id);
+        svc_fail(e, SVC_INTERNAL, "internal", "could not load model '%s' (see the server log)", q->model_id);
         goto bad;
     }
     /* Tokenized as activation/new tokenizes (live_tokenize): the BOS prepended unless the
@@ -300,22 +287,22 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
     int32_t *ids = NULL;
     int n = live_tokenize(p->model->tok, p->prompt, strlen(p->prompt), ctx, &ids, err, sizeof err);
     if (n == -2) {
-        fail(e, SVC_INVALID, "too_long", "prompt is more than the model's context of %d tokens (BOS included)", ctx);
+        svc_fail(e, SVC_INVALID, "too_long", "prompt is more than the model's context of %d tokens (BOS included)", ctx);
         goto bad;
     }
     if (n < 0) {
-        fail(e, SVC_INVALID, "invalid_field", "prompt: %s", err);
+        svc_fail(e, SVC_INVALID, "invalid_field", "prompt: %s", err);
         goto bad;
     }
     p->T = n;
     p->ids = realloc(ids, sizeof(int32_t) * (size_t)(p->T + 1));
     if (!p->ids) {
         free(ids);
-        fail(e, SVC_INTERNAL, "internal", "out of memory");
+        svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         goto bad;
     }
     if (p->T + q->n_tokens > ctx) {
-        fail(e, SVC_INVALID, "too_long", "prompt is %d tokens (BOS included) and n_tokens is %d: together over the model's context of %d",
+        svc_fail(e, SVC_INVALID, "too_long", "prompt is %d tokens (BOS included) and n_tokens is %d: together over the model's context of %d",
              p->T, q->n_tokens, ctx);
         goto bad;
     }
@@ -335,9 +322,9 @@ bad:
 static int stored_out(const steer_plan *p, int k, steer_out *out, svc_err *e)
 {
     if (!(out->text[k] = strdup(p->stored_text[k] ? p->stored_text[k] : "")))
-        return fail(e, SVC_INTERNAL, "internal", "out of memory");
+        return svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
     if (p->stored_lp[k] && !(out->logprobs[k] = json_loads(p->stored_lp[k], 0, NULL)))
-        return fail(e, SVC_INTERNAL, "internal", "a stored output's logprobs are not JSON");
+        return svc_fail(e, SVC_INTERNAL, "internal", "a stored output's logprobs are not JSON");
     return 0;
 }
 
@@ -359,7 +346,7 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
                       .n_logprobs = p->q.n_logprobs, .hooks = h, .nhooks = nh, .processing = p->processing};
         if (!(g[k] = gen_start(p->model->model, p->ids, p->T, &o, err, sizeof err))) {
             log_error("steering: %s", err);
-            fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
+            svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
             goto done;
         }
     }
@@ -369,13 +356,13 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
         for (int k = 0; k < 2; k++) {
             if (!g[k] || gen_done(g[k])) continue;
             if (compute_stopping(p->app->compute)) {
-                fail(e, SVC_UNAVAILABLE, "shutting_down", "saed is shutting down; retry");
+                svc_fail(e, SVC_UNAVAILABLE, "shutting_down", "saed is shutting down; retry");
                 goto done;
             }
             int s = gen_step(g[k], err, sizeof err);
             if (s < 0) {
                 log_error("steering: %s", err);
-                fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
+                svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
                 goto done;
             }
             more |= !gen_done(g[k]);
@@ -388,14 +375,14 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
         free(t[0]);
         free(t[1]);
         if (stop) {
-            fail(e, SVC_UNAVAILABLE, "cancelled", "the client went away");
+            svc_fail(e, SVC_UNAVAILABLE, "cancelled", "the client went away");
             goto done;
         }
     }
     for (int k = 0; k < 2; k++) {
         if (!g[k]) continue;
         if (!(out->text[k] = decode(tok, gen_ids(g[k]), gen_count(g[k]), false))) {
-            fail(e, SVC_INTERNAL, "internal", "out of memory");
+            svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
             goto done;
         }
         if (p->q.n_logprobs > 0) out->logprobs[k] = logprobs_json(tok, g[k]);
