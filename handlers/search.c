@@ -56,6 +56,62 @@ static int flag(json_t *body, const char *key, int def)
     return json_is_boolean(v) ? json_is_true(v) : def;
 }
 
+/* What both searches read from the request (texts borrowed from the body). */
+typedef struct search_req {
+    const char *model_id, *source;  /* source: the set (search-all) or the SAE (topk) */
+    const char *texts[LIVE_MAX_TEXTS];
+    int n_texts, is_array, ignore_bos, n_results, max_tokens;
+    double density;
+} search_req;
+
+/* The body with its modelId and source (src_key, else alt_key when given); NULL after a 400. */
+static json_t *search_body_or_reply(http_req *r, const char *src_key, const char *alt_key, const char **model_id,
+                                    const char **source)
+{
+    json_t *body = http_json(r);
+    if (!json_is_object(body)) {
+        http_reply_error(r, 400, "invalid_body", "request body must be a JSON object");
+        return NULL;
+    }
+    *model_id = json_string_value(json_object_get(body, "modelId"));
+    *source = json_string_value(json_object_get(body, src_key));
+    if (!*source && alt_key) *source = json_string_value(json_object_get(body, alt_key));
+    if (!*model_id || !*source) {
+        http_reply_error(r, 400, "invalid_field", "%s: required string", *model_id ? src_key : "modelId");
+        return NULL;
+    }
+    return body;
+}
+
+/* ignoreBos, text, numResults (def_results when absent, at most max_results) and
+ * densityThreshold (absent_density when absent) into q; -1 after a 400. */
+static int search_fields_or_reply(http_req *r, json_t *body, search_req *q, int def_results, int max_results,
+                                  double absent_density)
+{
+    json_t *dt = json_object_get(body, "densityThreshold");
+    q->ignore_bos = flag(body, "ignoreBos", 1);
+    if ((q->n_texts = live_texts_or_reply(r, json_object_get(body, "text"), "text", q->texts, &q->is_array)) < 0 ||
+        num_results(r, json_object_get(body, "numResults"), def_results, max_results, &q->n_results) ||
+        density_threshold(r, dt, dt ? -1 : absent_density, &q->density))
+        return -1;
+    return 0;
+}
+
+/* Text i tokenized, field set to its name in the request ("text" or "text[i]"); NULL after a reply. */
+static int32_t *search_tokens_or_reply(http_req *r, const eng_ref *mr, const search_req *q, int i, char field[32],
+                                       int *T)
+{
+    snprintf(field, 32, q->is_array ? "text[%d]" : "text", i);
+    return live_tokens_or_reply(r, mr->tok, q->texts[i], q->max_tokens, field, T);
+}
+
+/* 200 with the results: the array for an array of texts, else the one text's result. */
+static void search_reply(http_req *r, const search_req *q, json_t *results)
+{
+    if (q->is_array) live_reply(r, json_pack("{s:O}", "results", results));
+    else live_reply(r, json_incref(json_array_get(results, 0)));
+}
+
 /* ---- search-all ---- */
 
 typedef struct sa_sae {
@@ -64,13 +120,10 @@ typedef struct sa_sae {
 } sa_sae;
 
 typedef struct sa_task {
-    const char *model_id;
+    search_req q;
     char *model_path;
     int n_saes;
     sa_sae saes[LIVE_MAX_SAES];
-    int n_texts, is_array, max_tokens, ignore_bos, n_results;
-    const char *texts[LIVE_MAX_TEXTS];
-    double density;
     int n_sort;
     int sort[LIVE_MAX_SORT];
 } sa_task;
@@ -104,7 +157,7 @@ static json_t *search_neurons_or_reply(http_req *r, const sa_task *t, const live
     ia = live_pg_array(idx, nh);
     if (!la || !ia) goto oom;
     if (!(c = http_db(r))) goto fail;
-    res = db_exec(c, DB_LIVE_NEURONS, (const char *const[]){t->model_id, la, ia});
+    res = db_exec(c, DB_LIVE_NEURONS, (const char *const[]){t->q.model_id, la, ia});
     if (db_kind(res) != DB_OK) {
         http_reply_db_error(r, res, "reading the features found");
         goto fail;
@@ -147,10 +200,9 @@ static void sa_run(http_req *r, void *ud)
         if (!(sr[i] = live_sae_or_reply(r, t->saes[i].path))) goto done;
         s[i] = sr[i]->sae;
     }
-    for (int i = 0; i < t->n_texts; i++) {
+    for (int i = 0; i < t->q.n_texts; i++) {
         char field[32];
-        snprintf(field, sizeof field, t->is_array ? "text[%d]" : "text", i);
-        if (!(ids[i] = live_tokens_or_reply(r, mr->tok, t->texts[i], t->max_tokens, field, &T[i]))) goto done;
+        if (!(ids[i] = search_tokens_or_reply(r, mr, &t->q, i, field, &T[i]))) goto done;
         for (int j = 0; j < t->n_sort; j++)
             if (t->sort[j] >= T[i]) {
                 http_reply_error(r, 400, "invalid_field",
@@ -159,23 +211,23 @@ static void sa_run(http_req *r, void *ud)
                 goto done;
             }
     }
-    if (t->density > 0)
+    if (t->q.density > 0)
         for (int i = 0; i < t->n_saes; i++)
-            if (!(dens[i] = live_density_or_reply(r, t->model_id, t->saes[i].id, s[i]))) goto done;
+            if (!(dens[i] = live_density_or_reply(r, t->q.model_id, t->saes[i].id, s[i]))) goto done;
     json_t *sorted = json_array();
     for (int j = 0; j < t->n_sort; j++) json_array_append_new(sorted, json_integer(t->sort[j]));
-    for (int i = 0; i < t->n_texts; i++) {
+    for (int i = 0; i < t->q.n_texts; i++) {
         char err[1024];
-        live_search_opts o = {.sort_pos = t->sort, .n_sort = t->n_sort, .zero_first = t->ignore_bos,
-                              .density = (const float *const *)dens, .max_density = t->density,
-                              .n_results = t->n_results};
+        live_search_opts o = {.sort_pos = t->sort, .n_sort = t->n_sort, .zero_first = t->q.ignore_bos,
+                              .density = (const float *const *)dens, .max_density = t->q.density,
+                              .n_results = t->q.n_results};
         if (live_search(mr->model, s, t->n_saes, ids[i], T[i], &o, &h, &nh, err, sizeof err)) {
             json_decref(sorted);
             live_reply_engine_error(r, "searching", err);
             goto done;
         }
         /* Single text: each result carries its stored feature row (null without dashboards). */
-        if (!t->is_array && !(neurons = search_neurons_or_reply(r, t, h, nh))) {
+        if (!t->q.is_array && !(neurons = search_neurons_or_reply(r, t, h, nh))) {
             json_decref(sorted);
             goto done;
         }
@@ -185,7 +237,7 @@ static void sa_run(http_req *r, void *ud)
             for (int p = 0; p < T[i]; p++) json_array_append_new(vals, json_real(h[k].values[p]));
             char idx[16], key[200];
             snprintf(idx, sizeof idx, "%d", h[k].index);
-            json_t *o1 = json_pack("{s:s,s:s,s:s,s:o,s:f,s:i}", "modelId", t->model_id, "layer", t->saes[h[k].sae].id,
+            json_t *o1 = json_pack("{s:s,s:s,s:s,s:o,s:f,s:i}", "modelId", t->q.model_id, "layer", t->saes[h[k].sae].id,
                                    "index", idx, "values", vals, "maxValue", (double)h[k].max, "maxValueIndex",
                                    h[k].argmax);
             if (neurons) {
@@ -203,12 +255,11 @@ static void sa_run(http_req *r, void *ud)
         h = NULL;
     }
     json_decref(sorted);
-    if (t->is_array) live_reply(r, json_pack("{s:O}", "results", results));
-    else live_reply(r, json_incref(json_array_get(results, 0)));
+    search_reply(r, &t->q, results);
 done:
     json_decref(results);
     live_hits_free(h, nh);
-    for (int i = 0; i < t->n_texts; i++) free(ids[i]);
+    for (int i = 0; i < t->q.n_texts; i++) free(ids[i]);
     for (int i = 0; i < t->n_saes; i++) {
         free(dens[i]);
         engines_put(app->engines, sr[i]);
@@ -219,28 +270,17 @@ done:
 
 void h_search_all(http_req *r)
 {
-    json_t *body = http_json(r);
-    if (!json_is_object(body)) {
-        http_reply_error(r, 400, "invalid_body", "request body must be a JSON object");
-        return;
-    }
-    const char *model_id = json_string_value(json_object_get(body, "modelId"));
-    const char *set = json_string_value(json_object_get(body, "sourceSet"));
-    if (!model_id || !set) {
-        http_reply_error(r, 400, "invalid_field", "%s: required string", model_id ? "sourceSet" : "modelId");
-        return;
-    }
+    const char *model_id, *set;
+    json_t *body = search_body_or_reply(r, "sourceSet", NULL, &model_id, &set);
+    if (!body) return;
     sa_task *t = calloc(1, sizeof *t);
     if (!t) {
         http_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    t->model_id = model_id;
-    t->ignore_bos = flag(body, "ignoreBos", 1);
-    if ((t->n_texts = live_texts_or_reply(r, json_object_get(body, "text"), "text", t->texts, &t->is_array)) < 0 ||
-        num_results(r, json_object_get(body, "numResults"), 50, LIVE_MAX_SEARCH_RESULTS, &t->n_results) ||
-        density_threshold(r, json_object_get(body, "densityThreshold"), -1, &t->density))
-        goto fail;
+    t->q.model_id = model_id;
+    t->q.source = set;
+    if (search_fields_or_reply(r, body, &t->q, 50, LIVE_MAX_SEARCH_RESULTS, -1)) goto fail;
     /* sortIndexes: positions in the tokens (BOS = 0), sorted as Neuronpedia echoes them; a
      * missing one means none (rank by the maximum over the text). */
     json_t *si = json_object_get(body, "sortIndexes"), *sel = json_object_get(body, "selectedLayers");
@@ -319,7 +359,7 @@ void h_search_all(http_req *r)
         goto fail;
     }
     int oom = !(t->model_path = strdup(PQgetvalue(res, 0, 1)));
-    t->max_tokens = live_max_tokens(r, atoi(PQgetvalue(res, 0, 4)));
+    t->q.max_tokens = live_max_tokens(r, atoi(PQgetvalue(res, 0, 4)));
     for (int k = 0; k < rows && !oom; k++) {
         int chosen = json_array_size(sel) == 0;
         for (size_t i = 0; i < json_array_size(sel) && !chosen; i++)
@@ -342,11 +382,8 @@ fail:
 /* ---- search-topk-by-token ---- */
 
 typedef struct tk_task {
-    const char *model_id, *source;
+    search_req q;
     char *model_path, *sae_path;
-    int n_texts, is_array, max_tokens, ignore_bos, k;
-    const char *texts[LIVE_MAX_TEXTS];
-    double density;
 } tk_task;
 
 static void tk_task_free(tk_task *t)
@@ -378,7 +415,7 @@ static json_t *topk_features_or_reply(http_req *r, const tk_task *t, const int32
         }
     if (!(arr = live_pg_array(items, n))) goto oom;
     if (!(c = http_db(r))) goto fail;
-    res = db_exec(c, DB_LIVE_TOPK_FEATURES, (const char *const[]){t->model_id, t->source, arr});
+    res = db_exec(c, DB_LIVE_TOPK_FEATURES, (const char *const[]){t->q.model_id, t->q.source, arr});
     if (db_kind(res) != DB_OK) {
         http_reply_db_error(r, res, "reading the features found");
         goto fail;
@@ -402,6 +439,7 @@ done:
 static void tk_run(http_req *r, void *ud)
 {
     tk_task *t = ud;
+    const int k = t->q.n_results;
     saed_app *app = http_app(r);
     const eng_ref *mr = live_model_or_reply(r, t->model_path);
     const eng_ref *sr = mr ? live_sae_or_reply(r, t->sae_path) : NULL;
@@ -410,39 +448,38 @@ static void tk_run(http_req *r, void *ud)
     float *dens = NULL, *val = NULL;
     json_t *results = json_array(), *feats = NULL;
     if (!sr) goto done;
-    for (int i = 0; i < t->n_texts; i++) {
+    for (int i = 0; i < t->q.n_texts; i++) {
         char field[32];
-        snprintf(field, sizeof field, t->is_array ? "text[%d]" : "text", i);
-        if (!(ids[i] = live_tokens_or_reply(r, mr->tok, t->texts[i], t->max_tokens, field, &T[i]))) goto done;
+        if (!(ids[i] = search_tokens_or_reply(r, mr, &t->q, i, field, &T[i]))) goto done;
     }
-    if (t->density > 0 && !(dens = live_density_or_reply(r, t->model_id, t->source, sr->sae))) goto done;
+    if (t->q.density > 0 && !(dens = live_density_or_reply(r, t->q.model_id, t->q.source, sr->sae))) goto done;
     const int bos = tok_eos_id(mr->tok);
-    for (int i = 0; i < t->n_texts; i++) {
+    for (int i = 0; i < t->q.n_texts; i++) {
         char err[1024];
         free(idx);
         free(val);
         free(count);
-        idx = malloc(sizeof(int32_t) * (size_t)T[i] * t->k);
-        val = malloc(sizeof(float) * (size_t)T[i] * t->k);
+        idx = malloc(sizeof(int32_t) * (size_t)T[i] * k);
+        val = malloc(sizeof(float) * (size_t)T[i] * k);
         count = malloc(sizeof(int) * (size_t)T[i]);
         if (!idx || !val || !count) {
             http_reply_error(r, 500, "internal", "out of memory");
             goto done;
         }
-        if (live_topk_by_token(mr->model, sr->sae, ids[i], T[i], t->k, dens, t->density, idx, val, count, err,
+        if (live_topk_by_token(mr->model, sr->sae, ids[i], T[i], k, dens, t->q.density, idx, val, count, err,
                                sizeof err)) {
             live_reply_engine_error(r, "searching", err);
             goto done;
         }
-        if (!t->is_array && !(feats = topk_features_or_reply(r, t, idx, count, T[i], t->k))) goto done;
+        if (!t->q.is_array && !(feats = topk_features_or_reply(r, t, idx, count, T[i], k))) goto done;
         json_t *rows = json_array();
         for (int p = 0; p < T[i]; p++) {
             int special = ids[i][p] == bos;
-            if (special && t->ignore_bos) continue;
+            if (special && t->q.ignore_bos) continue;
             json_t *tf = json_array();
             for (int j = 0; j < count[p]; j++) {
-                int fi = idx[(size_t)p * t->k + j];
-                json_t *o = json_pack("{s:f,s:i}", "activationValue", (double)val[(size_t)p * t->k + j], "featureIndex", fi);
+                int fi = idx[(size_t)p * k + j];
+                json_t *o = json_pack("{s:f,s:i}", "activationValue", (double)val[(size_t)p * k + j], "featureIndex", fi);
                 if (feats) {
                     char key[16];
                     snprintf(key, sizeof key, "%d", fi);
@@ -456,12 +493,11 @@ static void tk_run(http_req *r, void *ud)
                                                   special, "topFeatures", tf));
             free(s);
         }
-        json_array_append_new(results, json_pack("{s:s,s:o}", "source", t->source, "results", rows));
+        json_array_append_new(results, json_pack("{s:s,s:o}", "source", t->q.source, "results", rows));
         json_decref(feats);
         feats = NULL;
     }
-    if (t->is_array) live_reply(r, json_pack("{s:O}", "results", results));
-    else live_reply(r, json_incref(json_array_get(results, 0)));
+    search_reply(r, &t->q, results);
 done:
     json_decref(results);
     json_decref(feats);
@@ -469,7 +505,7 @@ done:
     free(val);
     free(count);
     free(dens);
-    for (int i = 0; i < t->n_texts; i++) free(ids[i]);
+    for (int i = 0; i < t->q.n_texts; i++) free(ids[i]);
     engines_put(app->engines, sr);
     engines_put(app->engines, mr);
     tk_task_free(t);
@@ -477,30 +513,17 @@ done:
 
 void h_search_topk_by_token(http_req *r)
 {
-    json_t *body = http_json(r);
-    if (!json_is_object(body)) {
-        http_reply_error(r, 400, "invalid_body", "request body must be a JSON object");
-        return;
-    }
-    const char *model_id = json_string_value(json_object_get(body, "modelId"));
-    const char *source = json_string_value(json_object_get(body, "source"));
-    if (!source) source = json_string_value(json_object_get(body, "layer"));
-    if (!model_id || !source) {
-        http_reply_error(r, 400, "invalid_field", "%s: required string", model_id ? "source" : "modelId");
-        return;
-    }
+    const char *model_id, *source;
+    json_t *body = search_body_or_reply(r, "source", "layer", &model_id, &source);
+    if (!body) return;
     tk_task *t = calloc(1, sizeof *t);
     if (!t) {
         http_reply_error(r, 500, "internal", "out of memory");
         return;
     }
-    t->model_id = model_id;
-    t->source = source;
-    t->ignore_bos = flag(body, "ignoreBos", 1);
-    json_t *dt = json_object_get(body, "densityThreshold");
-    if ((t->n_texts = live_texts_or_reply(r, json_object_get(body, "text"), "text", t->texts, &t->is_array)) < 0 ||
-        num_results(r, json_object_get(body, "numResults"), 10, LIVE_MAX_TOPK_RESULTS, &t->k) ||
-        density_threshold(r, dt, dt ? -1 : 0.01, &t->density)) {
+    t->q.model_id = model_id;
+    t->q.source = source;
+    if (search_fields_or_reply(r, body, &t->q, 10, LIVE_MAX_TOPK_RESULTS, 0.01)) {
         tk_task_free(t);
         return;
     }
@@ -519,7 +542,7 @@ void h_search_topk_by_token(http_req *r)
         found = 1;
         t->model_path = strdup(PQgetvalue(res, 0, 0));
         t->sae_path = strdup(PQgetvalue(res, 0, 1));
-        t->max_tokens = live_max_tokens(r, atoi(PQgetvalue(res, 0, 3)));
+        t->q.max_tokens = live_max_tokens(r, atoi(PQgetvalue(res, 0, 3)));
     }
     PQclear(res);
     if (found && (!t->model_path || !t->sae_path)) http_reply_error(r, 500, "internal", "out of memory");
