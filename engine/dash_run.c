@@ -27,19 +27,6 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-typedef struct hook_copy {
-    float *x;       /* (B,T,D): the SAE's columns */
-    int col0, D;
-} hook_copy;
-
-static int copy_cols(void *ud, hook_point hp, float *act, int B, int T, int width)
-{
-    (void)hp;
-    hook_copy *h = ud;
-    for (size_t r = 0; r < (size_t)B * T; r++) memcpy(h->x + r * h->D, act + r * width + h->col0, sizeof(float) * h->D);
-    return 0;
-}
-
 /* The SAE input (host) and the dense features (backend, (B·T, d_sae)) of B prompts. */
 typedef struct pipe {
     model *m;
@@ -103,7 +90,7 @@ static int pipe_batch(pipe *p, const int32_t *ids, int B, char *err, size_t errl
 {
     saed_backend *be = model_backend(p->m);
     hook_copy hc = {p->x_host, p->col0, p->D};
-    hook_req req = {p->hp, copy_cols, &hc, 0};
+    hook_req req = {p->hp, hook_copy_cols, &hc, 0};
     fwd_opts o = {.processing = p->proc, .hooks = &req, .nhooks = 1};
     if (model_forward(p->m, ids, B, p->T, &o, err, errlen)) return -1;
     size_t rows = (size_t)B * p->T;

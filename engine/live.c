@@ -79,19 +79,6 @@ oom:
 
 /* ---- SAE inputs ---- */
 
-typedef struct hook_copy {
-    float *x;         /* (T, D) */
-    int col0, D;
-} hook_copy;
-
-static int copy_cols(void *ud, hook_point hp, float *act, int B, int T, int width)
-{
-    (void)hp;
-    hook_copy *h = ud;
-    for (size_t r = 0; r < (size_t)B * T; r++) memcpy(h->x + r * h->D, act + r * width + h->col0, sizeof(float) * h->D);
-    return 0;
-}
-
 int live_inputs(model *m, sae *const *s, int n, const int32_t *ids, int T, float **x, char *err, size_t errlen)
 {
     hook_req *reqs = calloc((size_t)(n ? n : 1), sizeof *reqs);
@@ -115,7 +102,7 @@ int live_inputs(model *m, sae *const *s, int n, const int32_t *ids, int T, float
             snprintf(err, errlen, "out of memory for %d tokens × %d inputs", T, c->d_in);
             goto out;
         }
-        reqs[i] = (hook_req){hp, copy_cols, &hc[i], 0};
+        reqs[i] = (hook_req){hp, hook_copy_cols, &hc[i], 0};
     }
     /* One pass per processing: SAEs of a set almost always share one, so usually one pass. */
     for (int i = 0; i < n; i++) {

@@ -39,6 +39,15 @@ typedef struct hook_req {
     int write;
 } hook_req;
 
+/* A read hook's target that keeps columns [col0, col0+D) of every (B·T) row: x is (B,T,D). */
+typedef struct hook_copy {
+    float *x;
+    int col0, D;
+} hook_copy;
+
+/* hook_fn for a hook_copy ud. */
+int hook_copy_cols(void *ud, hook_point hp, float *act, int B, int T, int width);
+
 typedef struct fwd_opts {
     int processing;           /* PROC_* flags */
     const hook_req *hooks;
