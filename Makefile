@@ -142,7 +142,7 @@ UCD_DIR ?= /usr/share/unicode
 .PHONY: bench-tokenizer unicode-tables
 bench-tokenizer: $(BUILD)/bench/tokenizer
 	$(BUILD)/bench/tokenizer
-$(BUILD)/bench/tokenizer: $(BUILD)/obj/bench/tokenizer.o $(BUILD)/obj/engine/tokenizer.o $(BUILD)/obj/engine/unicode.o
+$(BUILD)/bench/tokenizer: $(BUILD)/obj/bench/tokenizer.o $(BUILD)/obj/bench/common.o $(BUILD)/obj/engine/tokenizer.o $(BUILD)/obj/engine/unicode.o
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 unicode-tables:
@@ -161,7 +161,7 @@ clean:
 $(BUILD)/mkgpt2: $(BUILD)/obj/tools/mkgpt2.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/forward: $(BUILD)/obj/bench/forward.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+$(BUILD)/bench/forward: $(BUILD)/obj/bench/forward.o $(BUILD)/obj/bench/common.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -171,7 +171,7 @@ bench: $(BUILD)/bench/forward
 
 # `make bench-dashboard`: dashboard generation (saed vs a C reference of SAEDashboard's
 # algorithm), tokens/s, peak RSS and FLOP rate; ~11 min on 2 cores, --quick ~1 min (bench/dashboard.c).
-$(BUILD)/bench/dashboard: $(BUILD)/obj/bench/dashboard.o $(BUILD)/obj/bench/saedash_ref.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+$(BUILD)/bench/dashboard: $(BUILD)/obj/bench/dashboard.o $(BUILD)/obj/bench/common.o $(BUILD)/obj/bench/saedash_ref.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -185,7 +185,7 @@ bench-dashboard-cuda: $(BUILD)/bench/dashboard $(if $(NVCC),$(CUDA_LIB))
 
 # `make bench-api`: GET /api/feature under wrk on loopback against a 4096-feature dashboard
 # (bench/api.sh: private PostgreSQL, a real dashboard job, cold / warm / database-only runs).
-$(BUILD)/bench/api-sae: $(BUILD)/obj/bench/api_sae.o $(LIB_OBJS)
+$(BUILD)/bench/api-sae: $(BUILD)/obj/bench/api_sae.o $(BUILD)/obj/bench/common.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -195,7 +195,7 @@ bench-api: $(BUILD)/saed $(BUILD)/bench/api-sae
 
 # `make bench-steer`: greedy generation tokens/s with the KV cache on a random gpt2-small-shaped
 # model, prompt 32 + 64 new tokens, unsteered and steered, with the ratio to sgemm (bench/steer.c).
-$(BUILD)/bench/steer: $(BUILD)/obj/bench/steer.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+$(BUILD)/bench/steer: $(BUILD)/obj/bench/steer.o $(BUILD)/obj/bench/common.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -14,40 +14,12 @@
 
 #include <cblas.h>
 
+#include "bench/common.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
 
 #define T_CAL 64
 #define N_CAL 16
-
-static uint64_t next(uint64_t *s)  /* splitmix64 */
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s) { return (double)(next(s) >> 11) / 9007199254740992.0; }
-
-static float normal(uint64_t *s)
-{
-    double u1 = ((double)(next(s) >> 11) + 1.0) / 9007199254740993.0, u2 = uniform(s);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int copy_hook(void *ud, hook_point hp, float *act, int B, int T, int width)
-{
-    (void)hp;
-    memcpy(ud, act, sizeof(float) * (size_t)B * T * width);
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -84,7 +56,7 @@ int main(int argc, char **argv)
     }
     /* Encoder rows random, decoder its transpose with unit-norm rows (SAELens's tied init). */
     const float sd = 1.0f / sqrtf((float)D);
-    for (size_t i = 0; i < (size_t)D * S; i++) W_enc[i] = sd * normal(&seed);
+    for (size_t i = 0; i < (size_t)D * S; i++) W_enc[i] = sd * bench_normal(&seed);
     for (int i = 0; i < S; i++) {
         double s2 = 0;
         for (int d = 0; d < D; d++) s2 += (double)W_enc[(size_t)d * S + i] * W_enc[(size_t)d * S + i];
@@ -92,8 +64,8 @@ int main(int argc, char **argv)
     }
     /* Calibration: random token prompts to the hook, then b_enc = minus the (1 − density)
      * quantile of each feature's pre-activation. */
-    for (int i = 0; i < N; i++) ids[i] = (int32_t)(next(&seed) % (uint64_t)(V < 4000 ? V : 4000));
-    hook_req req = {{HOOK_RESID_PRE, layer}, copy_hook, x, 0};
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)(bench_next(&seed) % (uint64_t)(V < 4000 ? V : 4000));
+    hook_req req = {{HOOK_RESID_PRE, layer}, bench_copy_hook, x, 0};
     fwd_opts fo = {.hooks = &req, .nhooks = 1};
     if (model_forward(m, ids, N_CAL, T_CAL, &fo, err, sizeof err)) {
         fprintf(stderr, "api-sae: %s\n", err);
@@ -102,8 +74,8 @@ int main(int argc, char **argv)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, S, D, 1.0f, x, D, W_enc, S, 0.0f, h, S);
     for (int i = 0; i < S; i++) {
         for (int r = 0; r < N; r++) col[r] = h[(size_t)r * S + i];
-        qsort(col, (size_t)N, sizeof *col, cmp_float);
-        double dens = exp(log(0.01) + uniform(&seed) * (log(0.05) - log(0.01)));
+        qsort(col, (size_t)N, sizeof *col, bench_cmp_float);
+        double dens = exp(log(0.01) + bench_uniform(&seed) * (log(0.05) - log(0.01)));
         b_enc[i] = -col[N - 1 - (int)(dens * N)];
     }
     mkdir(out, 0755);

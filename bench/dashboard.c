@@ -32,9 +32,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench/common.h"
 #include "bench/saedash_ref.h"
 #include "engine/dash_fetch.h"
 #include "engine/dash_run.h"
@@ -47,62 +47,15 @@
 #define BOS 50256
 #define HOOK "blocks.6.hook_resid_pre"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* splitmix64 and Box–Muller: deterministic weights and prompts. */
-static uint64_t next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s)
-{
-    return (next(s) >> 11) / 9007199254740992.0;
-}
-
-static float normal(uint64_t *s)
-{
-    double u1 = ((next(s) >> 11) + 1.0) / 9007199254740993.0, u2 = uniform(s);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
 /* n prompts of T ids: BOS, then ids uniform over [0, 4000). */
 static int32_t *make_prompts(int n, uint64_t seed)
 {
     int32_t *p = malloc(sizeof(int32_t) * (size_t)n * T_CTX);
     for (int i = 0; p && i < n; i++) {
         p[(size_t)i * T_CTX] = BOS;
-        for (int t = 1; t < T_CTX; t++) p[(size_t)i * T_CTX + t] = (int32_t)(next(&seed) % 4000);
+        for (int t = 1; t < T_CTX; t++) p[(size_t)i * T_CTX + t] = (int32_t)(bench_next(&seed) % 4000);
     }
     return p;
-}
-
-static double sgemm_gflops(int n)
-{
-    float *A = malloc(sizeof(float) * n * n), *B = malloc(sizeof(float) * n * n), *C = malloc(sizeof(float) * n * n);
-    for (int i = 0; i < n * n; i++) {
-        A[i] = (float)(i % 7) * 0.1f;
-        B[i] = (float)(i % 5) * 0.1f;
-    }
-    double best = 1e9;
-    for (int r = 0; r < 4; r++) {
-        double t = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        t = now() - t;
-        if (r > 0 && t < best) best = t; /* the first run warms up threads and caches */
-    }
-    free(A);
-    free(B);
-    free(C);
-    return 2.0 * n * (double)n * n / best / 1e9;
 }
 
 /* ---- the benchmark's shared state (set up before any fork) ---- */
@@ -140,19 +93,6 @@ typedef struct setup_out {
     char err[512];
 } setup_out;
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int copy_hook(void *ud, hook_point hp, float *act, int B, int T, int width)
-{
-    (void)hp;
-    memcpy(ud, act, sizeof(float) * (size_t)B * T * width);
-    return 0;
-}
-
 /* A SAELens v6 folder: W_enc ~ N(0, 1/√768), W_dec = W_encᵀ with unit-norm rows (SAELens's
  * tied init), b_dec small, and b_enc set per feature from calibration prompts so that feature i
  * fires on a fraction d_i of tokens, d_i log-uniform in [1%, 5%] (--density sets the range). */
@@ -173,15 +113,15 @@ static int write_sae(const bench *bn, model *m, setup_out *so)
         goto out;
     }
     const float sd = 1.0f / sqrtf((float)D);
-    for (size_t i = 0; i < (size_t)D * S; i++) W_enc[i] = sd * normal(&rng);
-    for (int i = 0; i < D; i++) b_dec[i] = 0.01f * normal(&rng);
+    for (size_t i = 0; i < (size_t)D * S; i++) W_enc[i] = sd * bench_normal(&rng);
+    for (int i = 0; i < D; i++) b_dec[i] = 0.01f * bench_normal(&rng);
     for (int i = 0; i < S; i++) {
         double s2 = 0;
         for (int d = 0; d < D; d++) s2 += (double)W_enc[(size_t)d * S + i] * W_enc[(size_t)d * S + i];
         float inv = (float)(1.0 / sqrt(s2));
         for (int d = 0; d < D; d++) W_dec[(size_t)i * D + d] = W_enc[(size_t)d * S + i] * inv;
     }
-    hook_req req = {{HOOK_RESID_PRE, 6}, copy_hook, x, 0};
+    hook_req req = {{HOOK_RESID_PRE, 6}, bench_copy_hook, x, 0};
     fwd_opts fo = {.hooks = &req, .nhooks = 1};
     if (model_forward(m, cal, NC, T_CTX, &fo, err, errlen)) goto out;
     for (int r = 0; r < N; r++)
@@ -192,8 +132,8 @@ static int write_sae(const bench *bn, model *m, setup_out *so)
         int nc = 0;
         for (int r = 0; r < N; r++)
             if (r % T_CTX) col[nc++] = h[(size_t)r * S + i];   /* BOS rows are masked anyway */
-        qsort(col, (size_t)nc, sizeof *col, cmp_float);
-        double dens = exp(log(bn->dens_lo) + uniform(&rng) * (log(bn->dens_hi) - log(bn->dens_lo)));
+        qsort(col, (size_t)nc, sizeof *col, bench_cmp_float);
+        double dens = exp(log(bn->dens_lo) + bench_uniform(&rng) * (log(bn->dens_hi) - log(bn->dens_lo)));
         int q = nc - 1 - (int)(dens * nc);
         b_enc[i] = -col[q];   /* the values above col[q] fire */
         l0 += (double)(nc - 1 - q) / nc;
@@ -238,9 +178,9 @@ out:
 static void child_setup(const bench *bn, void *out)
 {
     setup_out *so = out;
-    so->sgemm = sgemm_gflops(bn->sgemm_n);
+    so->sgemm = bench_sgemm_gflops(bn->sgemm_n);
     so->threads = openblas_get_num_threads();
-    double t = now();
+    double t = bench_now();
     fixture_gpt2 fx = {.d_model = D_IN, .n_layer = 12, .n_head = 12, .n_ctx = 1024, .vocab = 50257, .seed = 7, .prefixed = 1};
     if (mkdir(bn->model_dir, 0700) || mkdir(bn->sae_dir, 0700)) {
         snprintf(so->err, sizeof so->err, "mkdir: %s", strerror(errno));
@@ -259,12 +199,12 @@ static void child_setup(const bench *bn, void *out)
     }
     model_free(m);
     backend_close(be);
-    so->seconds = now() - t;
+    so->seconds = bench_now() - t;
 }
 
 static void child_sgemm(const bench *bn, void *out)
 {
-    *(double *)out = sgemm_gflops(bn->sgemm_n);
+    *(double *)out = bench_sgemm_gflops(bn->sgemm_n);
 }
 
 /* ---- child: saed's dash_run ---- */
@@ -290,7 +230,7 @@ static int progress(void *ud, const char *phase, int64_t done, int64_t total)
     }
     if (q != last_q) {
         last_q = q;
-        fprintf(stderr, "  [%6.0f s] %s %lld/%lld\n", now() - *t0, phase, (long long)done, (long long)total);
+        fprintf(stderr, "  [%6.0f s] %s %lld/%lld\n", bench_now() - *t0, phase, (long long)done, (long long)total);
     }
     return 0;
 }
@@ -299,7 +239,7 @@ static void child_saed(const bench *bn, int n, void *out)
 {
     saed_out *so = out;
     so->n = n;
-    double t = now();
+    double t = bench_now();
     saed_backend *be = bench_backend(bn, so->err, sizeof so->err);
     if (!be) return;
     snprintf(so->device, sizeof so->device, "%s", be->device);
@@ -307,17 +247,17 @@ static void child_saed(const bench *bn, int n, void *out)
     sae_load_opts lo = {.fold_dec_norm = 1};
     sae *s = m ? sae_load(bn->sae_dir, be, &lo, so->err, sizeof so->err) : NULL;
     if (!s) return;
-    so->load = now() - t;
+    so->load = bench_now() - t;
     dash_run_opts o;
     dash_run_opts_default(&o);
     o.bos_id = BOS;
     o.batch_prompts = bn->batch;
-    double t0 = now();
+    double t0 = bench_now();
     o.progress = progress;
     o.ud = &t0;
     dash_run_result r;
     if (dash_run(m, s, bn->prompts, n, T_CTX, &o, &r, so->err, sizeof so->err)) return;
-    so->wall = now() - t0;
+    so->wall = bench_now() - t0;
     so->stats = r.seconds_stats;
     so->weights = r.seconds_weights;
     /* Counted work: forward to the hook (6 blocks) + the dense encode, once per prompt (the
@@ -401,29 +341,29 @@ static void child_split(const bench *bn, void *out)
     dash_acc *a = dash_acc_new(&o, 0, S, T_CTX, D_IN, err, errlen);
     dash_acc *anc = a ? dash_acc_new(&onc, 0, S, T_CTX, 0, err, errlen) : NULL;
     if (!anc) return;
-    hook_req req = {{HOOK_RESID_PRE, 6}, copy_hook, x, 0};
+    hook_req req = {{HOOK_RESID_PRE, 6}, bench_copy_hook, x, 0};
     fwd_opts fo = {.hooks = &req, .nhooks = 1};
     for (int b = 0; b < 2; b++) {
         const int32_t *ids = bn->prompts + (size_t)b * B * T_CTX;
-        double t0 = now();
+        double t0 = bench_now();
         if (model_forward(m, ids, B, T_CTX, &fo, err, errlen)) return;
-        double t1 = now();
+        double t1 = bench_now();
         if (!host) be->upload(be, xd, x, sizeof(float) * rows * D_IN);
         if (sae_encode(s, xd, (int)rows, fd, err, errlen)) return;
         float probe;
         if (!host && be->download(be, &probe, fd, sizeof probe)) return;
-        double t2 = now();
+        double t2 = bench_now();
         if (!host) {
             size_t before = dash_fetch_bytes(fetch);
             if (dash_fetch_run(fetch, fd, rows, fh, err, errlen)) return;   /* dash_run's pipe_batch */
             so->fetched_mb = (dash_fetch_bytes(fetch) - before) / 1e6;
         }
-        double t2b = now();
+        double t2b = bench_now();
         for (size_t i = 0; i < rows; i++) mask[i] = ids[i] != BOS;
         if (dash_acc_add_rows(a, fh, (size_t)S, mask, B, (int64_t)b * B, x, err, errlen)) return;
-        double t3 = now();
+        double t3 = bench_now();
         if (dash_acc_add_rows(anc, fh, (size_t)S, mask, B, (int64_t)b * B, NULL, err, errlen)) return;
-        double t4 = now();
+        double t4 = bench_now();
         so->forward = t1 - t0;
         so->encode = t2 - t1;
         so->copies = t2b - t2;
@@ -511,13 +451,13 @@ static double dev_gemm_seconds(saed_backend *be, int M, int N, int K, char *err,
     float *C = be->alloc(be, sizeof(float) * (size_t)M * N), probe;
     double best = -1;
     for (int r = 0; A && B && C && r < 6; r++) {
-        double t = now();
+        double t = bench_now();
         if (be->gemm(be, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N) || be->download(be, &probe, C, sizeof probe)) {
             snprintf(err, errlen, "gemm: %s", backend_error(be));
             best = -1;
             break;
         }
-        t = now() - t;
+        t = bench_now() - t;
         if (r > 0 && (best < 0 || t < best)) best = t;
     }
     if (!A || !B || !C) snprintf(err, errlen, "device memory for a %dx%dx%d GEMM: %s", M, N, K, backend_error(be));
@@ -623,7 +563,7 @@ static int main_device(bench *bn)
     snprintf(bn->sae_dir, sizeof bn->sae_dir, "%s/sae", bn->dir);
     snprintf(bn->saed_stats, sizeof bn->saed_stats, "%s/saed_stats.bin", bn->dir);
     bn->prompts = make_prompts(bn->n1, 42);
-    double t_all = now();
+    double t_all = bench_now();
     int rc = 1;
     setup_out so;
     gemm_out g1, g2;
@@ -674,7 +614,7 @@ static int main_device(bench *bn)
     if (ro.ok)
         printf("reference (CPU) agreement on %d features: non-zero count %d, max %d, top example %d\n", ro.checked,
                ro.same_nnz, ro.same_max, ro.same_top1);
-    printf("benchmark wall time %.0f s\n", now() - t_all);
+    printf("benchmark wall time %.0f s\n", bench_now() - t_all);
     rc = 0;
 out:
     rmtree(bn);
@@ -730,7 +670,7 @@ int main(int argc, char **argv)
     snprintf(bn.sae_dir, sizeof bn.sae_dir, "%s/sae", bn.dir);
     snprintf(bn.saed_stats, sizeof bn.saed_stats, "%s/saed_stats.bin", bn.dir);
     bn.prompts = make_prompts(bn.n2, 42);
-    double t_all = now(), load[3] = {0};
+    double t_all = bench_now(), load[3] = {0};
     int rc = 1;
     /* The dev machine is shared: a busy neighbour halves a 2-core figure, so say how busy. */
     getloadavg(load, 3);
@@ -805,7 +745,7 @@ int main(int argc, char **argv)
     printf("speed-up saed / reference at %d prompts: %.2fx (%.1f s vs %.1f s)\n", bn.n1, ref_total / s1.wall, s1.wall,
            ref_total);
     getloadavg(load, 3);
-    printf("benchmark wall time %.0f s; load average at end: %.2f %.2f %.2f\n", now() - t_all, load[0], load[1], load[2]);
+    printf("benchmark wall time %.0f s; load average at end: %.2f %.2f %.2f\n", bench_now() - t_all, load[0], load[1], load[2]);
     rc = 0;
 out:
     rmtree(&bn);

@@ -9,39 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench/common.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "tools/fixture.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double sgemm_gflops(int n)
-{
-    float *A = malloc(sizeof(float) * n * n), *B = malloc(sizeof(float) * n * n), *C = malloc(sizeof(float) * n * n);
-    for (int i = 0; i < n * n; i++) {
-        A[i] = (float)(i % 7) * 0.1f;
-        B[i] = (float)(i % 5) * 0.1f;
-    }
-    double best = 1e9;
-    for (int r = 0; r < 4; r++) {
-        double t = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        t = now() - t;
-        if (r > 0 && t < best) best = t; /* first run warms up threads and caches */
-    }
-    free(A);
-    free(B);
-    free(C);
-    return 2.0 * n * (double)n * n / best / 1e9;
-}
 
 static int noop_hook(void *ud, hook_point hp, float *act, int B, int T, int width)
 {
@@ -71,9 +44,9 @@ static double tokenizer_mbps(void)
         len += n;
     }
     int32_t *ids = NULL;
-    double t = now();
+    double t = bench_now();
     int k = tok_encode(tk, text, len, &ids, err, sizeof err);
-    t = now() - t;
+    t = bench_now() - t;
     printf("tokenizer: %.1f MB in %.3f s = %.1f MB/s, %.0f tokens/s\n", len / 1e6, t, len / 1e6 / t, k / t);
     free(ids);
     free(text);
@@ -86,14 +59,14 @@ int main(int argc, char **argv)
     backend_blas_env(argv);
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     const int B = quick ? 4 : 32, T = 128;
-    double peak = sgemm_gflops(quick ? 1024 : 2048);
+    double peak = bench_sgemm_gflops(quick ? 1024 : 2048);
     printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", openblas_get_num_threads(),
            quick ? 1024 : 2048, quick ? 1024 : 2048, peak);
 
     char dir[] = "/tmp/saed-bench-XXXXXX", err[512];
     if (!mkdtemp(dir)) return 1;
     fixture_gpt2 fx = {.d_model = 768, .n_layer = 12, .n_head = 12, .n_ctx = 1024, .vocab = 50257, .seed = 7, .prefixed = 1};
-    double t = now();
+    double t = bench_now();
     if (fixture_gpt2_write(dir, &fx, err, sizeof err)) {
         fprintf(stderr, "fixture: %s\n", err);
         return 1;
@@ -105,7 +78,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("model: random gpt2-small shape, %.0f MB of weights, written and loaded in %.1f s\n",
-           model_weight_bytes(m) / 1e6, now() - t);
+           model_weight_bytes(m) / 1e6, bench_now() - t);
     int32_t *ids = malloc(sizeof(int32_t) * B * T);
     for (int i = 0; i < B * T; i++) ids[i] = (int32_t)((i * 2654435761u) % 50257);
 
@@ -121,12 +94,12 @@ int main(int argc, char **argv)
         model_forward(m, ids, B, T, runs[i].o, err, sizeof err); /* warm-up */
         double best = 1e9;
         for (int r = 0; r < (quick ? 1 : 3); r++) {
-            t = now();
+            t = bench_now();
             if (model_forward(m, ids, B, T, runs[i].o, err, sizeof err)) {
                 fprintf(stderr, "forward: %s\n", err);
                 return 1;
             }
-            t = now() - t;
+            t = bench_now() - t;
             if (t < best) best = t;
         }
         double gf = model_forward_flops(m, B, T, runs[i].layers, runs[i].logits) / best / 1e9;

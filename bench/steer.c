@@ -13,42 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench/common.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/steer.h"
 #include "tools/fixture.h"
 
 #define PROMPT 32
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double sgemm_gflops(int n)
-{
-    float *A = malloc(sizeof(float) * n * n), *B = malloc(sizeof(float) * n * n), *C = malloc(sizeof(float) * n * n);
-    for (int i = 0; i < n * n; i++) {
-        A[i] = (float)(i % 7) * 0.1f;
-        B[i] = (float)(i % 5) * 0.1f;
-    }
-    double best = 1e9;
-    for (int r = 0; r < 4; r++) {
-        double t = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        t = now() - t;
-        if (r > 0 && t < best) best = t; /* the first run warms threads and caches up */
-    }
-    free(A);
-    free(B);
-    free(C);
-    return 2.0 * n * (double)n * n / best / 1e9;
-}
 
 /* FLOPs of one generation: the prompt's forward (logits of its last position only), then one
  * token per step attending over everything before it, with its logits. The last token is never
@@ -71,7 +44,7 @@ static double run(model *m, const int32_t *prompt, const gen_opts *o, int nruns,
 {
     char err[512];
     gen *g[2] = {NULL, NULL};
-    double t = now();
+    double t = bench_now();
     for (int k = 0; k < nruns; k++)
         if (!(g[k] = gen_start(m, prompt, PROMPT, &o[k], err, sizeof err))) {
             fprintf(stderr, "gen_start: %s\n", err);
@@ -88,7 +61,7 @@ static double run(model *m, const int32_t *prompt, const gen_opts *o, int nruns,
             more |= rc == 1 && !gen_done(g[k]);
         }
     }
-    t = now() - t;
+    t = bench_now() - t;
     *produced = 0;
     for (int k = 0; k < nruns; k++) {
         *produced += gen_count(g[k]);
@@ -100,14 +73,14 @@ static double run(model *m, const int32_t *prompt, const gen_opts *o, int nruns,
 int main(int argc, char **argv)
 {
     const int quick = argc > 1 && !strcmp(argv[1], "--quick"), n_new = quick ? 16 : 64, reps = quick ? 1 : 5;
-    const double peak = sgemm_gflops(quick ? 1024 : 2048);
+    const double peak = bench_sgemm_gflops(quick ? 1024 : 2048);
     printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", openblas_get_num_threads(), quick ? 1024 : 2048,
            quick ? 1024 : 2048, peak);
 
     char dir[] = "/tmp/saed-bench-steer-XXXXXX", err[512];
     if (!mkdtemp(dir)) return 1;
     fixture_gpt2 fx = {.d_model = 768, .n_layer = 12, .n_head = 12, .n_ctx = 1024, .vocab = 50257, .seed = 7, .prefixed = 1};
-    double t = now();
+    double t = bench_now();
     if (fixture_gpt2_write(dir, &fx, err, sizeof err)) {
         fprintf(stderr, "fixture: %s\n", err);
         return 1;
@@ -125,7 +98,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("model: random gpt2-small shape, %.0f MB of weights, written and loaded in %.1f s\n", model_weight_bytes(m) / 1e6,
-           now() - t);
+           bench_now() - t);
 
     int32_t prompt[PROMPT];
     prompt[0] = 50256;
@@ -180,12 +153,12 @@ int main(int argc, char **argv)
     model_forward(m, ids, B, T, &of, err, sizeof err);
     double fbest = 1e9;
     for (int r = 0; r < (quick ? 1 : 3); r++) {
-        t = now();
+        t = bench_now();
         if (model_forward(m, ids, B, T, &of, err, sizeof err)) {
             fprintf(stderr, "forward: %s\n", err);
             return 1;
         }
-        t = now() - t;
+        t = bench_now() - t;
         if (t < fbest) fbest = t;
     }
     double gf = model_forward_flops(m, B, T, 12, 1) / fbest / 1e9;

@@ -7,16 +7,9 @@
 #include <stdio.h>   // defines: printf, fopen
 #include <stdlib.h>  // defines: malloc, atof
 #include <string.h>  // defines: memcpy, memcmp
-#include <time.h>    // defines: clock_gettime
 
+#include "bench/common.h"
 #include "engine/tokenizer.h" // defines: tok_load_dir, tok_encode
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static size_t append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
@@ -35,13 +28,13 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "tests/data/gpt2-tokenizer";
     double mb = argc > 2 ? atof(argv[2]) : 4.0;
     char err[512];
-    double t0 = now();
+    double t0 = bench_now();
     tokenizer *t = tok_load_dir(dir, err, sizeof err);
     if (!t) {
         fprintf(stderr, "bench-tokenizer: %s\n", err);
         return 1;
     }
-    printf("load: %.0f ms (%d tokens)\n", (now() - t0) * 1e3, tok_vocab_size(t));
+    printf("load: %.0f ms (%d tokens)\n", (bench_now() - t0) * 1e3, tok_vocab_size(t));
 
     /* The unit of text: README.md + the English paragraphs of the test cases. */
     char *unit = NULL, line[65536];
@@ -75,9 +68,9 @@ int main(int argc, char **argv)
     int n = 0;
     for (int rep = 0; rep < 5; rep++) {
         int32_t *ids;
-        double a = now();
+        double a = bench_now();
         n = tok_encode(t, text, len, &ids, err, sizeof err);
-        double dt = now() - a;
+        double dt = bench_now() - a;
         if (n < 0) {
             fprintf(stderr, "bench-tokenizer: %s\n", err);
             return 1;

@@ -1,0 +1,31 @@
+/* common.h: what the benchmarks share: a monotonic clock, the machine's sgemm rate (the yardstick
+ * every FLOP rate is printed against), deterministic random numbers for weights and prompts,
+ * and a hook that copies the activation out. Not part of saed itself. */
+#ifndef SAED_BENCH_COMMON_H
+#define SAED_BENCH_COMMON_H
+
+#include <stdint.h>
+
+#include "engine/hooks.h"
+
+/* Seconds on the monotonic clock. */
+double bench_now(void);
+
+/* OpenBLAS's single-precision GEMM rate in GFLOP/s on n×n matrices: best of three timed runs
+ * after one that warms threads and caches up. */
+double bench_sgemm_gflops(int n);
+
+/* splitmix64: the next 64 random bits of state *s. */
+uint64_t bench_next(uint64_t *s);
+/* Uniform in [0, 1). */
+double bench_uniform(uint64_t *s);
+/* Standard normal (Box–Muller). */
+float bench_normal(uint64_t *s);
+
+/* qsort comparator: ascending floats. */
+int bench_cmp_float(const void *a, const void *b);
+
+/* hook_fn that copies the whole (B,T,width) activation to ud. */
+int bench_copy_hook(void *ud, hook_point hp, float *act, int B, int T, int width);
+
+#endif
