@@ -39,19 +39,14 @@ static json_t *post_json(srv *s, const char *path, const char *body, int want)
     return j;
 }
 
+/* 1 when the job completed within two minutes. */
 static int wait_job(srv *s, long long id)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/api/dashboard-jobs/%lld", id);
-    for (int i = 0; i < 1200; i++) {
-        json_t *j = get_json(s, path, NULL, 200);
-        const char *st = json_string_value(json_object_get(j, "state"));
-        int done = st && strcmp(st, "available") && strcmp(st, "running"), ok = done && !strcmp(st, "completed");
-        json_decref(j);
-        if (done) return ok;
-        usleep(100000);
-    }
-    return 0;
+    json_t *j = srv_wait_job(s, id, 120);
+    const char *st = json_string_value(json_object_get(j, "state"));
+    int ok = st && !strcmp(st, "completed");
+    json_decref(j);
+    return ok;
 }
 
 /* The JSON lines of a (gzip'd) file, as an array. */

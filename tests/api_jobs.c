@@ -11,23 +11,6 @@
 
 
 
-/* Polls a job until it is neither available nor running; returns its final JSON (owned). */
-static json_t *wait_job(srv *s, long long id, int seconds)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/api/dashboard-jobs/%lld", id);
-    for (int i = 0; i < seconds * 10; i++) {
-        resp r;
-        http(s, "GET", path, NULL, NULL, &r);
-        json_t *j = resp_json(&r);
-        resp_free(&r);
-        const char *st = json_string_value(json_object_get(j, "state"));
-        if (st && strcmp(st, "available") && strcmp(st, "running")) return j;
-        json_decref(j);
-        usleep(100000);
-    }
-    return NULL;
-}
 
 
 TEST(api_dashboard_jobs_end_to_end)
@@ -81,7 +64,7 @@ TEST(api_dashboard_jobs_end_to_end)
     long long id = (long long)json_integer_value(json_object_get(j, "id"));
     json_decref(j);
     resp_free(&r);
-    j = wait_job(&s, id, 120);
+    j = srv_wait_job(&s, id, 120);
     CHECK(j != NULL);
     CHECK_STR(json_string_value(json_object_get(j, "state")), "completed");
     if (j && strcmp(json_string_value(json_object_get(j, "state")), "completed"))
@@ -111,7 +94,7 @@ TEST(api_dashboard_jobs_end_to_end)
     long long id2 = (long long)json_integer_value(json_object_get(j, "id"));
     json_decref(j);
     resp_free(&r);
-    j = wait_job(&s, id2, 120);
+    j = srv_wait_job(&s, id2, 120);
     CHECK_STR(j ? json_string_value(json_object_get(j, "state")) : NULL, "completed");
     json_decref(j);
     CHECK_INT(tdb_scalar(url, "SELECT count(*) FROM features"), 512);

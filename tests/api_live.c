@@ -259,22 +259,6 @@ static long long metric(srv *s, const char *name)
 }
 
 
-static json_t *wait_job(srv *s, long long id, int seconds)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/api/dashboard-jobs/%lld", id);
-    for (int i = 0; i < seconds * 10; i++) {
-        resp r;
-        http(s, "GET", path, NULL, NULL, &r);
-        json_t *j = resp_json(&r);
-        resp_free(&r);
-        const char *st = json_string_value(json_object_get(j, "state"));
-        if (st && strcmp(st, "available") && strcmp(st, "running")) return j;
-        json_decref(j);
-        usleep(100000);
-    }
-    return NULL;
-}
 
 /* An SAE folder (copy of the standard one) with a sparsity.safetensors: odd features are rare
  * (1e-5), even ones dense (0.1). */
@@ -502,7 +486,7 @@ TEST(api_live_search_all_and_topk_by_token)
     long long id = (long long)json_integer_value(json_object_get(j, "id"));
     json_decref(j);
     resp_free(&r);
-    j = wait_job(&s, id, 120);
+    j = srv_wait_job(&s, id, 120);
     CHECK_STR(j ? json_string_value(json_object_get(j, "state")) : NULL, "completed");
     json_decref(j);
     post(&s, "/api/search-all", "{\"modelId\":\"tiny-a\",\"sourceSet\":\"rs\",\"text\":\"" TEXT "\",\"selectedLayers\":[\"1-rs\"],\"numResults\":8}", 200, &r);

@@ -387,3 +387,20 @@ long long tdb_scalar(const char *url, const char *sql)
     }
     return atoll(out);
 }
+
+json_t *srv_wait_job(srv *s, long long id, int seconds)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/dashboard-jobs/%lld", id);
+    for (int i = 0; i < seconds * 10; i++) {
+        resp r;
+        http(s, "GET", path, NULL, NULL, &r);
+        json_t *j = resp_json(&r);
+        resp_free(&r);
+        const char *st = json_string_value(json_object_get(j, "state"));
+        if (st && strcmp(st, "available") && strcmp(st, "running")) return j;
+        json_decref(j);
+        usleep(100000);
+    }
+    return NULL;
+}

@@ -55,6 +55,10 @@ int tests_write_nsf_sae(const char *dir);
 /* The first column of the first row of a query, as a number (psql; 0 when none). */
 long long tdb_scalar(const char *url, const char *sql);
 
+/* Polls GET /api/dashboard-jobs/{id} until the job is neither available nor running; its final
+ * JSON (owned), or NULL after `seconds`. */
+json_t *srv_wait_job(srv *s, long long id, int seconds);
+
 /* A connected socket to the server, for requests sent by hand. */
 int srv_connect(srv *s);
 
