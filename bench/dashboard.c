@@ -318,6 +318,11 @@ static void child_split(const bench *bn, void *out)
     const int B = bn->batch, S = bn->d_sae;
     const size_t rows = (size_t)B * T_CTX;
     so->B = B;
+    if (bn->n2 < 2 * B) { /* it times the second of two batches taken from the prompts */
+        snprintf(err, errlen, "the batch breakdown needs at least %d prompts (two batches of %d); have %d", 2 * B, B,
+                 bn->n2);
+        return;
+    }
     saed_backend *be = bench_backend(bn, err, errlen);
     if (!be) return;
     model *m = model_load(bn->model_dir, be, err, errlen);
