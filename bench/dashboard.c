@@ -213,6 +213,7 @@ typedef struct saed_out {
     int ok, n;
     char device[160];
     double wall, stats, weights, load;
+    double fwd_s, enc_s, acc_s;   /* the statistics pass's phases, summed over every batch */
     double flops_fwd, flops_enc, mean_l0;
     char err[512];
 } saed_out;
@@ -260,6 +261,9 @@ static void child_saed(const bench *bn, int n, void *out)
     so->wall = bench_now() - t0;
     so->stats = r.seconds_stats;
     so->weights = r.seconds_weights;
+    so->fwd_s = r.seconds_forward;
+    so->enc_s = r.seconds_encode;
+    so->acc_s = r.seconds_accumulate;
     /* Counted work: forward to the hook (6 blocks) + the dense encode, once per prompt (the
      * examples' values are captured in the same pass). */
     const double enc_per_token = 2.0 * D_IN * (double)bn->d_sae;
@@ -545,6 +549,10 @@ static void print_saed(const bench *bn, const saed_out *s, double rss, double pe
            tokens / s->wall, rss / 1e9);
     printf("    statistics pass %.1f s (examples' values captured in it), weight-derived fields %.1f s\n", s->stats,
            s->weights);
+    printf("    statistics pass by phase, all batches: forward %.1f s (%.2f of sgemm), encode %.1f s (%.2f of sgemm),"
+           " statistics %.1f s\n",
+           s->fwd_s, s->fwd_s > 0 ? s->flops_fwd / s->fwd_s / 1e9 / peak : 0, s->enc_s,
+           s->enc_s > 0 ? s->flops_enc / s->enc_s / 1e9 / peak : 0, s->acc_s);
     printf("    mean L0 %.0f (%.2f%% of %d features); counted %.2f TFLOP (forward %.2f + encode %.2f) = %.1f GFLOP/s"
            " = %.2f of sgemm\n",
            s->mean_l0, 100.0 * s->mean_l0 / bn->d_sae, bn->d_sae, flops / 1e12, s->flops_fwd / 1e12, s->flops_enc / 1e12,

@@ -85,14 +85,18 @@ static void pipe_free(pipe *p)
     dash_fetch_free(p->fetch);
 }
 
-/* Runs B prompts (ids B×T) through model and SAE; features land in p->f_host. */
-static int pipe_batch(pipe *p, const int32_t *ids, int B, char *err, size_t errlen)
+/* Runs B prompts (ids B×T) through model and SAE; features land in p->f_host. Adds the time
+ * of the two halves to secs[0] (forward) and secs[1] (encode and fetch). */
+static int pipe_batch(pipe *p, const int32_t *ids, int B, double *secs, char *err, size_t errlen)
 {
+    double t0 = now_s();
     saed_backend *be = model_backend(p->m);
     hook_copy hc = {p->x_host, p->col0, p->D};
     hook_req req = {p->hp, hook_copy_cols, &hc, 0};
     fwd_opts o = {.processing = p->proc, .hooks = &req, .nhooks = 1};
     if (model_forward(p->m, ids, B, p->T, &o, err, errlen)) return -1;
+    double t1 = now_s();
+    secs[0] += t1 - t0;
     size_t rows = (size_t)B * p->T;
     int host = be->host_memory;
     if ((!host && be->upload(be, p->x_dev, p->x_host, sizeof(float) * rows * p->D)) ||
@@ -101,6 +105,7 @@ static int pipe_batch(pipe *p, const int32_t *ids, int B, char *err, size_t errl
         if (!*err) snprintf(err, errlen, "encode: %s", backend_error(be));
         return -1;
     }
+    secs[1] += now_s() - t1;
     return 0;
 }
 
@@ -142,9 +147,14 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
     for (int b0 = 0; b0 < n; b0 += Bmax) {
         int B = n - b0 < Bmax ? n - b0 : Bmax;
         const int32_t *ids = prompts + (size_t)b0 * T;
-        if (pipe_batch(&p, ids, B, err, errlen)) goto out;
+        double secs[2] = {0, 0};
+        if (pipe_batch(&p, ids, B, secs, err, errlen)) goto out;
+        res->seconds_forward += secs[0];
+        res->seconds_encode += secs[1];
+        double ta = now_s();
         for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = ids[i] != o->bos_id;
         if (dash_acc_add_rows(acc, p.f_host + f0, (size_t)p.d_sae, mask, B, b0, p.x_host, err, errlen)) goto out;
+        res->seconds_accumulate += now_s() - ta;
         res->tokens += (int64_t)B * T;
         if (o->progress && o->progress(o->ud, "statistics", b0 + B, n)) {
             rc = 1;

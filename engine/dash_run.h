@@ -32,6 +32,8 @@ typedef struct dash_run_result {
     float **example_values;    /* per feature: n_examples × T values of each example's prompt */
     int64_t tokens;            /* positions processed in the statistics pass */
     double seconds_stats, seconds_weights;
+    /* where the statistics pass went: forward to the hook, encode (+ device fetch), accumulate */
+    double seconds_forward, seconds_encode, seconds_accumulate;
 } dash_run_result;
 
 /* 0 done, 1 cancelled, -1 error (err). prompts: n × T token ids (all windows of length T). */

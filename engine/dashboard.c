@@ -210,7 +210,7 @@ struct dash_scratch {
     dk_pv *fm;                /* the same by feature */
     x_ent *xm, *xs;           /* the other non-zeros, position-major / by feature */
     size_t *pstart;           /* (N + 1) start of each position in pm */
-    size_t *boff;             /* (N, nband + 1) start of band b of position p in pm */
+    size_t *boff;             /* (nband + 1, N) start of band b of position p in pm, band-major */
     size_t *fstart, *xstart;  /* (nb + 1) start of each feature in fm / xs */
     size_t c_nz, c_pm, c_fm, c_xm, c_xs, c_ps, c_bo, c_fs, c_xst;
 };
@@ -1002,12 +1002,12 @@ static int unit_scan(dash_acc *a, unit *u, dash_scratch *sc, int nband)
         }
         sc->pstart[p + 1] = n;
         if (nband) {
-            size_t *bo = sc->boff + (size_t)p * nbo;
+            size_t *bo = sc->boff + p;
             int b = 0;
             bo[0] = p0;
             for (size_t i = p0; i < n; i++)
-                while (sc->pm[i].j >= (b + 1) * PAIR_BAND) bo[++b] = i;
-            while (b < nband) bo[++b] = n;
+                while (sc->pm[i].j >= (b + 1) * PAIR_BAND) bo[(size_t)++b * N] = i;
+            while (b < nband) bo[(size_t)++b * N] = n;
         }
     }
     if (grow_to(&sc->fm, &sc->c_fm, n + 1, sizeof *sc->fm) || (cap && grow_to(&sc->xs, &sc->c_xs, nx + 1, sizeof *sc->xs)))
@@ -1034,12 +1034,13 @@ static int unit_scan(dash_acc *a, unit *u, dash_scratch *sc, int nband)
  * order, so the sums are bit-identical to a position-major pass. */
 static void unit_pairs(const dash_acc *a, unit *u, const dash_scratch *sc, int nband)
 {
-    const size_t nb = (size_t)(u->hi - u->lo), nbo = (size_t)nband + 1;
+    const size_t nb = (size_t)(u->hi - u->lo), N = (size_t)a->N;
     for (int A = 0; A < nband; A++)
-        for (int B = A; B < nband; B++)
-            for (int p = 0; p < a->N; p++) {
-                const size_t *bo = sc->boff + (size_t)p * nbo;
-                size_t a0 = bo[A], a1 = bo[A + 1], b0 = bo[B], b1 = bo[B + 1];
+        for (int B = A; B < nband; B++) {
+            /* band-major offsets: the sweep over positions reads four sequential streams */
+            const size_t *as = sc->boff + (size_t)A * N, *ae = as + N, *bs = sc->boff + (size_t)B * N, *be = bs + N;
+            for (size_t p = 0; p < N; p++) {
+                size_t a0 = as[p], a1 = ae[p], b0 = bs[p], b1 = be[p];
                 if (a0 == a1 || b0 == b1) continue;
                 for (size_t i = a0; i < a1; i++) {
                     /* pair (li, lq), li < lq, sits at li·(2nb − li − 1)/2 + lq − li − 1 */
@@ -1049,6 +1050,7 @@ static void unit_pairs(const dash_acc *a, unit *u, const dash_scratch *sc, int n
                     for (size_t q = A == B ? i + 1 : b0; q < b1; q++) row_i[(size_t)sc->pm[q].j - li - 1] += vi * sc->pm[q].v;
                 }
             }
+        }
 }
 
 static void scan_units(void *ctx, size_t begin, size_t end)

@@ -3,6 +3,7 @@
 #include "engine/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +34,11 @@ struct model {
     float *b_v_host;          /* (L,C): value biases, host copy for fold_value_biases */
     gpt2_layer *layers;
     size_t weight_bytes;
+    /* One activation set kept between forwards (ws_lock guards it): a dashboard batch needs
+     * ~140 MB of them, and fresh buffers cost page faults and zeroing on every call. */
+    pthread_mutex_t ws_lock;
+    struct acts *ws;
+    size_t ws_rows;           /* the kept set's capacity in tokens */
 };
 
 struct kv_cache {
@@ -43,6 +49,7 @@ struct kv_cache {
 
 typedef struct fwd fwd;
 typedef struct acts acts;
+static void acts_free(saed_backend *be, acts *a);
 
 /* What an architecture plugs in: its weight loader, its block forward, and the hook points its
  * blocks emit (bit i = hook_kind i). Callers only ever see model_load/model_forward. */
@@ -155,6 +162,7 @@ model *model_load(const char *dir, saed_backend *be, char *err, size_t errlen)
     model *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->be = be;
+    pthread_mutex_init(&m->ws_lock, NULL);
     if (hf_config_load(dir, &m->cfg, err, errlen)) {
         free(m);
         return NULL;
@@ -203,6 +211,11 @@ void model_free(model *m)
         R(y->ln2_w); R(y->ln2_b); R(y->fc_w); R(y->fc_b); R(y->mproj_w); R(y->mproj_b);
     }
 #undef R
+    if (m->ws) {
+        acts_free(be, m->ws);
+        free(m->ws);
+    }
+    pthread_mutex_destroy(&m->ws_lock);
     free(m->layers);
     free(m->b_v_host);
     hf_config_free(&m->cfg);
@@ -405,6 +418,62 @@ static void acts_free(saed_backend *be, acts *a)
         if (p[i]) be->release(be, p[i]);
 }
 
+/* The kept activation set when it holds rows tokens, else fresh buffers; the attention pattern
+ * (hook_pattern only) is never kept. Buffers are fully written before they are read, so stale
+ * contents do not matter. -1 when out of memory. */
+static int acts_take(model *m, acts *a, size_t rows, int layers, size_t *cap)
+{
+    saed_backend *be = m->be;
+    const size_t C = (size_t)m->cfg.d_model;
+    memset(a, 0, sizeof *a);
+    pthread_mutex_lock(&m->ws_lock);
+    *cap = rows;
+    if (m->ws && m->ws_rows >= rows) {
+        *cap = m->ws_rows;
+        *a = *m->ws;
+        free(m->ws);
+        m->ws = NULL;
+    }
+    pthread_mutex_unlock(&m->ws_lock);
+    if (a->resid) return 0;
+    a->resid = be->alloc(be, sizeof(float) * rows * C);
+    a->ln = be->alloc(be, sizeof(float) * rows * C);
+    if (layers) {
+        a->qkv = be->alloc(be, sizeof(float) * rows * 3 * C);
+        a->z = be->alloc(be, sizeof(float) * rows * C);
+        a->tmp = be->alloc(be, sizeof(float) * rows * C);
+        a->fc = be->alloc(be, sizeof(float) * rows * 4 * C);
+    }
+    return a->resid && a->ln && (!layers || (a->qkv && a->z && a->tmp && a->fc)) ? 0 : -1;
+}
+
+/* Keeps a complete set of rows tokens for the next forward (the larger one, when another
+ * forward kept one meanwhile) and frees the rest. */
+static void acts_give(model *m, acts *a, size_t rows)
+{
+    saed_backend *be = m->be;
+    if (a->pattern) be->release(be, a->pattern);
+    a->pattern = NULL;
+    acts *keep = a->resid && a->ln && a->qkv && a->z && a->tmp && a->fc ? malloc(sizeof *keep) : NULL;
+    if (keep) {
+        *keep = *a;
+        memset(a, 0, sizeof *a);
+        pthread_mutex_lock(&m->ws_lock);
+        if (!m->ws || m->ws_rows < rows) {
+            acts *old = m->ws;
+            m->ws = keep;
+            m->ws_rows = rows;
+            keep = old;
+        }
+        pthread_mutex_unlock(&m->ws_lock);
+        if (keep) {
+            acts_free(be, keep);
+            free(keep);
+        }
+    }
+    acts_free(be, a);
+}
+
 static int run_logits(fwd *f, acts *a)
 {
     model *m = f->m;
@@ -441,6 +510,24 @@ static int run_logits(fwd *f, acts *a)
     return be_ok(f, rc, "logits");
 }
 
+/* out (N,n) = in (N,k) · w (k,n) + bias. Where the backend can fill rows, the bias goes in
+ * first and the GEMM adds onto it (beta 1): one pass over out instead of BLAS's zeroing pass
+ * and a bias pass after it. acc: out already holds a residual to add onto, so the bias is
+ * added to it and the GEMM accumulates (out += in · w + bias, no separate buffer or add). */
+static int linear(fwd *f, float *out, const float *in, const float *w, const float *bias, int N, int k, int n,
+                  int acc, const char *what)
+{
+    saed_backend *be = f->m->be;
+    if (acc)
+        return be_ok(f, be->add_bias(be, out, bias, N, n), what) ||
+               be_ok(f, be->gemm(be, 0, 0, N, n, k, 1.0f, in, k, w, n, 1.0f, out, n), what);
+    if (be->fill_rows)
+        return be_ok(f, be->fill_rows(be, out, bias, N, n), what) ||
+               be_ok(f, be->gemm(be, 0, 0, N, n, k, 1.0f, in, k, w, n, 1.0f, out, n), what);
+    return be_ok(f, be->gemm(be, 0, 0, N, n, k, 1.0f, in, k, w, n, 0.0f, out, n), what) ||
+           be_ok(f, be->add_bias(be, out, bias, N, n), what);
+}
+
 static int gpt2_block(fwd *f, acts *a, int l)
 {
     model *m = f->m;
@@ -453,9 +540,7 @@ static int gpt2_block(fwd *f, acts *a, int l)
 
     if (be_ok(f, be->layernorm(be, a->ln, a->resid, y->ln1_w, y->ln1_b, N, C, eps), "ln_1")) return -1;
     /* qkv (N,3C) = ln (N,C) · W (C,3C) + b */
-    if (be_ok(f, be->gemm(be, 0, 0, N, 3 * C, C, 1.0f, a->ln, C, y->attn_w, 3 * C, 0.0f, a->qkv, 3 * C), "c_attn") ||
-        be_ok(f, be->add_bias(be, a->qkv, y->attn_b, N, 3 * C), "c_attn bias"))
-        return -1;
+    if (linear(f, a->qkv, a->ln, y->attn_w, y->attn_b, N, C, 3 * C, 0, "c_attn")) return -1;
     if (emit(f, HOOK_Q, l, a->qkv, 3 * C, N, C) || emit(f, HOOK_K, l, a->qkv + C, 3 * C, N, C) ||
         emit(f, HOOK_V, l, a->qkv + 2 * C, 3 * C, N, C))
         return -1;
@@ -480,25 +565,29 @@ static int gpt2_block(fwd *f, acts *a, int l)
         return -1;
     if (pattern && emit(f, HOOK_PATTERN, l, pattern, f->Tk, B * NH * T, f->Tk)) return -1;
     if (emit(f, HOOK_Z, l, a->z, C, N, C)) return -1;
-    if (be_ok(f, be->gemm(be, 0, 0, N, C, C, 1.0f, a->z, C, y->aproj_w, C, 0.0f, a->tmp, C), "attn c_proj") ||
-        be_ok(f, be->add_bias(be, a->tmp, y->aproj_b, N, C), "attn c_proj bias"))
+    /* Without an attn_out hook the projection accumulates straight onto the residual. */
+    if (!wants(f, HOOK_ATTN_OUT, l)) {
+        if (linear(f, a->resid, a->z, y->aproj_w, y->aproj_b, N, C, C, 1, "attn c_proj")) return -1;
+    } else if (linear(f, a->tmp, a->z, y->aproj_w, y->aproj_b, N, C, C, 0, "attn c_proj") ||
+               emit(f, HOOK_ATTN_OUT, l, a->tmp, C, N, C) ||
+               be_ok(f, be->add(be, a->resid, a->resid, a->tmp, (size_t)N * C), "residual")) {
         return -1;
-    if (emit(f, HOOK_ATTN_OUT, l, a->tmp, C, N, C)) return -1;
-    if (be_ok(f, be->add(be, a->resid, a->resid, a->tmp, (size_t)N * C), "residual")) return -1;
+    }
     if (emit(f, HOOK_RESID_MID, l, a->resid, C, N, C)) return -1;
 
     if (be_ok(f, be->layernorm(be, a->ln, a->resid, y->ln2_w, y->ln2_b, N, C, eps), "ln_2") ||
-        be_ok(f, be->gemm(be, 0, 0, N, 4 * C, C, 1.0f, a->ln, C, y->fc_w, 4 * C, 0.0f, a->fc, 4 * C), "c_fc") ||
-        be_ok(f, be->add_bias(be, a->fc, y->fc_b, N, 4 * C), "c_fc bias"))
+        linear(f, a->fc, a->ln, y->fc_w, y->fc_b, N, C, 4 * C, 0, "c_fc"))
         return -1;
     if (emit(f, HOOK_MLP_PRE, l, a->fc, 4 * C, N, 4 * C)) return -1;
     if (be_ok(f, be->gelu(be, a->fc, a->fc, (size_t)N * 4 * C), "gelu")) return -1;
     if (emit(f, HOOK_MLP_POST, l, a->fc, 4 * C, N, 4 * C)) return -1;
-    if (be_ok(f, be->gemm(be, 0, 0, N, C, 4 * C, 1.0f, a->fc, 4 * C, y->mproj_w, C, 0.0f, a->tmp, C), "mlp c_proj") ||
-        be_ok(f, be->add_bias(be, a->tmp, y->mproj_b, N, C), "mlp c_proj bias"))
+    if (!wants(f, HOOK_MLP_OUT, l)) {
+        if (linear(f, a->resid, a->fc, y->mproj_w, y->mproj_b, N, 4 * C, C, 1, "mlp c_proj")) return -1;
+    } else if (linear(f, a->tmp, a->fc, y->mproj_w, y->mproj_b, N, 4 * C, C, 0, "mlp c_proj") ||
+               emit(f, HOOK_MLP_OUT, l, a->tmp, C, N, C) ||
+               be_ok(f, be->add(be, a->resid, a->resid, a->tmp, (size_t)N * C), "residual")) {
         return -1;
-    if (emit(f, HOOK_MLP_OUT, l, a->tmp, C, N, C)) return -1;
-    if (be_ok(f, be->add(be, a->resid, a->resid, a->tmp, (size_t)N * C), "residual")) return -1;
+    }
     return emit(f, HOOK_RESID_POST, l, a->resid, C, N, C);
 }
 
@@ -534,21 +623,12 @@ int model_forward(model *m, const int32_t *ids, int B, int T, const fwd_opts *o,
     int last = last_needed_layer(&f);
     acts a = {0};
     int rc = -1;
-    a.resid = be->alloc(be, sizeof(float) * N * C);
-    a.ln = be->alloc(be, sizeof(float) * N * C);
-    if (!a.resid || !a.ln) {
+    size_t cap = N;
+    if (acts_take(m, &a, N, last >= 0, &cap)) {
         fail(&f, "out of memory for activations (%zu tokens)", N);
         goto out;
     }
     if (last >= 0) {
-        a.qkv = be->alloc(be, sizeof(float) * N * 3 * C);
-        a.z = be->alloc(be, sizeof(float) * N * C);
-        a.tmp = be->alloc(be, sizeof(float) * N * C);
-        a.fc = be->alloc(be, sizeof(float) * N * 4 * C);
-        if (!a.qkv || !a.z || !a.tmp || !a.fc) {
-            fail(&f, "out of memory for activations (%zu tokens)", N);
-            goto out;
-        }
         for (int i = 0; i < o->nhooks; i++)
             if (o->hooks[i].hp.kind == HOOK_PATTERN && !a.pattern &&
                 !(a.pattern = be->alloc(be, sizeof(float) * (size_t)B * NH * T * f.Tk))) {
@@ -588,7 +668,7 @@ int model_forward(model *m, const int32_t *ids, int B, int T, const fwd_opts *o,
     if (kc) kc->len += T;
     rc = 0;
 out:
-    acts_free(be, &a);
+    acts_give(m, &a, cap);
     free(f.host);
     free(f.orig);
     free(f.shift);

@@ -45,6 +45,9 @@ struct saed_backend {
                      float eps);
     /* x (N,C) += bias (C) broadcast over rows. */
     int (*add_bias)(saed_backend *b, float *x, const float *bias, int N, int C);
+    /* x (N,C) = bias (C) in every row. Optional (NULL: the engine adds biases after the GEMM):
+     * lets a GEMM with beta 1 add onto its bias. */
+    int (*fill_rows)(saed_backend *b, float *x, const float *bias, int N, int C);
     /* out = gelu_new(in) (tanh approximation), n elements; out may equal in. */
     int (*gelu)(saed_backend *b, float *out, const float *in, size_t n);
     /* out = a + b, n elements; out may equal a. */

@@ -134,6 +134,20 @@ static int cpu_add_bias(saed_backend *b, float *x, const float *bias, int N, int
     return 0;
 }
 
+static void fill_rows(void *ctx, size_t r0, size_t r1)
+{
+    row_job *j = ctx;
+    for (size_t r = r0; r < r1; r++) memcpy(j->x + r * (size_t)j->C, j->bias, sizeof(float) * (size_t)j->C);
+}
+
+static int cpu_fill_rows(saed_backend *b, float *x, const float *bias, int N, int C)
+{
+    (void)b;
+    row_job j = {.x = x, .bias = bias, .C = C};
+    par_for((size_t)N, 32, fill_rows, &j);
+    return 0;
+}
+
 static void center_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
@@ -548,6 +562,7 @@ saed_backend *backend_cpu_open(void)
     b->gemm = cpu_gemm;
     b->layernorm = cpu_layernorm;
     b->add_bias = cpu_add_bias;
+    b->fill_rows = cpu_fill_rows;
     b->gelu = cpu_gelu;
     b->add = cpu_add;
     b->center_rows = cpu_center_rows;

@@ -3,6 +3,8 @@
  * stored residual raw and centered, the last position's logits, and the argmax at every
  * position; plus hooks, early stop, write hooks and the KV cache. */
 #include <jansson.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -358,6 +360,113 @@ TEST(forward_batched_equals_single)
     CHECK_NEAR(worst, 0.0, 1e-4);
     free(bl);
     free(sl);
+}
+
+/* Logits of every position of fox (B=1) and of the 2-prompt batch, on model m. */
+static void fox_logits(model *m, float *one, float *two_out)
+{
+    char err[512];
+    int32_t two[22];
+    memcpy(two, fox, sizeof fox);
+    for (int i = 0; i < 11; i++) two[11 + i] = fox[10 - i];
+    fwd_opts o = {.logits = one};
+    CHECK_INT(model_forward(m, fox, 1, 11, &o, err, sizeof err), 0);
+    if (two_out) {
+        fwd_opts o2 = {.logits = two_out};
+        CHECK_INT(model_forward(m, two, 2, 11, &o2, err, sizeof err), 0);
+    }
+}
+
+typedef struct fwd_thread {
+    model *m;
+    const float *want_one, *want_two;
+    int V, mismatches;
+} fwd_thread;
+
+static void *fwd_thread_main(void *ud)
+{
+    fwd_thread *t = ud;
+    float *one = malloc(sizeof(float) * 11 * t->V), *two = malloc(sizeof(float) * 22 * t->V);
+    for (int r = 0; r < 20; r++) {
+        fox_logits(t->m, one, r % 2 ? two : NULL);
+        t->mismatches += memcmp(one, t->want_one, sizeof(float) * 11 * t->V) != 0;
+        if (r % 2) t->mismatches += memcmp(two, t->want_two, sizeof(float) * 22 * t->V) != 0;
+    }
+    free(one);
+    free(two);
+    return NULL;
+}
+
+/* A model keeps its activation buffers between forwards: a smaller batch after a larger one, a
+ * fresh model and concurrent forwards on one model must all give the same bits. */
+TEST(forward_kept_buffers_give_the_same_bits)
+{
+    model *m = get_tiny();
+    if (!m) return;
+    char err[512];
+    const int V = model_config(m)->vocab_size;
+    model *fresh = model_load(TINY, be, err, sizeof err);
+    CHECK(fresh != NULL);
+    if (!fresh) return;
+    float *a1 = malloc(sizeof(float) * 11 * V), *a2 = malloc(sizeof(float) * 22 * V);
+    float *b1 = malloc(sizeof(float) * 11 * V), *b2 = malloc(sizeof(float) * 22 * V);
+    fox_logits(fresh, a1, a2);   /* first call: fresh buffers, then the batch of two */
+    fox_logits(fresh, b1, b2);   /* both now reuse the kept (two-prompt) buffers */
+    CHECK(memcmp(a1, b1, sizeof(float) * 11 * V) == 0);
+    CHECK(memcmp(a2, b2, sizeof(float) * 22 * V) == 0);
+    fox_logits(m, b1, b2);       /* the shared test model, after every other test's forwards */
+    CHECK(memcmp(a1, b1, sizeof(float) * 11 * V) == 0);
+    CHECK(memcmp(a2, b2, sizeof(float) * 22 * V) == 0);
+    fwd_thread t[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = (fwd_thread){fresh, a1, a2, V, 0};
+        pthread_create(&th[i], NULL, fwd_thread_main, &t[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(t[i].mismatches, 0);
+    }
+    free(a1);
+    free(a2);
+    free(b1);
+    free(b2);
+    model_free(fresh);
+}
+
+/* Without an attn_out / mlp_out hook the projections add straight onto the residual stream;
+ * with one they go through their own buffer. Both give the same residuals up to rounding, and
+ * the hook sees exactly the difference the block adds. */
+TEST(forward_out_hooks_leave_the_residual_alone)
+{
+    model *m = get_tiny();
+    if (!m) return;
+    char err[512];
+    capture pre = {0}, mid = {0}, post = {0}, mid2 = {0}, post2 = {0}, aout = {0}, mout = {0};
+    hook_req plain[] = {{{HOOK_RESID_PRE, 1}, cap_fn, &pre, 0}, {{HOOK_RESID_MID, 1}, cap_fn, &mid, 0},
+                        {{HOOK_RESID_POST, 1}, cap_fn, &post, 0}};
+    fwd_opts o = {.hooks = plain, .nhooks = 3};
+    CHECK_INT(model_forward(m, fox, 1, 11, &o, err, sizeof err), 0);
+    hook_req hooked[] = {{{HOOK_RESID_MID, 1}, cap_fn, &mid2, 0}, {{HOOK_RESID_POST, 1}, cap_fn, &post2, 0},
+                         {{HOOK_ATTN_OUT, 1}, cap_fn, &aout, 0}, {{HOOK_MLP_OUT, 1}, cap_fn, &mout, 0}};
+    fwd_opts oh = {.hooks = hooked, .nhooks = 4};
+    CHECK_INT(model_forward(m, fox, 1, 11, &oh, err, sizeof err), 0);
+    const size_t n = (size_t)11 * model_config(m)->d_model;
+    double dmid = 0, dpost = 0, dattn = 0, dmlp = 0, big = 0;
+    for (size_t i = 0; i < n; i++) {
+        dmid = fmax(dmid, fabs(mid.data[i] - mid2.data[i]));
+        dpost = fmax(dpost, fabs(post.data[i] - post2.data[i]));
+        dattn = fmax(dattn, fabs((mid.data[i] - pre.data[i]) - aout.data[i]));
+        dmlp = fmax(dmlp, fabs((post.data[i] - mid.data[i]) - mout.data[i]));
+        big = fmax(big, fabs(aout.data[i]));
+    }
+    CHECK_NEAR(dmid, 0.0, 1e-5);
+    CHECK_NEAR(dpost, 0.0, 1e-5);
+    CHECK_NEAR(dattn, 0.0, 1e-5);
+    CHECK_NEAR(dmlp, 0.0, 1e-5);
+    CHECK(big > 1e-3);   /* the block adds something, so the comparisons above mean something */
+    capture *all[] = {&pre, &mid, &post, &mid2, &post2, &aout, &mout};
+    for (int i = 0; i < 7; i++) free(all[i]->data);
 }
 
 TEST(forward_errors)
