@@ -561,15 +561,6 @@ static int norm_factors(sae *s, const float *x, int N, float *f, char *err, size
     return 0;
 }
 
-/* out (N,S) = x (N,D) · W (D,S) + b. Where the backend can fill rows the bias goes in first
- * and the GEMM adds onto it: one pass over the (large) output less than zeroing it, GEMM, then
- * adding the bias. */
-static int gemm_bias(saed_backend *be, const float *x, const float *W, const float *b, float *out, int N, int D, int S)
-{
-    if (be->fill_rows) return be->fill_rows(be, out, b, N, S) || be->gemm(be, 0, 0, N, S, D, 1.0f, x, D, W, S, 1.0f, out, S);
-    return be->gemm(be, 0, 0, N, S, D, 1.0f, x, D, W, S, 0.0f, out, S) || be->add_bias(be, out, b, N, S);
-}
-
 int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen)
 {
     saed_backend *be = s->be;
@@ -598,13 +589,13 @@ int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen
     /* h (N,S) = x~ (N,D) · W (D,S) + b; gated: the magnitude path. */
     const float *W = c->arch == SAE_GATED ? s->w_mag : s->t[T_W_ENC].dev;
     const float *b = c->arch == SAE_GATED ? s->t[T_B_MAG].dev : s->t[T_B_ENC].dev;
-    if (gemm_bias(be, xin, W, b, f, N, D, S)) goto be_err;
+    if (be->gemm(be, 0, 0, N, S, D, 1.0f, xin, D, W, S, 0.0f, f, S) || be->add_bias(be, f, b, N, S)) goto be_err;
     switch (c->arch) {
     case SAE_GATED:
         /* f = 1[x~ W_enc + b_gate > 0] · ReLU(h) */
         if (!(pi = be->alloc(be, sizeof(float) * (size_t)N * S)) ||
-            gemm_bias(be, xin, s->t[T_W_ENC].dev, s->t[T_B_GATE].dev, pi, N, D, S) ||
-            be->masked_relu(be, f, f, NULL, pi, N, S))
+            be->gemm(be, 0, 0, N, S, D, 1.0f, xin, D, s->t[T_W_ENC].dev, S, 0.0f, pi, S) ||
+            be->add_bias(be, pi, s->t[T_B_GATE].dev, N, S) || be->masked_relu(be, f, f, NULL, pi, N, S))
             goto be_err;
         break;
     case SAE_JUMPRELU:
