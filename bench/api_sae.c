@@ -17,6 +17,7 @@
 #include "bench/common.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
+#include "gpu/blas.h"
 
 #define T_CAL 64
 #define N_CAL 16
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "api-sae: %s\n", err);
         return 1;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, S, D, 1.0f, x, D, W_enc, S, 0.0f, h, S);
+    blas_sgemm(0, 0, N, S, D, 1.0f, x, D, W_enc, S, 0.0f, h, S);
     for (int i = 0; i < S; i++) {
         for (int r = 0; r < N; r++) col[r] = h[(size_t)r * S + i];
         qsort(col, (size_t)N, sizeof *col, bench_cmp_float);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 double bench_now(void)
 {
@@ -14,8 +15,17 @@ double bench_now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+int bench_sgemm_threads(void)
+{
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    long n = env && atoi(env) > 0 ? atoi(env) : sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 double bench_sgemm_gflops(int n)
 {
+    int before = openblas_get_num_threads();
+    openblas_set_num_threads(bench_sgemm_threads());
     float *A = malloc(sizeof(float) * n * n), *B = malloc(sizeof(float) * n * n), *C = malloc(sizeof(float) * n * n);
     for (int i = 0; i < n * n; i++) {
         A[i] = (float)(i % 7) * 0.1f;
@@ -31,6 +41,7 @@ double bench_sgemm_gflops(int n)
     free(A);
     free(B);
     free(C);
+    openblas_set_num_threads(before);
     return 2.0 * n * (double)n * n / best / 1e9;
 }
 

@@ -11,9 +11,12 @@
 /* Seconds on the monotonic clock. */
 double bench_now(void);
 
-/* OpenBLAS's single-precision GEMM rate in GFLOP/s on n×n matrices: best of three timed runs
- * after one that warms threads and caches up. */
+/* OpenBLAS's single-precision GEMM rate in GFLOP/s on n×n matrices with its own threads, one
+ * per core (bench_sgemm_threads; saed itself runs OpenBLAS one thread per block, gpu/blas.h):
+ * best of three timed runs after one that warms threads and caches up. */
 double bench_sgemm_gflops(int n);
+/* The threads that measurement uses: OPENBLAS_NUM_THREADS when set, else the online cores. */
+int bench_sgemm_threads(void);
 
 /* splitmix64: the next 64 random bits of state *s. */
 uint64_t bench_next(uint64_t *s);

@@ -44,6 +44,7 @@
 #include "engine/safetensors.h"
 #include "engine/sae.h"
 #include "tools/fixture.h"
+#include "gpu/blas.h"
 
 #define T_CTX 128
 #define D_IN 768
@@ -129,7 +130,7 @@ static int write_sae(const bench *bn, model *m, setup_out *so)
     if (model_forward(m, cal, NC, T_CTX, &fo, err, errlen)) goto out;
     for (int r = 0; r < N; r++)
         for (int d = 0; d < D; d++) x[(size_t)r * D + d] -= b_dec[d];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, S, D, 1.0f, x, D, W_enc, S, 0.0f, h, S);
+    blas_sgemm(0, 0, N, S, D, 1.0f, x, D, W_enc, S, 0.0f, h, S);
     double l0 = 0;
     for (int i = 0; i < S; i++) {
         int nc = 0;
@@ -182,7 +183,7 @@ static void child_setup(const bench *bn, void *out)
 {
     setup_out *so = out;
     so->sgemm = bench_sgemm_gflops(bn->sgemm_n);
-    so->threads = openblas_get_num_threads();
+    so->threads = bench_sgemm_threads();
     double t = bench_now();
     fixture_gpt2 fx = {.d_model = D_IN, .n_layer = 12, .n_head = 12, .n_ctx = 1024, .vocab = 50257, .seed = 7, .prefixed = 1};
     if (mkdir(bn->model_dir, 0700) || mkdir(bn->sae_dir, 0700)) {

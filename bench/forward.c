@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     const int B = quick ? 4 : 32, T = 128;
     double peak = bench_sgemm_gflops(quick ? 1024 : 2048);
-    printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", openblas_get_num_threads(),
+    printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", bench_sgemm_threads(),
            quick ? 1024 : 2048, quick ? 1024 : 2048, peak);
 
     char dir[] = "/tmp/saed-bench-XXXXXX", err[512];

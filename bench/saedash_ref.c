@@ -18,6 +18,7 @@
 #include "engine/safetensors.h"
 #include "engine/sae.h"
 #include "gpu/par.h"
+#include "gpu/blas.h"
 
 void saedash_ref_opts_default(saedash_ref_opts *o)
 {
@@ -378,7 +379,7 @@ int saedash_ref_run(model *m, const char *sae_dir, const int32_t *prompts, int n
         int f0 = fbi * BF, F = S - f0 < BF ? S - f0 : BF;
         double tb = now_s();
         /* Encode only this batch's features (FeatureMaskingContext slices W_enc[:, F]). */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, F, D, 1.0f, cache, D, W_enc + f0, S, 0.0f, acts, F);
+        blas_sgemm(0, 0, (int)N, F, D, 1.0f, cache, D, W_enc + f0, S, 0.0f, acts, F);
         bias_relu_ctx bc = {acts, b_enc + f0, thr ? thr + f0 : NULL, mask, F};
         par_for((size_t)N, 4096, bias_relu, &bc);
         r->seconds_encode += now_s() - tb;

@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 {
     const int quick = argc > 1 && !strcmp(argv[1], "--quick"), n_new = quick ? 16 : 64, reps = quick ? 1 : 5;
     const double peak = bench_sgemm_gflops(quick ? 1024 : 2048);
-    printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", openblas_get_num_threads(), quick ? 1024 : 2048,
+    printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s\n", bench_sgemm_threads(), quick ? 1024 : 2048,
            quick ? 1024 : 2048, peak);
 
     char dir[] = "/tmp/saed-bench-steer-XXXXXX", err[512];

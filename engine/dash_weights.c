@@ -1,9 +1,8 @@
 /* dash_weights.c: the dashboard quantities that come from the weights alone (dashboard.h):
  * logit lens W_dec[i] @ W_U with top/bottom logits and a torch.histc histogram, neuron
  * alignment, and decoder cosine-similarity neighbours against every feature of the SAE.
- * Products are blocked cblas_sgemm calls so memory stays O(block · (V + d_sae)); selection
+ * Products are blocked blas_sgemm calls so memory stays O(block · (V + d_sae)); selection
  * runs per row on the par.c pool between them. No streaming state, no I/O. */
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include "engine/dash_kernels.h" // defines: dk_outside, dk_scaled_at_least, dk_minmax, dk_histc
 #include "engine/dashboard.h"    // defines: dash_weights, dash_feature, dash_histc_bin, dash_linspace
+#include "gpu/blas.h"            // defines: blas_sgemm
 #include "gpu/par.h"             // defines: par_for
 
 /* Floats per GEMM output block (128 MB): several hundred rows, so that OpenBLAS's packing of the
@@ -228,9 +228,8 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
         for (int r0 = 0; r0 < n; r0 += rb) {
             int m = n - r0 < rb ? n - r0 : rb;
             /* logits (m, V) = W_dec[f0+r0 ..] (m, d_in) · W_U (d_in, V); wte (V, d_in) is W_U^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, wu_rows_are_tokens ? CblasTrans : CblasNoTrans, m, V, d_in,
-                        1.0f, W_dec + (size_t)(f0 + r0) * d_in, d_in, W_U, wu_rows_are_tokens ? d_in : V, 0.0f, C,
-                        V);
+            blas_sgemm(0, wu_rows_are_tokens, m, V, d_in, 1.0f, W_dec + (size_t)(f0 + r0) * d_in, d_in, W_U,
+                       wu_rows_are_tokens ? d_in : V, 0.0f, C, V);
             w.r0 = r0;
             par_for((size_t)m, 4, logit_rows, &w);
         }
@@ -247,8 +246,7 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
         for (int r0 = 0; r0 < n; r0 += rb) {
             int m = n - r0 < rb ? n - r0 : rb;
             /* dots (m, d_sae) = W_dec[f0+r0 ..] (m, d_in) · W_dec^T (d_in, d_sae) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, d_sae, d_in, 1.0f,
-                        W_dec + (size_t)(f0 + r0) * d_in, d_in, W_dec, d_in, 0.0f, C, d_sae);
+            blas_sgemm(0, 1, m, d_sae, d_in, 1.0f, W_dec + (size_t)(f0 + r0) * d_in, d_in, W_dec, d_in, 0.0f, C, d_sae);
             w.r0 = r0;
             par_for((size_t)m, 4, cos_rows, &w);
         }

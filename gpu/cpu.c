@@ -1,5 +1,5 @@
-/* cpu.c: the CPU backend: OpenBLAS for every matrix product (attention included), plain C on
- * the par.c pool for the element-wise and row-wise work. It is the fallback when no GPU is
+/* cpu.c: the CPU backend: OpenBLAS for every matrix product (blas.h splits large ones over the
+ * par.c pool), plain C on the pool for the element-wise and row-wise work. It is the fallback when no GPU is
  * present and the reference other backends are tested against, so accuracy comes first: row
  * statistics accumulate in double, GELU's tanh is computed from an exp accurate to ~1 ulp. */
 #include <cblas.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gpu/backend.h"
+#include "gpu/blas.h"
 #include "gpu/cpu_avx512.h"
 #include "gpu/par.h"
 
@@ -48,15 +49,7 @@ static int cpu_gemm(saed_backend *b, int ta, int tb, int M, int N, int K, float 
         return -1;
     }
     if (M == 0 || N == 0) return 0;
-    if (M == 1 && K > 0) {
-        /* One row (a generation step): sgemm would pack all of B on every call, which costs more
-         * than the product itself; sgemv reads B once. y(1,N) = op(A)(1,K) · op(B)(K,N). */
-        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, alpha, B, ldb, A,
-                    ta ? lda : 1, beta, C, 1);
-        return 0;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-                lda, B, ldb, beta, C, ldc);
+    blas_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return 0;
 }
 
@@ -552,8 +545,8 @@ saed_backend *backend_cpu_open(void)
     saed_backend *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->name = "cpu";
-    snprintf(b->device, sizeof b->device, "CPU (OpenBLAS %d threads, %d pool threads)", openblas_get_num_threads(),
-             par_threads());
+    blas_init();
+    snprintf(b->device, sizeof b->device, "CPU (%d threads, OpenBLAS one per product block)", par_threads());
     b->host_memory = 1;
     b->alloc = cpu_alloc;
     b->release = cpu_release;

@@ -1,7 +1,7 @@
-/* par.h: a tiny fork-join pool for the CPU backend's non-BLAS work (layernorm, GELU, softmax,
- * centering). It runs only between BLAS calls, so it never competes with OpenBLAS's own
- * threads. Calls from several threads at once are safe: a caller that finds the pool busy runs
- * its loop inline instead of queueing. */
+/* par.h: a tiny fork-join pool for the CPU backend: the blocks of large matrix products
+ * (blas.h; OpenBLAS itself runs one thread per call) and the row- and element-wise work
+ * (layernorm, GELU, attention heads, statistics). Calls from several threads at once are safe:
+ * a caller that finds the pool busy runs its loop inline instead of queueing. */
 #ifndef SAED_GPU_PAR_H
 #define SAED_GPU_PAR_H
 
