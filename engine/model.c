@@ -318,6 +318,18 @@ static int emit(fwd *f, hook_kind kind, int layer, float *buf, int ld, int rows,
     for (int i = 0; i < f->o->nhooks; i++) {
         const hook_req *h = &f->o->hooks[i];
         if (h->hp.kind != kind || h->hp.layer != layer) continue;
+        int processed = ((f->o->processing & PROC_CENTER_WRITING) && hook_is_residual_write(kind)) ||
+                        ((f->o->processing & PROC_FOLD_VALUE_BIASES) && (kind == HOOK_Z || kind == HOOK_V));
+        if (be->host_memory && !h->write && !processed && ld == width) {
+            /* a read hook on unprocessed, contiguous host values sees them in place: no copy */
+            int T = kind == HOOK_PATTERN ? f->T : rows / f->B;
+            if (h->fn(h->ud, h->hp, buf, f->B, T, kind == HOOK_PATTERN ? rows * width / (f->B * f->T) : width)) {
+                char name[96];
+                hook_format(h->hp, name, sizeof name);
+                return fail(f, "hook %s: callback aborted the forward", name);
+            }
+            continue;
+        }
         size_t n = (size_t)rows * width;
         float *x = grow(&f->host, &f->host_cap, n);
         if (!x) return fail(f, "out of memory for hook values");

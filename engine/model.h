@@ -26,7 +26,9 @@ enum {
 int model_processing_parse(const char *s);
 
 /* A hook callback sees the activation in host memory: (B,T,width) row-major, except
- * hook_pattern which is (B,NH,T,Tk). A write hook may change the values in place; the change
+ * hook_pattern which is (B,NH,T,Tk). A read hook (write = 0) must not change the values: on
+ * host-memory backends it may be shown the stream itself. A write hook may change the values
+ * in place; the change
  * is applied to the model's stream (for processed hooks, the difference to what was shown is
  * added, which is exact because the processing only shifts or centers). Return non-zero to
  * abort the forward. */

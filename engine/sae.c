@@ -589,7 +589,17 @@ int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen
     /* h (N,S) = x~ (N,D) · W (D,S) + b; gated: the magnitude path. */
     const float *W = c->arch == SAE_GATED ? s->w_mag : s->t[T_W_ENC].dev;
     const float *b = c->arch == SAE_GATED ? s->t[T_B_MAG].dev : s->t[T_B_ENC].dev;
-    if (be->gemm(be, 0, 0, N, S, D, 1.0f, xin, D, W, S, 0.0f, f, S) || be->add_bias(be, f, b, N, S)) goto be_err;
+    if (be->gemm(be, 0, 0, N, S, D, 1.0f, xin, D, W, S, 0.0f, f, S)) goto be_err;
+    /* standard and JumpReLU: bias and activation in one pass where the backend can */
+    const float *thr = c->arch == SAE_JUMPRELU || c->arch == SAE_JUMPRELU_TRANSCODER ? s->t[T_THRESHOLD].dev : NULL;
+    int fused = be->bias_masked_relu && (thr || c->arch == SAE_STANDARD || c->arch == SAE_TRANSCODER ||
+                                         c->arch == SAE_SKIP_TRANSCODER);
+    if (fused) {
+        if (be->bias_masked_relu(be, f, b, thr, N, S)) goto be_err;
+        rc = 0;
+        goto done;
+    }
+    if (be->add_bias(be, f, b, N, S)) goto be_err;
     switch (c->arch) {
     case SAE_GATED:
         /* f = 1[x~ W_enc + b_gate > 0] · ReLU(h) */

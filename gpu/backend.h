@@ -74,6 +74,10 @@ struct saed_backend {
     /* out (N,C) = h where h > 0, h > thr[c] (thr (C), or NULL) and gate[r,c] > 0 (gate (N,C),
      * or NULL), else 0: ReLU, JumpReLU and the gated SAE's mask in one pass. out may equal h. */
     int (*masked_relu)(saed_backend *b, float *out, const float *h, const float *thr, const float *gate, int N, int C);
+    /* x (N,C) = masked_relu(x + bias (C) broadcast over rows, thr) row by row, the same
+     * values as add_bias then masked_relu without a second pass over x. Optional (NULL: the
+     * engine calls the two). */
+    int (*bias_masked_relu)(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C);
     /* x (N,C) *= s (C) broadcast over rows. */
     int (*scale_cols)(saed_backend *b, float *x, const float *s, int N, int C);
     /* Row r of x (N,C) becomes x[r]·scale[r] + shift[r]; scale and shift (N) are host memory,

@@ -459,6 +459,32 @@ static int cpu_masked_relu(saed_backend *b, float *out, const float *h, const fl
     return 0;
 }
 
+static void bias_relu_rows(void *ctx, size_t r0, size_t r1)
+{
+    row_job *j = ctx;
+    const int C = j->C, wide = cpu_avx512_usable();
+    for (size_t r = r0; r < r1; r++) {
+        float *x = j->x + r * (size_t)C;   /* one row (in cache) through both steps */
+        if (wide) {
+            cpu_avx512_add_row(x, j->bias, C);
+            cpu_avx512_masked_relu_row(x, x, j->w, NULL, C);
+            continue;
+        }
+        for (int i = 0; i < C; i++) {
+            float v = x[i] + j->bias[i];
+            x[i] = v > 0.0f && (!j->w || v > j->w[i]) ? v : 0.0f;
+        }
+    }
+}
+
+static int cpu_bias_masked_relu(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C)
+{
+    (void)b;
+    row_job j = {.x = x, .bias = bias, .w = thr, .C = C};
+    par_for((size_t)N, 16, bias_relu_rows, &j);
+    return 0;
+}
+
 static void scale_cols_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
@@ -565,6 +591,7 @@ saed_backend *backend_cpu_open(void)
     b->argmax_rows = cpu_argmax_rows;
     b->topk_rows = cpu_topk_rows;
     b->masked_relu = cpu_masked_relu;
+    b->bias_masked_relu = cpu_bias_masked_relu;
     b->scale_cols = cpu_scale_cols;
     b->scale_rows = cpu_scale_rows;
     b->scatter_rows = cpu_scatter_rows;

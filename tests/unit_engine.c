@@ -1,11 +1,15 @@
 /* unit_engine.c: model config reading and the compute backends (CPU GEMM against a naive
  * triple loop; CUDA against CPU when a device is present, skipped with the reason otherwise). */
+#include <cblas.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/hfconfig.h"
 #include "gpu/backend.h"
+#include "gpu/blas.h"
+#include "gpu/par.h"
 #include "tests/t.h"
 
 TEST(hfconfig_tiny_a)
@@ -222,4 +226,76 @@ TEST(backend_cpu_ops_against_formulas)
     CHECK_INT(b->center_rows(b, row, 1, 4), 0);
     CHECK_NEAR(row[0], -1.5, 0);
     backend_close(b);
+}
+
+/* The one-pass ops give the bits of the ops they replace: bias + activation (the encode) and
+ * fill-then-accumulate against GEMM-then-bias (up to the order of one addition). Rows of 37
+ * columns exercise the vector loops' tails. */
+TEST(backend_cpu_fused_ops_equal_their_parts)
+{
+    saed_backend *b = backend_cpu_open();
+    enum { N = 5, C = 37, K = 19 };
+    float x[N * C], bias[C], thr[C], ref[N * C], got[N * C], A[N * K], W[K * C];
+    uint64_t st = 12345;
+    for (int i = 0; i < N * C; i++) x[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
+    for (int i = 0; i < C; i++) {
+        bias[i] = (float)((i % 7) - 3) * 0.05f;
+        thr[i] = (float)(i % 5) * 0.04f;
+    }
+    for (int with_thr = 0; with_thr < 2; with_thr++) {
+        memcpy(ref, x, sizeof x);
+        memcpy(got, x, sizeof x);
+        CHECK_INT(b->add_bias(b, ref, bias, N, C), 0);
+        CHECK_INT(b->masked_relu(b, ref, ref, with_thr ? thr : NULL, NULL, N, C), 0);
+        CHECK_INT(b->bias_masked_relu(b, got, bias, with_thr ? thr : NULL, N, C), 0);
+        CHECK(memcmp(ref, got, sizeof ref) == 0);
+        int zeros = 0;
+        for (int i = 0; i < N * C; i++) zeros += got[i] == 0.0f;
+        CHECK(zeros > 10 && zeros < N * C - 10);   /* both sides of the activation are exercised */
+    }
+    for (int i = 0; i < N * K; i++) A[i] = x[i] * 2;
+    for (int i = 0; i < K * C; i++) W[i] = x[i % (N * C)] - 0.1f * (float)(i % 3);
+    CHECK_INT(b->gemm(b, 0, 0, N, C, K, 1.0f, A, K, W, C, 0.0f, ref, C), 0);
+    CHECK_INT(b->add_bias(b, ref, bias, N, C), 0);
+    CHECK_INT(b->fill_rows(b, got, bias, N, C), 0);
+    CHECK_INT(b->gemm(b, 0, 0, N, C, K, 1.0f, A, K, W, C, 1.0f, got, C), 0);
+    double worst = 0;
+    for (int i = 0; i < N * C; i++) worst = fmax(worst, fabs(ref[i] - got[i]));
+    CHECK_NEAR(worst, 0.0, 1e-6);
+    backend_close(b);
+}
+
+/* Large products are split into column (or row) blocks over the pool: every shape and
+ * transposition gives the same bits as one OpenBLAS call over the whole product. */
+TEST(blas_split_products_equal_one_call)
+{
+    if (par_threads() < 2) {
+        t_skip("one CPU thread: products are never split");
+        return;
+    }
+    const int shapes[][3] = {{1, 3000, 700}, {1, 700, 3000}, {300, 2000, 64}, {2000, 40, 300}, {129, 257, 33}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        for (int t = 0; t < 4; t++) {
+            int ta = t & 1, tb = t >> 1;
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            for (int i = 0; i < M * K; i++) A[i] = (float)((i * 37 % 101) - 50) / 64.0f;
+            for (int i = 0; i < K * N; i++) B[i] = (float)((i * 53 % 97) - 48) / 32.0f;
+            for (int i = 0; i < M * N; i++) C1[i] = C2[i] = (float)(i % 11) / 8.0f;
+            blas_sgemm(ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 0.25f, C1, N);
+            if (M == 1 && K > 0)
+                cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, 0.5f, B, tb ? K : N, A,
+                            ta ? M : 1, 0.25f, C2, 1);
+            else
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 0.5f,
+                            A, ta ? M : K, B, tb ? K : N, 0.25f, C2, N);
+            if (memcmp(C1, C2, sizeof(float) * M * N))
+                t_fail(__FILE__, __LINE__, "blas_sgemm %dx%dx%d ta=%d tb=%d differs from one call", M, N, K, ta, tb);
+            free(A);
+            free(B);
+            free(C1);
+            free(C2);
+        }
+    }
 }
