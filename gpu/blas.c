@@ -61,8 +61,11 @@ void blas_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
      * each core streams its own columns) a few hundred thousand */
     double work = (double)M * N * K;
     if (g.parts > 1 && work >= (M == 1 ? 2e5 : 1e6) * g.parts) {
-        if (N >= 64 * g.parts) g.by_cols = 1;
-        else if (M >= 16 * g.parts) g.by_cols = 0;
+        /* Each block packs all of the operand it shares: split columns (sharing A, M×K) when
+         * M ≤ N, rows (sharing B, K×N) otherwise. */
+        int cols_ok = N >= 64 * g.parts, rows_ok = M >= 16 * g.parts;
+        if (cols_ok && (M <= N || !rows_ok)) g.by_cols = 1;
+        else if (rows_ok) g.by_cols = 0;
         else g.parts = 1;
     } else {
         g.parts = 1;

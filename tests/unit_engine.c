@@ -273,7 +273,7 @@ TEST(blas_split_products_equal_one_call)
         t_skip("one CPU thread: products are never split");
         return;
     }
-    const int shapes[][3] = {{1, 3000, 700}, {1, 700, 3000}, {300, 2000, 64}, {2000, 40, 300}, {129, 257, 33}};
+    const int shapes[][3] = {{1, 3000, 700}, {1, 700, 3000}, {300, 2000, 64}, {600, 200, 50}, {2000, 40, 300}, {129, 257, 33}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
         for (int t = 0; t < 4; t++) {
