@@ -308,6 +308,17 @@ static int wants(const fwd *f, hook_kind k, int layer)
     return 0;
 }
 
+/* Runs hook h on x (rows × width values as emit was given them); -1 with the error when the
+ * callback aborts the forward. */
+static int call_hook(fwd *f, const hook_req *h, hook_kind kind, float *x, int rows, int width)
+{
+    int T = kind == HOOK_PATTERN ? f->T : rows / f->B;
+    if (!h->fn(h->ud, h->hp, x, f->B, T, kind == HOOK_PATTERN ? rows * width / (f->B * f->T) : width)) return 0;
+    char name[96];
+    hook_format(h->hp, name, sizeof name);
+    return fail(f, "hook %s: callback aborted the forward", name);
+}
+
 /* Shows the activation buf (rows of `width` floats at stride ld, starting at buf) to every hook
  * registered for (kind, layer), with the processing applied, and folds write-hook changes
  * back into buf. */
@@ -322,12 +333,7 @@ static int emit(fwd *f, hook_kind kind, int layer, float *buf, int ld, int rows,
                         ((f->o->processing & PROC_FOLD_VALUE_BIASES) && (kind == HOOK_Z || kind == HOOK_V));
         if (be->host_memory && !h->write && !processed && ld == width) {
             /* a read hook on unprocessed, contiguous host values sees them in place: no copy */
-            int T = kind == HOOK_PATTERN ? f->T : rows / f->B;
-            if (h->fn(h->ud, h->hp, buf, f->B, T, kind == HOOK_PATTERN ? rows * width / (f->B * f->T) : width)) {
-                char name[96];
-                hook_format(h->hp, name, sizeof name);
-                return fail(f, "hook %s: callback aborted the forward", name);
-            }
+            if (call_hook(f, h, kind, buf, rows, width)) return -1;
             continue;
         }
         size_t n = (size_t)rows * width;
@@ -367,12 +373,7 @@ static int emit(fwd *f, hook_kind kind, int layer, float *buf, int ld, int rows,
             if (!(orig = grow(&f->orig, &f->orig_cap, n))) return fail(f, "out of memory for hook values");
             memcpy(orig, x, n * sizeof(float));
         }
-        int T = kind == HOOK_PATTERN ? f->T : rows / f->B;
-        if (h->fn(h->ud, h->hp, x, f->B, T, kind == HOOK_PATTERN ? rows * width / (f->B * f->T) : width)) {
-            char name[96];
-            hook_format(h->hp, name, sizeof name);
-            return fail(f, "hook %s: callback aborted the forward", name);
-        }
+        if (call_hook(f, h, kind, x, rows, width)) return -1;
         if (!h->write) continue;
         for (size_t j = 0; j < n; j++) x[j] -= orig[j]; /* the requested change */
         if ((f->o->processing & PROC_CENTER_WRITING) && hook_is_residual_write(kind)) {

@@ -1,7 +1,8 @@
 /* cpu.c: the CPU backend: OpenBLAS for every matrix product (blas.h splits large ones over the
- * par.c pool), plain C on the pool for the element-wise and row-wise work. It is the fallback when no GPU is
- * present and the reference other backends are tested against, so accuracy comes first: row
- * statistics accumulate in double, GELU's tanh is computed from an exp accurate to ~1 ulp. */
+ * par.c pool), plain C on the pool for the element-wise and row-wise work. It is the fallback
+ * when no GPU is present and the reference other backends are tested against, so accuracy
+ * comes first: row statistics accumulate in double, GELU's tanh is computed from an exp
+ * accurate to ~1 ulp. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>

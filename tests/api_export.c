@@ -15,28 +15,16 @@
 
 
 
-/* Polls a job until it is neither available nor running; 1 when it completed. */
+/* Waits for a job to end (srv_wait_job); 1 when it completed. */
 static int job_completed(srv *s, long long id, int seconds)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/api/dashboard-jobs/%lld", id);
-    for (int i = 0; i < seconds * 10; i++) {
-        resp r;
-        http(s, "GET", path, NULL, NULL, &r);
-        json_t *j = resp_json(&r);
-        resp_free(&r);
-        const char *st = json_string_value(json_object_get(j, "state"));
-        if (st && strcmp(st, "available") && strcmp(st, "running")) {
-            int ok = !strcmp(st, "completed");
-            if (!ok) t_fail(__FILE__, __LINE__, "job %lld ended %s", id, st);
-            json_decref(j);
-            return ok;
-        }
-        json_decref(j);
-        usleep(100000);
-    }
-    t_fail(__FILE__, __LINE__, "job %lld did not finish", id);
-    return 0;
+    json_t *j = srv_wait_job(s, id, seconds);
+    const char *st = json_string_value(json_object_get(j, "state"));
+    int ok = st && !strcmp(st, "completed");
+    if (!j) t_fail(__FILE__, __LINE__, "job %lld did not finish", id);
+    else if (!ok) t_fail(__FILE__, __LINE__, "job %lld ended %s", id, st ? st : "(no state)");
+    json_decref(j);
+    return ok;
 }
 
 /* First line of a psql query's output (unaligned, tuples only). */
