@@ -26,15 +26,20 @@ void dash_wopts_default(dash_wopts *o)
 }
 
 /* Bounded selection kept sorted best first: larger v (smaller when low), then lower index.
- * Rows are scanned in increasing index, so a tie never displaces an entry. */
+ * The order is total, so the result does not depend on the order of the offers. */
+static inline int sel_before(float v, int i, float w, int j, int low)
+{
+    return (low ? v < w : v > w) || (v == w && i < j);
+}
+
 static void sel_offer(int32_t *idx, float *val, int *n, int k, float v, int i, int low)
 {
     if (k <= 0) return;
     int m = *n;
-    if (m == k && !(low ? v < val[m - 1] : v > val[m - 1])) return;
+    if (m == k && !sel_before(v, i, val[m - 1], idx[m - 1], low)) return;
     if (m < k) m++;
     int p = m - 1;
-    while (p > 0 && (low ? v < val[p - 1] : v > val[p - 1])) {
+    while (p > 0 && sel_before(v, i, val[p - 1], idx[p - 1], low)) {
         idx[p] = idx[p - 1];
         val[p] = val[p - 1];
         p--;
@@ -51,6 +56,9 @@ typedef struct wjob {
     float *edges;             /* (block rows, logit_bins + 1) scratch */
     int d_sae, d_in, V, f0, r0;
     dash_feature *out;
+    /* cosine blocks: C (m rows of features a0.., ldc) holds columns [0, f0) then [a0, d_sae) */
+    int *n_cos;               /* entries so far per output row */
+    int a0, m, ldc;
 } wjob;
 
 /* Per row of logits: top/bottom k (once both lists are full, only values beyond their worst
@@ -101,36 +109,79 @@ static void logit_rows(void *ctx, size_t begin, size_t end)
     }
 }
 
-static inline float cos_value(const wjob *w, const float *c, double ni, int b)
+static inline float cos_exact(float dot, float na, float nb)
 {
-    double d = ni * w->nrm[b];
-    return d > 0 ? (float)(c[b] / d) : 0.0f;
+    double d = (double)na * nb; /* exact, so the same for (a, b) and (b, a) */
+    return d > 0 ? (float)(dot / d) : 0.0f;
 }
 
-/* Per row of dot products: the top k cosines. Once the list is full, a float estimate
- * c·(1/‖a‖)·(1/‖b‖) within 1e-4 of the exact value picks the candidates a chunk at a time;
- * each is then computed exactly (double division) and offered, as the plain loop would. */
+/* Offers feature f (norm nf, 1/nf = s) the cosines of a run of dot products c[0, len) with
+ * features feat.. . Once its list is full, a float estimate c·s·(1/‖b‖) within 1e-4 of the
+ * exact value picks the candidates a chunk at a time; each is then computed exactly (double
+ * division) and offered, as the plain loop would. */
+static void cos_run(const wjob *w, dash_feature *f, int *n, const float *c, int feat, int len, float nf, float s)
+{
+    int32_t idx[SCAN_CHUNK];
+    int self = f->index, k = f->n_cos, b = 0;
+    for (; b < len && (*n < k || !w->inv); b++)
+        if (feat + b != self) sel_offer(f->cos_idx, f->cos_values, n, k, cos_exact(c[b], nf, w->nrm[feat + b]), feat + b, 0);
+    while (k > 0 && b < len) {
+        int l = len - b < SCAN_CHUNK ? len - b : SCAN_CHUNK;
+        int m = dk_scaled_at_least(c + b, w->inv + feat + b, s, l, f->cos_values[k - 1] - 1e-4f, idx);
+        for (int q = 0; q < m; q++) {
+            int g = feat + b + idx[q];
+            if (g != self) sel_offer(f->cos_idx, f->cos_values, n, k, cos_exact(c[b + idx[q]], nf, w->nrm[g]), g, 0);
+        }
+        b += l;
+    }
+}
+
+static inline float inv_norm(float nrm) { return nrm > 0 ? 1.0f / nrm : 0.0f; }
+
+/* Rows of a cosine block: features a0 + r against the computed columns. */
 static void cos_rows(void *ctx, size_t begin, size_t end)
 {
     wjob *w = ctx;
-    int32_t idx[SCAN_CHUNK];
     for (size_t r = begin; r < end; r++) {
-        const float *c = w->C + r * (size_t)w->d_sae;
-        dash_feature *f = &w->out[w->r0 + (int)r];
-        int self = f->index, n = 0, k = f->n_cos, b = 0;
-        double ni = w->nrm[self];
-        for (; b < w->d_sae && (n < k || !w->inv); b++)
-            if (b != self) sel_offer(f->cos_idx, f->cos_values, &n, k, cos_value(w, c, ni, b), b, 0);
-        float s = w->nrm[self] > 0 ? 1.0f / w->nrm[self] : 0.0f;
-        while (k > 0 && b < w->d_sae) {
-            int len = w->d_sae - b < SCAN_CHUNK ? w->d_sae - b : SCAN_CHUNK;
-            int m = dk_scaled_at_least(c + b, w->inv + b, s, len, f->cos_values[k - 1] - 1e-4f, idx);
-            for (int q = 0; q < m; q++)
-                if (b + idx[q] != self)
-                    sel_offer(f->cos_idx, f->cos_values, &n, k, cos_value(w, c, ni, b + idx[q]), b + idx[q], 0);
-            b += len;
+        const float *c = w->C + r * (size_t)w->ldc;
+        int g = w->a0 + (int)r, *n = &w->n_cos[g - w->f0];
+        dash_feature *f = &w->out[g - w->f0];
+        float nf = w->nrm[g], s = inv_norm(nf);
+        if (w->f0 > 0) cos_run(w, f, n, c, 0, w->f0, nf, s);
+        cos_run(w, f, n, c + w->f0, w->a0, w->d_sae - w->a0, nf, s);
+    }
+}
+
+/* Columns of a cosine block: features of later blocks (a0 + m + i, i in [begin, end)) take
+ * the block's rows as candidates, 16 columns at a time so that each row read is one line. */
+static void cos_cols(void *ctx, size_t begin, size_t end)
+{
+    wjob *w = ctx;
+    int t0 = w->a0 + w->m;
+    for (size_t i0 = begin; i0 < end; i0 += 16) {
+        int nc = end - i0 < 16 ? (int)(end - i0) : 16;
+        float thr[16], sg[16];
+        for (int q = 0; q < nc; q++) {
+            int g = t0 + (int)i0 + q;
+            dash_feature *f = &w->out[g - w->f0];
+            thr[q] = w->n_cos[g - w->f0] < f->n_cos || !w->inv ? NAN : f->cos_values[f->n_cos - 1] - 1e-4f;
+            sg[q] = inv_norm(w->nrm[g]);
         }
-        f->n_cos = n;
+        const float *col = w->C + w->f0 + (size_t)(t0 - w->a0) + i0;
+        for (int r = 0; r < w->m; r++) {
+            const float *v = col + (size_t)r * w->ldc;
+            int h = w->a0 + r;
+            float ir = w->inv ? w->inv[h] : 0.0f;
+            for (int q = 0; q < nc; q++) {
+                /* NaN threshold: the list is not full yet (or no filter), offer unconditionally */
+                if (thr[q] == thr[q] && !(v[q] * sg[q] * ir >= thr[q])) continue;
+                int g = t0 + (int)i0 + q;
+                dash_feature *f = &w->out[g - w->f0];
+                int *n = &w->n_cos[g - w->f0], k = f->n_cos;
+                sel_offer(f->cos_idx, f->cos_values, n, k, cos_exact(v[q], w->nrm[g], w->nrm[h]), h, 0);
+                if (*n == k && w->inv) thr[q] = f->cos_values[k - 1] - 1e-4f;
+            }
+        }
     }
 }
 
@@ -204,7 +255,7 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
         f->cos_values = malloc(((size_t)kc + 1) * sizeof *f->cos_values);
         if (!f->cos_idx || !f->cos_values) return werr(err, errlen, "out of memory");
     }
-    wjob w = {o, W_dec, NULL, NULL, NULL, NULL, d_sae, d_in, V, f0, 0, out};
+    wjob w = {.o = o, .W_dec = W_dec, .d_sae = d_sae, .d_in = d_in, .V = V, .f0 = f0, .out = out};
     par_for((size_t)n, 64, align_rows, &w);
 
     int width = W_U && V > d_sae ? V : d_sae;
@@ -243,13 +294,35 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
             inv[b] = nrm[b] > 0 ? 1.0f / nrm[b] : 0.0f;
         }
         w.inv = safe ? inv : NULL;
-        for (int r0 = 0; r0 < n; r0 += rb) {
-            int m = n - r0 < rb ? n - r0 : rb;
-            /* dots (m, d_sae) = W_dec[f0+r0 ..] (m, d_in) · W_dec^T (d_in, d_sae) */
-            blas_sgemm(0, 1, m, d_sae, d_in, 1.0f, W_dec + (size_t)(f0 + r0) * d_in, d_in, W_dec, d_in, 0.0f, C, d_sae);
-            w.r0 = r0;
-            par_for((size_t)m, 4, cos_rows, &w);
+        int *n_cos = calloc((size_t)n, sizeof *n_cos);
+        if (!n_cos) {
+            free(C);
+            free(nrm);
+            free(inv);
+            free(edges);
+            return werr(err, errlen, "out of memory");
         }
+        w.n_cos = n_cos;
+        /* cos(a, b) = cos(b, a) bit for bit (the same products summed in the same order: blas.h),
+         * so pairs inside [f0, f1) are computed once: block a0.. against columns [a0, d_sae)
+         * offers its rows to itself and its columns in [a0 + m, f1) to those later features.
+         * Columns below f0 (outside the range) are computed for every block. */
+        /* at least four blocks, so that a range that fits one block still skips ~3/8 */
+        int rc = rb < (n + 3) / 4 ? rb : (n + 3) / 4;
+        if (rc < 8) rc = 8;
+        for (int r0 = 0; r0 < n; r0 += rc) {
+            int m = n - r0 < rc ? n - r0 : rc, a0 = f0 + r0;
+            w.a0 = a0;
+            w.m = m;
+            w.ldc = f0 + d_sae - a0;
+            const float *A = W_dec + (size_t)a0 * d_in;
+            if (f0 > 0) blas_sgemm(0, 1, m, f0, d_in, 1.0f, A, d_in, W_dec, d_in, 0.0f, C, w.ldc);
+            blas_sgemm(0, 1, m, d_sae - a0, d_in, 1.0f, A, d_in, A, d_in, 0.0f, C + f0, w.ldc);
+            par_for((size_t)m, 4, cos_rows, &w);
+            if (a0 + m < f1) par_for((size_t)(f1 - a0 - m), 64, cos_cols, &w);
+        }
+        for (int i = 0; i < n; i++) out[i].n_cos = n_cos[i];
+        free(n_cos);
     }
     free(C);
     free(nrm);

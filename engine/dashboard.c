@@ -11,6 +11,7 @@
 
 #include "engine/dash_kernels.h" // defines: dk_nonzeros, dk_accum_rows, dk_pv
 #include "engine/dashboard.h"    // defines: dash_acc API, dash_feature, options
+#include "gpu/mem.h"             // defines: mem_zalloc
 #include "gpu/par.h"             // defines: par_for
 
 #define UNIT_FEATURES 2048    /* features per work unit when correlated features are off */
@@ -657,7 +658,7 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
     a->fs = calloc((size_t)F, sizeof *a->fs);
     a->top = malloc((size_t)F * (o->top_k ? o->top_k : 1) * sizeof *a->top);
     a->zero = malloc((size_t)F * (o->per_interval ? o->per_interval : 1) * sizeof *a->zero);
-    a->dist = calloc((size_t)F, (size_t)a->G * 4);
+    a->dist = mem_zalloc((size_t)F, (size_t)a->G * 4);
     a->tau = malloc((size_t)F * (2 * (size_t)o->n_intervals + 3) * sizeof *a->tau);
     if (!a->fs || !a->top || !a->zero || !a->dist || !a->tau) goto oom;
     bytes += (size_t)F * (sizeof *a->fs + (size_t)o->top_k * sizeof *a->top +
@@ -668,7 +669,7 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
         a->fs[j].next_prune = 64;
     }
     if (d_in > 0) {
-        a->cn = calloc((size_t)F * d_in, sizeof *a->cn);
+        a->cn = mem_zalloc((size_t)F * d_in, sizeof *a->cn);
         a->sx = calloc((size_t)d_in, sizeof *a->sx);
         a->sx2 = calloc((size_t)d_in, sizeof *a->sx2);
         if (!a->cn || !a->sx || !a->sx2) goto oom;
@@ -700,7 +701,7 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
         bytes += ((size_t)a->n_cand + 1) * sizeof *u->pp + (size_t)o->interval_cap * 9 + (size_t)a->D * sizeof *u->conv +
                  ((size_t)o->per_interval + 1) * sizeof *u->kk;
         if (cb && nb > 1) {
-            u->pairs = calloc(nb * (nb - 1) / 2, sizeof *u->pairs);
+            u->pairs = mem_zalloc(nb * (nb - 1) / 2, sizeof *u->pairs);
             if (!u->pairs) goto oom;
             bytes += nb * (nb - 1) / 2 * sizeof *u->pairs;
         }

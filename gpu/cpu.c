@@ -12,6 +12,7 @@
 #include "gpu/backend.h"
 #include "gpu/blas.h"
 #include "gpu/cpu_avx512.h"
+#include "gpu/mem.h"
 #include "gpu/par.h"
 
 /* ---- memory ---- */
@@ -19,11 +20,10 @@
 static void *cpu_alloc(saed_backend *b, size_t bytes)
 {
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 64)) {
-        snprintf(b->err, sizeof b->err, "out of memory allocating %zu bytes", bytes);
-        return NULL;
-    }
-    memset(p, 0, bytes);
+    if (bytes >= ((size_t)2 << 20)) p = mem_zalloc(1, bytes); /* huge pages for weights and activations */
+    else if (!posix_memalign(&p, 64, bytes ? bytes : 64)) memset(p, 0, bytes);
+    else p = NULL;
+    if (!p) snprintf(b->err, sizeof b->err, "out of memory allocating %zu bytes", bytes);
     return p;
 }
 
@@ -275,7 +275,7 @@ static void softmax_rows(void *ctx, size_t r0, size_t r1)
 }
 
 typedef struct attn_job {
-    float *S;                 /* (n, Tq, Tk) scores/probabilities of the chunk's heads */
+    float *S;                 /* (n, Tq, Tk) the kept pattern of the chunk's heads; NULL: not kept */
     float *z;
     const float *q, *k, *v;
     int ldq, ldkv, Tq, Tk, NH, hd;
@@ -295,8 +295,13 @@ static void attn_heads(void *ctx, size_t i0, size_t i1)
     attn_job *j = ctx;
     const size_t per = (size_t)j->Tq * j->Tk;
     const int C = j->NH * j->hd;
+    /* Without a pattern to keep, each head's scores live in this worker's own buffer, which
+     * stays in cache from the scores to the weighted sum. */
     float *kT = malloc(sizeof(float) * (size_t)j->hd * ((size_t)(j->Tk + 15) / 16 * 16));
-    if (!kT) {
+    float *own = j->S ? NULL : malloc(sizeof(float) * per);
+    if (!kT || (!j->S && !own)) {
+        free(kT);
+        free(own);
         __atomic_store_n(&j->oom, 1, __ATOMIC_RELAXED);
         return;
     }
@@ -305,12 +310,13 @@ static void attn_heads(void *ctx, size_t i0, size_t i1)
         const float *qh = j->q + (size_t)bb * j->Tq * j->ldq + (size_t)h * j->hd;
         const float *kh = j->k + (size_t)bb * j->sbkv + (size_t)h * j->hd;
         const float *vh = j->v + (size_t)bb * j->sbkv + (size_t)h * j->hd;
-        float *S = j->S + i * per, *zh = j->z + (size_t)bb * j->Tq * C + (size_t)h * j->hd;
+        float *S = own ? own : j->S + i * per, *zh = j->z + (size_t)bb * j->Tq * C + (size_t)h * j->hd;
         cpu_avx512_attn_scores(S, qh, j->ldq, kh, j->ldkv, j->Tq, j->Tk, j->hd, j->scale, kT);
         cpu_avx512_attn_softmax(S, j->Tq, j->Tk);
         cpu_avx512_attn_values(zh, C, S, vh, j->ldkv, j->Tq, j->Tk, j->hd);
     }
     free(kT);
+    free(own);
 }
 
 static int cpu_attention(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
@@ -327,22 +333,22 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
     size_t chunk = (size_t)(16u << 20) / per;
     if (chunk < 1) chunk = 1;
     if (chunk > heads) chunk = heads;
+    if (cpu_avx512_usable()) {
+        attn_job j = {.z = z, .q = q, .k = k, .v = v, .ldq = ldq, .ldkv = ldkv, .Tq = Tq, .Tk = Tk, .NH = NH,
+                      .hd = hd, .sbkv = sbkv, .scale = scale};
+        if (!pattern) chunk = heads;
+        for (size_t h0 = 0; h0 < heads; h0 += chunk) {
+            j.S = pattern ? pattern + h0 * per : NULL;
+            j.h0 = h0;
+            par_for(heads - h0 < chunk ? heads - h0 : chunk, 1, attn_heads, &j);
+        }
+        if (j.oom) snprintf(b->err, sizeof b->err, "attention: out of memory");
+        return j.oom ? -1 : 0;
+    }
     float *scratch = pattern ? NULL : malloc(chunk * per * sizeof(float));
     if (!pattern && !scratch) {
         snprintf(b->err, sizeof b->err, "attention: out of memory");
         return -1;
-    }
-    if (cpu_avx512_usable()) {
-        attn_job j = {.z = z, .q = q, .k = k, .v = v, .ldq = ldq, .ldkv = ldkv, .Tq = Tq, .Tk = Tk, .NH = NH,
-                      .hd = hd, .sbkv = sbkv, .scale = scale};
-        for (size_t h0 = 0; h0 < heads; h0 += chunk) {
-            j.S = pattern ? pattern + h0 * per : scratch;
-            j.h0 = h0;
-            par_for(heads - h0 < chunk ? heads - h0 : chunk, 1, attn_heads, &j);
-        }
-        free(scratch);
-        if (j.oom) snprintf(b->err, sizeof b->err, "attention: out of memory");
-        return j.oom ? -1 : 0;
     }
     for (size_t h0 = 0; h0 < heads; h0 += chunk) {
         size_t n = heads - h0 < chunk ? heads - h0 : chunk;

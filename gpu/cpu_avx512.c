@@ -108,6 +108,60 @@ AVX512 void cpu_avx512_masked_relu_row(float *o, const float *h, const float *th
         o[i] = on ? h[i] : 0.0f;
     }
 }
+/* Scores of R query rows (t..t+R-1) against keys [s0, s0 + 16·nb): the rows share every key
+ * load and the R·nb independent sums hide the adds' latency. Each score is q·k summed in d
+ * order (mul, then add) whatever R is, so blocking rows does not change a bit. */
+AVX512 static inline __attribute__((always_inline)) void scores_block(float *S, const float *q, int ldq,
+                                                                         const float *kT, int W, int Tk, int hd,
+                                                                         __m512 sc, int t, int s0, const int R,
+                                                                         const int nb)
+{
+    __m512 a[4][4];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < nb; b++) a[r][b] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        const float *kr = kT + (size_t)d * W + s0;
+        __m512 kv[4];
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < nb; b++) kv[b] = _mm512_loadu_ps(kr + 16 * b);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < R; r++) {
+            __m512 qd = _mm512_set1_ps(q[(size_t)(t + r) * ldq + d]);
+            _Pragma("GCC unroll 4")
+            for (int b = 0; b < nb; b++) a[r][b] = _mm512_add_ps(a[r][b], _mm512_mul_ps(qd, kv[b]));
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        float *out = S + (size_t)(t + r) * Tk + s0;
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < nb; b++) {
+            int n = Tk - (s0 + 16 * b);
+            __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+            _mm512_mask_storeu_ps(out + 16 * b, m, _mm512_mul_ps(a[r][b], sc));
+        }
+    }
+}
+
+/* Keys 0..last in blocks of up to 64 for R rows; a row may get scores past its own last key
+ * (inside the blocks of the group's last row): softmax zeroes them. */
+AVX512 static inline __attribute__((always_inline)) void scores_rows(float *S, const float *q, int ldq,
+                                                                        const float *kT, int W, int Tk, int hd,
+                                                                        __m512 sc, int t, int last, const int R)
+{
+    for (int s0 = 0; s0 <= last; s0 += 64) {
+        int nb = (last - s0) / 16 + 1;
+        switch (nb > 4 ? 4 : nb) {
+        case 1: scores_block(S, q, ldq, kT, W, Tk, hd, sc, t, s0, R, 1); break;
+        case 2: scores_block(S, q, ldq, kT, W, Tk, hd, sc, t, s0, R, 2); break;
+        case 3: scores_block(S, q, ldq, kT, W, Tk, hd, sc, t, s0, R, 3); break;
+        default: scores_block(S, q, ldq, kT, W, Tk, hd, sc, t, s0, R, 4); break;
+        }
+    }
+}
+
 AVX512 void cpu_avx512_attn_scores(float *S, const float *q, int ldq, const float *k, int ldk, int Tq, int Tk, int hd,
                                    float scale, float *kT)
 {
@@ -118,31 +172,9 @@ AVX512 void cpu_avx512_attn_scores(float *S, const float *q, int ldq, const floa
         for (int s = Tk; s < W; s++) row[s] = 0.0f;
     }
     const __m512 sc = _mm512_set1_ps(scale);
-    for (int t = 0; t < Tq; t++) {
-        const float *qt = q + (size_t)t * ldq;
-        int last = Tk - Tq + t;
-        for (int s0 = 0; s0 <= last; s0 += 64) {
-            /* up to four blocks of 16 keys at once: independent sums, each in d order */
-            int nb = (last - s0) / 16 + 1;
-            if (nb > 4) nb = 4;
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int d = 0; d < hd; d++) {
-                __m512 qd = _mm512_set1_ps(qt[d]);
-                const float *kr = kT + (size_t)d * W + s0;
-                a0 = _mm512_add_ps(a0, _mm512_mul_ps(qd, _mm512_loadu_ps(kr)));
-                if (nb > 1) a1 = _mm512_add_ps(a1, _mm512_mul_ps(qd, _mm512_loadu_ps(kr + 16)));
-                if (nb > 2) a2 = _mm512_add_ps(a2, _mm512_mul_ps(qd, _mm512_loadu_ps(kr + 32)));
-                if (nb > 3) a3 = _mm512_add_ps(a3, _mm512_mul_ps(qd, _mm512_loadu_ps(kr + 48)));
-            }
-            float *out = S + (size_t)t * Tk + s0;
-            __m512 r[4] = {_mm512_mul_ps(a0, sc), _mm512_mul_ps(a1, sc), _mm512_mul_ps(a2, sc), _mm512_mul_ps(a3, sc)};
-            for (int b = 0; b < nb; b++) {
-                int n = Tk - (s0 + 16 * b);
-                __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-                _mm512_mask_storeu_ps(out + 16 * b, m, r[b]);
-            }
-        }
-    }
+    int t = 0;
+    for (; t + 4 <= Tq; t += 4) scores_rows(S, q, ldq, kT, W, Tk, hd, sc, t, Tk - Tq + t + 3, 4);
+    for (; t < Tq; t++) scores_rows(S, q, ldq, kT, W, Tk, hd, sc, t, Tk - Tq + t, 1);
 }
 
 AVX512 void cpu_avx512_attn_softmax(float *S, int Tq, int Tk)
@@ -173,35 +205,74 @@ AVX512 void cpu_avx512_attn_softmax(float *S, int Tq, int Tk)
     }
 }
 
+/* Weighted sums of R query rows (t..t+R-1, whose last keys are last..last+R-1) over value
+ * columns [d0, d0 + 16·nb): the rows share each value row's loads. Each output is Σ p·v over
+ * its own keys in increasing order (mul, then add), as one row at a time would compute it. */
+AVX512 static inline __attribute__((always_inline)) void values_acc(__m512 a[4][4], const float *P, const float *vr,
+                                                                       const __mmask16 *m, int Tk, int t, int s,
+                                                                       int r0, const int R, const int nb)
+{
+    __m512 vv[4];
+    _Pragma("GCC unroll 4")
+    for (int b = 0; b < nb; b++) vv[b] = _mm512_maskz_loadu_ps(m[b], vr + 16 * b);
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        if (r < r0) continue;
+        __m512 ps = _mm512_set1_ps(P[(size_t)(t + r) * Tk + s]);
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < nb; b++) a[r][b] = _mm512_add_ps(a[r][b], _mm512_mul_ps(ps, vv[b]));
+    }
+}
+
+AVX512 static inline __attribute__((always_inline)) void values_rows(float *z, int ldz, const float *P, const float *v,
+                                                                        int ldv, int Tk, int hd, int t, int last,
+                                                                        int d0, const int R, const int nb)
+{
+    __mmask16 m[4];
+    for (int b = 0; b < 4; b++) {
+        int n = hd - (d0 + 16 * b);
+        m[b] = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+    }
+    __m512 a[4][4];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < nb; b++) a[r][b] = _mm512_setzero_ps();
+    int s = 0;
+    for (; s <= last; s++) values_acc(a, P, v + (size_t)s * ldv + d0, m, Tk, t, s, 0, R, nb);
+    /* keys past row t's last: rows r >= s - last only */
+    for (; s <= last + R - 1; s++) values_acc(a, P, v + (size_t)s * ldv + d0, m, Tk, t, s, s - last, R, nb);
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        float *out = z + (size_t)(t + r) * ldz + d0;
+        _Pragma("GCC unroll 4")
+        for (int b = 0; b < nb; b++) _mm512_mask_storeu_ps(out + 16 * b, m[b], a[r][b]);
+    }
+}
+
 AVX512 void cpu_avx512_attn_values(float *z, int ldz, const float *P, const float *v, int ldv, int Tq, int Tk, int hd)
 {
-    for (int t = 0; t < Tq; t++) {
-        const float *p = P + (size_t)t * Tk;
-        int last = Tk - Tq + t;
-        for (int d0 = 0; d0 < hd; d0 += 64) {
-            int nb = (hd - d0 + 15) / 16;
-            if (nb > 4) nb = 4;
-            __mmask16 m[4];
-            for (int b = 0; b < 4; b++) {
-                int n = hd - (d0 + 16 * b);
-                m[b] = n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+#define VALUES_ROWS(R, NB) values_rows(z, ldz, P, v, ldv, Tk, hd, t, Tk - Tq + t, d0, R, NB)
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        int nb = (hd - d0 + 15) / 16, t = 0;
+        for (; t + 4 <= Tq; t += 4) {
+            switch (nb > 4 ? 4 : nb) {
+            case 1: VALUES_ROWS(4, 1); break;
+            case 2: VALUES_ROWS(4, 2); break;
+            case 3: VALUES_ROWS(4, 3); break;
+            default: VALUES_ROWS(4, 4); break;
             }
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            for (int s = 0; s <= last; s++) {
-                __m512 ps = _mm512_set1_ps(p[s]);
-                const float *vr = v + (size_t)s * ldv + d0;
-                a0 = _mm512_add_ps(a0, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[0], vr)));
-                if (nb > 1) a1 = _mm512_add_ps(a1, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[1], vr + 16)));
-                if (nb > 2) a2 = _mm512_add_ps(a2, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[2], vr + 32)));
-                if (nb > 3) a3 = _mm512_add_ps(a3, _mm512_mul_ps(ps, _mm512_maskz_loadu_ps(m[3], vr + 48)));
+        }
+        for (; t < Tq; t++) {
+            switch (nb > 4 ? 4 : nb) {
+            case 1: VALUES_ROWS(1, 1); break;
+            case 2: VALUES_ROWS(1, 2); break;
+            case 3: VALUES_ROWS(1, 3); break;
+            default: VALUES_ROWS(1, 4); break;
             }
-            float *out = z + (size_t)t * ldz + d0;
-            _mm512_mask_storeu_ps(out, m[0], a0);
-            if (nb > 1) _mm512_mask_storeu_ps(out + 16, m[1], a1);
-            if (nb > 2) _mm512_mask_storeu_ps(out + 32, m[2], a2);
-            if (nb > 3) _mm512_mask_storeu_ps(out + 48, m[3], a3);
         }
     }
+#undef VALUES_ROWS
 }
 #else
 int cpu_avx512_usable(void) { return 0; }

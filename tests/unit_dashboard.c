@@ -661,6 +661,7 @@ TEST(dashboard_weights_equal_brute_force)
     for (int i = 0; i < DS * DI; i++) W[i] = (float)((int)(rng_u(&s) * 17) - 8) * 0.25f;
     for (int i = 0; i < DI; i++) W[5 * DI + i] = 0; /* a dead decoder row */
     for (int i = 0; i < DI; i++) W[6 * DI + i] = 2 * W[7 * DI + i]; /* parallel rows: cosine 1 */
+    for (int i = 0; i < DI; i++) W[12 * DI + i] = 4 * W[7 * DI + i]; /* and equal cosines to any other row */
     for (int i = 0; i < V * DI; i++) wte[i] = (float)((int)(rng_u(&s) * 9) - 4) * 0.25f;
     for (int v = 0; v < V; v++)
         for (int i = 0; i < DI; i++) WU[(size_t)i * V + v] = wte[(size_t)v * DI + i];
@@ -759,6 +760,37 @@ TEST(dashboard_weights_equal_brute_force)
         }
         dash_features_free(r, n);
     }
+    /* Each pair inside a range is computed once and offered both ways, in an order that
+     * depends on the range (dash_weights.c); every range must list the same neighbours, the
+     * exact ties among 6, 7 and 12 included, bit for bit. */
+    dash_wopts all = o;
+    all.cos_k = DS - 1;
+    dash_feature *full = dash_features_new(0, DS);
+    CHECK_INT(dash_weights(&all, W, DS, DI, NULL, 0, 0, 0, DS, full, err, sizeof err), 0);
+    CHECK(full[25].cos_values[0] == full[25].cos_values[0]); /* filled */
+    int cuts[] = {0, 9, 10, DS};
+    for (int c = 0; c < 3; c++) {
+        int n = cuts[c + 1] - cuts[c];
+        dash_feature *p = dash_features_new(cuts[c], n);
+        CHECK_INT(dash_weights(&all, W, DS, DI, NULL, 0, 0, cuts[c], cuts[c + 1], p, err, sizeof err), 0);
+        for (int i = 0; i < n; i++) {
+            const dash_feature *a = &full[cuts[c] + i], *b = &p[i];
+            CHECK_INT(b->n_cos, DS - 1);
+            CHECK(!memcmp(a->cos_idx, b->cos_idx, sizeof *a->cos_idx * (size_t)(DS - 1)));
+            CHECK(!memcmp(a->cos_values, b->cos_values, sizeof *a->cos_values * (size_t)(DS - 1)));
+        }
+        dash_features_free(p, n);
+    }
+    /* the ties themselves: equal cosines, listed by increasing index */
+    int at6 = -1;
+    for (int k = 0; k < DS - 1; k++)
+        if (full[25].cos_idx[k] == 6) at6 = k;
+    CHECK(at6 >= 0 && at6 + 2 < DS - 1);
+    if (at6 >= 0 && at6 + 2 < DS - 1) {
+        CHECK(full[25].cos_idx[at6 + 1] == 7 && full[25].cos_idx[at6 + 2] == 12);
+        CHECK(full[25].cos_values[at6] == full[25].cos_values[at6 + 2]);
+    }
+    dash_features_free(full, DS);
     free(W);
     free(wte);
     free(WU);

@@ -9,6 +9,7 @@
 #include "engine/hfconfig.h"
 #include "gpu/backend.h"
 #include "gpu/blas.h"
+#include "gpu/cpu_avx512.h"
 #include "gpu/par.h"
 #include "tests/t.h"
 
@@ -263,6 +264,52 @@ TEST(backend_cpu_fused_ops_equal_their_parts)
     for (int i = 0; i < N * C; i++) worst = fmax(worst, fabs(ref[i] - got[i]));
     CHECK_NEAR(worst, 0.0, 1e-6);
     backend_close(b);
+}
+
+/* The AVX-512 attention kernels run four query rows at a time (and one for the rest); every
+ * score and weighted sum must still be cpu_avx512.h's formula bit for bit, whatever the row's
+ * place in its group, with queries offset into the keys (Tq < Tk) and head widths that are not
+ * a multiple of 16 or span two 64-wide passes. Probabilities above the diagonal are NaN: a
+ * kernel that read them would return NaN. */
+TEST(cpu_avx512_attention_kernels_follow_their_formulas)
+{
+    if (!cpu_avx512_usable()) {
+        t_skip("no AVX-512 on this processor");
+        return;
+    }
+    static const int shapes[][3] = {{7, 11, 64}, {128, 128, 64}, {5, 5, 40}, {1, 9, 64}, {9, 9, 80}, {6, 70, 16}};
+    uint64_t st = 777;
+    for (size_t c = 0; c < sizeof shapes / sizeof *shapes; c++) {
+        int Tq = shapes[c][0], Tk = shapes[c][1], hd = shapes[c][2], ld = hd + 3;
+        float *q = malloc(sizeof(float) * Tq * ld), *k = malloc(sizeof(float) * Tk * ld), *v = malloc(sizeof(float) * Tk * ld);
+        float *S = malloc(sizeof(float) * Tq * Tk), *P = malloc(sizeof(float) * Tq * Tk), *z = malloc(sizeof(float) * Tq * ld);
+        float *kT = malloc(sizeof(float) * hd * ((Tk + 15) / 16 * 16));
+        for (int i = 0; i < Tq * ld; i++) q[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
+        for (int i = 0; i < Tk * ld; i++) k[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
+        for (int i = 0; i < Tk * ld; i++) v[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
+        const float scale = 0.125f;
+        cpu_avx512_attn_scores(S, q, ld, k, ld, Tq, Tk, hd, scale, kT);
+        for (int t = 0; t < Tq; t++)
+            for (int s = 0; s < Tk; s++)
+                P[t * Tk + s] = s <= Tk - Tq + t ? (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19) : NAN;
+        cpu_avx512_attn_values(z, ld, P, v, ld, Tq, Tk, hd);
+        int bad_s = 0, bad_z = 0;
+        for (int t = 0; t < Tq; t++) {
+            for (int s = 0; s <= Tk - Tq + t; s++) {
+                float a = 0.0f;
+                for (int d = 0; d < hd; d++) a = a + q[t * ld + d] * k[s * ld + d];
+                bad_s += memcmp(&(float){a * scale}, &S[t * Tk + s], sizeof a) != 0;
+            }
+            for (int d = 0; d < hd; d++) {
+                float a = 0.0f;
+                for (int s = 0; s <= Tk - Tq + t; s++) a = a + P[t * Tk + s] * v[s * ld + d];
+                bad_z += memcmp(&a, &z[t * ld + d], sizeof a) != 0;
+            }
+        }
+        CHECK_INT(bad_s, 0);
+        CHECK_INT(bad_z, 0);
+        free(q), free(k), free(v), free(S), free(P), free(z), free(kT);
+    }
 }
 
 /* Large products are split into column (or row) blocks over the pool: every shape and
