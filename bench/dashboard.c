@@ -45,6 +45,7 @@
 #include "engine/sae.h"
 #include "tools/fixture.h"
 #include "gpu/blas.h"
+#include "gpu/par.h"
 
 #define T_CTX 128
 #define D_IN 768
@@ -217,6 +218,7 @@ typedef struct saed_out {
     int ok, n;
     char device[160];
     double wall, stats, weights, load;
+    double cpu;                   /* CPU seconds of the process (all threads) during dash_run */
     double fwd_s, enc_s, acc_s;   /* the statistics pass's phases, summed over every batch */
     double flops_fwd, flops_enc, mean_l0;
     char err[512];
@@ -240,6 +242,14 @@ static int progress(void *ud, const char *phase, int64_t done, int64_t total)
     return 0;
 }
 
+/* user + system seconds of this process, all threads */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void child_saed(const bench *bn, int n, void *out)
 {
     saed_out *so = out;
@@ -261,8 +271,10 @@ static void child_saed(const bench *bn, int n, void *out)
     o.progress = progress;
     o.ud = &t0;
     dash_run_result r;
+    double cpu0 = cpu_seconds();
     if (dash_run(m, s, bn->prompts, n, T_CTX, &o, &r, so->err, sizeof so->err)) return;
     so->wall = bench_now() - t0;
+    so->cpu = cpu_seconds() - cpu0;
     so->stats = r.seconds_stats;
     so->weights = r.seconds_weights;
     so->fwd_s = r.seconds_forward;
@@ -549,8 +561,8 @@ static void rmtree(const bench *bn)
 static void print_saed(const bench *bn, const saed_out *s, double rss, double peak)
 {
     double flops = s->flops_fwd + s->flops_enc, tokens = (double)s->n * T_CTX;
-    printf("saed dash_run %4d prompts x %d: %.1f s, %.0f tokens/s, peak RSS %.2f GB\n", s->n, T_CTX, s->wall,
-           tokens / s->wall, rss / 1e9);
+    printf("saed dash_run %4d prompts x %d: %.1f s, %.0f tokens/s, peak RSS %.2f GB, CPU time %.2f x wall on %d cores\n", s->n,
+           T_CTX, s->wall, tokens / s->wall, rss / 1e9, s->wall > 0 ? s->cpu / s->wall : 0, par_threads());
     printf("    statistics pass %.1f s (examples' values captured in it), weight-derived fields %.1f s\n", s->stats,
            s->weights);
     /* forward + encode alone bound the whole job's ratio: what it would be with free statistics */
