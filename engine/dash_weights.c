@@ -265,11 +265,13 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
     float *C = malloc((size_t)rb * width * sizeof *C);
     float *nrm = malloc((size_t)d_sae * sizeof *nrm), *inv = malloc((size_t)d_sae * sizeof *inv);
     float *edges = malloc((size_t)rb * ((size_t)o->logit_bins + 1) * sizeof *edges);
-    if (!C || !nrm || !inv || !edges) {
+    int *n_cos = calloc((size_t)n, sizeof *n_cos);
+    if (!C || !nrm || !inv || !edges || !n_cos) {
         free(C);
         free(nrm);
         free(inv);
         free(edges);
+        free(n_cos);
         return werr(err, errlen, "out of memory");
     }
     w.C = C;
@@ -291,23 +293,15 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
         int safe = 1;
         for (int b = 0; b < d_sae; b++) {
             safe &= nrm[b] == 0 || (nrm[b] > 1e-30f && nrm[b] < 1e30f);
-            inv[b] = nrm[b] > 0 ? 1.0f / nrm[b] : 0.0f;
+            inv[b] = inv_norm(nrm[b]);
         }
         w.inv = safe ? inv : NULL;
-        int *n_cos = calloc((size_t)n, sizeof *n_cos);
-        if (!n_cos) {
-            free(C);
-            free(nrm);
-            free(inv);
-            free(edges);
-            return werr(err, errlen, "out of memory");
-        }
         w.n_cos = n_cos;
         /* cos(a, b) = cos(b, a) bit for bit (the same products summed in the same order: blas.h),
          * so pairs inside [f0, f1) are computed once: block a0.. against columns [a0, d_sae)
          * offers its rows to itself and its columns in [a0 + m, f1) to those later features.
-         * Columns below f0 (outside the range) are computed for every block. */
-        /* at least four blocks, so that a range that fits one block still skips ~3/8 */
+         * Columns below f0 (outside the range) are computed for every block. At least four
+         * blocks, so that a range that fits one block still skips ~3/8 of the products. */
         int rc = rb < (n + 3) / 4 ? rb : (n + 3) / 4;
         if (rc < 8) rc = 8;
         for (int r0 = 0; r0 < n; r0 += rc) {
@@ -322,11 +316,11 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
             if (a0 + m < f1) par_for((size_t)(f1 - a0 - m), 64, cos_cols, &w);
         }
         for (int i = 0; i < n; i++) out[i].n_cos = n_cos[i];
-        free(n_cos);
     }
     free(C);
     free(nrm);
     free(inv);
     free(edges);
+    free(n_cos);
     return 0;
 }

@@ -1088,6 +1088,20 @@ static void scan_units(void *ctx, size_t begin, size_t end)
     if (oom || !sc) job->oom = 1;
 }
 
+/* Σx and Σx² of every input dimension over the batch's counted positions (zo, in position
+ * order), dimensions split over the pool: each sum still runs in position order. */
+static void sum_x(void *ctx, size_t k0, size_t k1)
+{
+    dash_acc *a = ctx;
+    for (int i = 0; i < a->n_zo; i++) {
+        const float *xr = a->x + (size_t)a->zo[i].p * a->d_in;
+        for (size_t k = k0; k < k1; k++) {
+            a->sx[k] += xr[k];
+            a->sx2[k] += (double)xr[k] * xr[k];
+        }
+    }
+}
+
 static int zpos_cmp(const void *x, const void *y)
 {
     const zpos *a = x, *b = y;
@@ -1133,14 +1147,8 @@ int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *
         if (mask && !mask[p]) continue;
         a->zo[a->n_zo].h = a->hp[p];
         a->zo[a->n_zo++].p = p;
-        if (a->x) {
-            const float *xr = a->x + (size_t)p * a->d_in;
-            for (int k = 0; k < a->d_in; k++) {
-                a->sx[k] += xr[k];
-                a->sx2[k] += (double)xr[k] * xr[k];
-            }
-        }
     }
+    if (a->x) par_for((size_t)a->d_in, 64, sum_x, a);
     if (a->o.interval_zeros && a->o.per_interval) qsort(a->zo, (size_t)a->n_zo, sizeof *a->zo, zpos_cmp);
     scan_job job = {a, 0};
     par_for((size_t)a->n_units, 1, scan_units, &job);
