@@ -108,6 +108,7 @@ AVX512 void cpu_avx512_masked_relu_row(float *o, const float *h, const float *th
         o[i] = on ? h[i] : 0.0f;
     }
 }
+
 /* Scores of R query rows (t..t+R-1) against keys [s0, s0 + 16·nb): the rows share every key
  * load and the R·nb independent sums hide the adds' latency. Each score is q·k summed in d
  * order (mul, then add) whatever R is, so blocking rows does not change a bit. */

@@ -1,7 +1,7 @@
 /* mem.c: see mem.h. */
 #include "gpu/mem.h"
 
-#include <stdint.h>   // defines: SIZE_MAX, uintptr_t
+#include <stdint.h>   // defines: SIZE_MAX
 #include <stdlib.h>   // defines: calloc, posix_memalign
 #include <string.h>   // defines: memset
 #include <sys/mman.h> // defines: madvise, MADV_HUGEPAGE
