@@ -13,8 +13,10 @@ double bench_now(void);
 
 /* OpenBLAS's single-precision GEMM rate in GFLOP/s on n×n matrices with its own threads, one
  * per core (bench_sgemm_threads; saed itself runs OpenBLAS one thread per block, gpu/blas.h):
- * best of three timed runs after one that warms threads and caches up. */
-double bench_sgemm_gflops(int n);
+ * sustained, over two seconds of back-to-back runs after one that warms threads and caches up,
+ * as the jobs measured against it run for minutes. *burst (when not NULL): the fastest single
+ * run's rate, which on a shared VM catches turbo bursts a long job does not see. */
+double bench_sgemm_gflops(int n, double *burst);
 /* The threads that measurement uses: OPENBLAS_NUM_THREADS when set, else the online cores. */
 int bench_sgemm_threads(void);
 

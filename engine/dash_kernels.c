@@ -77,6 +77,23 @@ int dk_nonzeros(const float *row, int n, int32_t *idx)
 int dk_nonzeros(const float *row, int n, int32_t *idx) { return nz_generic(row, n, idx); }
 #endif
 
+int dk_set_bits(const uint64_t *words, int bit0, int n, int32_t *idx)
+{
+    int k = 0;
+    if (n <= 0) return 0;
+    const int end = bit0 + n;
+    for (int w = bit0 / 64; w * 64 < end; w++) {
+        uint64_t m = words[w];
+        if (w * 64 < bit0) m &= ~(uint64_t)0 << (bit0 - w * 64);
+        if (end - w * 64 < 64) m &= ((uint64_t)1 << (end - w * 64)) - 1;
+        while (m) {
+            idx[k++] = w * 64 + __builtin_ctzll(m) - bit0;
+            m &= m - 1;
+        }
+    }
+    return k;
+}
+
 /* ---- Σ f·x ---- */
 
 typedef double v2d __attribute__((vector_size(16))); /* GCC vector extension: SSE2/NEON or emulated */

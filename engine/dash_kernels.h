@@ -19,6 +19,9 @@ typedef struct dk_pv {
 /* Writes the indices q (ascending) where row[q]'s bit pattern is not +0.0 — any value other
  * than +0.0, including -0.0 and NaN — and returns how many. idx holds n entries. */
 int dk_nonzeros(const float *row, int n, int32_t *idx);
+/* The same from a bitmap: the i in [0, n) (ascending) whose bit bit0 + i is set, bit b being
+ * bit b%64 of words[b/64]. */
+int dk_set_bits(const uint64_t *words, int bit0, int n, int32_t *idx);
 
 /* c[k] += e[i].v · x[e[i].p·d + k] for i = 0..m-1 in that order, k < d, in double: the same
  * rounding as that scalar loop. x: (rows, d) float, c: (d) double. */

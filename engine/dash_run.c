@@ -38,6 +38,8 @@ typedef struct pipe {
     float *f_dev;    /* backend (Bmax·T, d_sae) */
     float *f_host;   /* (Bmax·T, d_sae); f_dev itself on host-memory backends */
     dash_fetch *fetch; /* device backends: f_dev → f_host (only the non-zeros cross) */
+    uint64_t *map;   /* host-memory backends: f's non-zeros, ⌈d_sae/64⌉ words per row */
+    int mapped;      /* the last batch's encode filled map */
 } pipe;
 
 static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size_t errlen)
@@ -61,6 +63,9 @@ static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size
     if (be->host_memory) {
         p->x_dev = p->x_host;
         p->f_host = p->f_dev;
+        /* the encode marks the non-zeros as it writes them: the statistics then find them
+         * without reading the dense (B·T, d_sae) block once more */
+        if (be->bias_masked_relu_map) p->map = malloc(sizeof(uint64_t) * rows * (((size_t)p->d_sae + 63) / 64));
     } else {
         p->f_host = malloc(sizeof(float) * rows * p->d_sae);
         p->x_dev = be->alloc(be, sizeof(float) * rows * p->D);
@@ -81,6 +86,7 @@ static void pipe_free(pipe *p)
         if (p->x_dev) be->release(be, p->x_dev);
     }
     free(p->x_host);
+    free(p->map);
     if (be && p->f_dev) be->release(be, p->f_dev);
     dash_fetch_free(p->fetch);
 }
@@ -99,9 +105,9 @@ static int pipe_batch(pipe *p, const int32_t *ids, int B, double *secs, char *er
     secs[0] += t1 - t0;
     size_t rows = (size_t)B * p->T;
     int host = be->host_memory;
-    if ((!host && be->upload(be, p->x_dev, p->x_host, sizeof(float) * rows * p->D)) ||
-        sae_encode(p->s, p->x_dev, (int)rows, p->f_dev, err, errlen) ||
-        (!host && dash_fetch_run(p->fetch, p->f_dev, rows, p->f_host, err, errlen))) {
+    if (!host && be->upload(be, p->x_dev, p->x_host, sizeof(float) * rows * p->D)) p->mapped = -1;
+    else p->mapped = sae_encode_map(p->s, p->x_dev, (int)rows, p->f_dev, p->map, err, errlen);
+    if (p->mapped < 0 || (!host && dash_fetch_run(p->fetch, p->f_dev, rows, p->f_host, err, errlen))) {
         if (!*err) snprintf(err, errlen, "encode: %s", backend_error(be));
         return -1;
     }
@@ -153,7 +159,10 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
         res->seconds_encode += secs[1];
         double ta = now_s();
         for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = ids[i] != o->bos_id;
-        if (dash_acc_add_rows(acc, p.f_host + f0, (size_t)p.d_sae, mask, B, b0, p.x_host, err, errlen)) goto out;
+        dash_nzmap nz = {p.map, ((size_t)p.d_sae + 63) / 64, f0};
+        if (dash_acc_add_map(acc, p.f_host + f0, (size_t)p.d_sae, p.mapped > 0 ? &nz : NULL, mask, B, b0, p.x_host, err,
+                             errlen))
+            goto out;
         res->seconds_accumulate += now_s() - ta;
         res->tokens += (int64_t)B * T;
         if (o->progress && o->progress(o->ud, "statistics", b0 + B, n)) {

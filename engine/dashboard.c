@@ -9,7 +9,7 @@
 #include <string.h>
 
 
-#include "engine/dash_kernels.h" // defines: dk_nonzeros, dk_accum_rows, dk_pv
+#include "engine/dash_kernels.h" // defines: dk_nonzeros, dk_set_bits, dk_accum_rows, dk_pv
 #include "engine/dashboard.h"    // defines: dash_acc API, dash_feature, options
 #include "gpu/mem.h"             // defines: mem_zalloc
 #include "gpu/par.h"             // defines: par_for
@@ -175,6 +175,7 @@ struct dash_acc {
     /* per batch */
     size_t ld;                /* floats between consecutive positions' rows of acts */
     const float *acts;
+    const dash_nzmap *map;    /* where acts' non-zeros are, or NULL */
     const uint8_t *mask;
     const float *x;
     int N;
@@ -988,7 +989,8 @@ static int unit_scan(dash_acc *a, unit *u, dash_scratch *sc, int nband)
                 (cap && grow_to(&sc->xm, &sc->c_xm, nx + (size_t)nb, sizeof *sc->xm)))
                 return -1;
             const float *row = a->acts + (size_t)p * a->ld + lo;
-            int k = dk_nonzeros(row, nb, sc->nz);
+            int k = a->map ? dk_set_bits(a->map->bits + (size_t)p * a->map->words, a->map->bit0 + lo, nb, sc->nz)
+                           : dk_nonzeros(row, nb, sc->nz);
             for (int i = 0; i < k; i++) {
                 int q = sc->nz[i];
                 float v = row[q];
@@ -1118,8 +1120,16 @@ int dash_acc_add(dash_acc *a, const float *acts, const uint8_t *mask, int B, int
 int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *mask, int B, int64_t prompt0,
                       const float *x, char *err, size_t errlen)
 {
+    return dash_acc_add_map(a, acts, ld, NULL, mask, B, prompt0, x, err, errlen);
+}
+
+int dash_acc_add_map(dash_acc *a, const float *acts, size_t ld, const dash_nzmap *map, const uint8_t *mask, int B,
+                     int64_t prompt0, const float *x, char *err, size_t errlen)
+{
     if (B < 0 || (B > 0 && !acts)) return set_err(err, errlen, "dash_acc_add: no activations");
     if (ld < (size_t)a->F) return set_err(err, errlen, "dash_acc_add: row stride below the feature count");
+    if (map && (!map->bits || map->bit0 < 0 || (size_t)map->bit0 + (size_t)a->F > map->words * 64))
+        return set_err(err, errlen, "dash_acc_add: the non-zero map does not cover the feature range");
     if (a->d_in > 0 && B > 0 && !x) return set_err(err, errlen, "dash_acc_add: x is required when d_in > 0");
     if (prompt0 < 0 || prompt0 < a->next_prompt)
         return set_err(err, errlen, "dash_acc_add: prompts must be fed in increasing order");
@@ -1137,6 +1147,7 @@ int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *
     }
     a->acts = acts;
     a->ld = ld;
+    a->map = map;
     a->mask = mask;
     a->x = a->d_in > 0 ? x : NULL;
     a->N = (int)N;
@@ -1156,6 +1167,7 @@ int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *
     a->n_unmasked += a->n_zo;
     a->next_prompt = prompt0 + B;
     a->acts = NULL;
+    a->map = NULL;
     a->mask = NULL;
     a->x = NULL;
     if (job.oom) return set_err(err, errlen, "dash_acc_add: out of memory");

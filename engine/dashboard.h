@@ -200,6 +200,18 @@ int dash_acc_add(dash_acc *a, const float *acts, const uint8_t *mask, int B, int
  * caller holding all d_sae features of a batch passes its range without copying it. */
 int dash_acc_add_rows(dash_acc *a, const float *acts, size_t ld, const uint8_t *mask, int B, int64_t prompt0,
                       const float *x, char *err, size_t errlen);
+/* Where acts' non-zeros are: position r's feature f0 + q (acts[r·ld + q]) is non-zero (any bit
+ * pattern but +0.0) exactly when bit bit0 + q of bits[r·words ..] is set (bit b: bit b%64 of
+ * word b/64), as sae_encode_map leaves it for all d_sae features with bit0 = f0. */
+typedef struct dash_nzmap {
+    const uint64_t *bits;
+    size_t words;
+    int bit0;
+} dash_nzmap;
+/* dash_acc_add_rows that takes the non-zeros from map (NULL: scans acts for them); the
+ * results are the same bits either way. */
+int dash_acc_add_map(dash_acc *a, const float *acts, size_t ld, const dash_nzmap *map, const uint8_t *mask, int B,
+                     int64_t prompt0, const float *x, char *err, size_t errlen);
 
 /* Heap bytes the accumulator holds now (scratch for the largest batch included). */
 size_t dash_acc_bytes(const dash_acc *a);

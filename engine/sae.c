@@ -563,6 +563,11 @@ static int norm_factors(sae *s, const float *x, int N, float *f, char *err, size
 
 int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen)
 {
+    return sae_encode_map(s, x, N, f, NULL, err, errlen) < 0 ? -1 : 0;
+}
+
+int sae_encode_map(sae *s, const float *x, int N, float *f, uint64_t *map, char *err, size_t errlen)
+{
     saed_backend *be = s->be;
     const sae_cfg *c = &s->cfg;
     const int D = c->d_in, S = c->d_sae;
@@ -594,6 +599,11 @@ int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen
     const float *thr = c->arch == SAE_JUMPRELU || c->arch == SAE_JUMPRELU_TRANSCODER ? s->t[T_THRESHOLD].dev : NULL;
     int fused = be->bias_masked_relu && (thr || c->arch == SAE_STANDARD || c->arch == SAE_TRANSCODER ||
                                          c->arch == SAE_SKIP_TRANSCODER);
+    if (fused && map && be->bias_masked_relu_map) {
+        if (be->bias_masked_relu_map(be, f, b, thr, N, S, map)) goto be_err;
+        rc = 1;
+        goto done;
+    }
     if (fused) {
         if (be->bias_masked_relu(be, f, b, thr, N, S)) goto be_err;
         rc = 0;

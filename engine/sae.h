@@ -110,6 +110,11 @@ float sae_cfg_row_divisor(const sae_cfg *c);
 
 /* Encode (N,d_in) → (N,d_sae) dense feature activations; both in backend memory. */
 int sae_encode(sae *s, const float *x, int N, float *f, char *err, size_t errlen);
+/* sae_encode that, where the backend can (bias_masked_relu_map) and the activation is
+ * element-wise (standard, JumpReLU, transcoders), also marks f's non-zeros in map (host
+ * memory, ⌈d_sae/64⌉ words per row, feature i is bit i%64 of word i/64): 1 when it did, 0 when
+ * map was left alone, -1 with err. */
+int sae_encode_map(sae *s, const float *x, int N, float *f, uint64_t *map, char *err, size_t errlen);
 /* Decode (N,d_sae) → (N,d_out) (skip transcoders: needs x for the skip connection;
  * constant_norm_rescale and layer_norm: needs x, whose per-token statistics norm_out undoes;
  * else x may be NULL). Backend memory. */

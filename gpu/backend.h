@@ -78,6 +78,11 @@ struct saed_backend {
      * values as add_bias then masked_relu without a second pass over x. Optional (NULL: the
      * engine calls the two). */
     int (*bias_masked_relu)(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C);
+    /* bias_masked_relu that also marks where the result is non-zero in map (host memory, ⌈C/64⌉
+     * words per row; column c is bit c%64 of word c/64), so that a reader of the sparse result
+     * need not scan x again. Optional (NULL: no map; host-memory backends only). */
+    int (*bias_masked_relu_map)(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C,
+                                uint64_t *map);
     /* x (N,C) *= s (C) broadcast over rows. */
     int (*scale_cols)(saed_backend *b, float *x, const float *s, int N, int C);
     /* Row r of x (N,C) becomes x[r]·scale[r] + shift[r]; scale and shift (N) are host memory,

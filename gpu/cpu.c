@@ -59,6 +59,7 @@ static int cpu_gemm(saed_backend *b, int ta, int tb, int M, int N, int K, float 
 typedef struct row_job {
     float *out, *x;
     const float *in, *w, *bias, *a, *b;
+    uint64_t *map;            /* bias_masked_relu_map: ⌈C/64⌉ words per row */
     int C;
     float eps;
 } row_job;
@@ -470,16 +471,27 @@ static void bias_relu_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
     const int C = j->C, wide = cpu_avx512_usable();
+    const size_t words = ((size_t)C + 63) / 64;
     for (size_t r = r0; r < r1; r++) {
-        float *x = j->x + r * (size_t)C;   /* one row (in cache) through both steps */
+        float *x = j->x + r * (size_t)C;   /* one row (in cache) through every step */
+        uint64_t *map = j->map ? j->map + r * words : NULL;
         if (wide) {
             cpu_avx512_add_row(x, j->bias, C);
             cpu_avx512_masked_relu_row(x, x, j->w, NULL, C);
+            if (map) cpu_avx512_nonzero_bits(x, C, map);
             continue;
         }
         for (int i = 0; i < C; i++) {
             float v = x[i] + j->bias[i];
             x[i] = v > 0.0f && (!j->w || v > j->w[i]) ? v : 0.0f;
+        }
+        if (map) {
+            memset(map, 0, words * sizeof *map);
+            for (int i = 0; i < C; i++) {
+                uint32_t bits;
+                memcpy(&bits, x + i, sizeof bits);
+                if (bits) map[i / 64] |= (uint64_t)1 << (i % 64);
+            }
         }
     }
 }
@@ -488,6 +500,15 @@ static int cpu_bias_masked_relu(saed_backend *b, float *x, const float *bias, co
 {
     (void)b;
     row_job j = {.x = x, .bias = bias, .w = thr, .C = C};
+    par_for((size_t)N, 16, bias_relu_rows, &j);
+    return 0;
+}
+
+static int cpu_bias_masked_relu_map(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C,
+                                    uint64_t *map)
+{
+    (void)b;
+    row_job j = {.x = x, .bias = bias, .w = thr, .map = map, .C = C};
     par_for((size_t)N, 16, bias_relu_rows, &j);
     return 0;
 }
@@ -599,6 +620,7 @@ saed_backend *backend_cpu_open(void)
     b->topk_rows = cpu_topk_rows;
     b->masked_relu = cpu_masked_relu;
     b->bias_masked_relu = cpu_bias_masked_relu;
+    b->bias_masked_relu_map = cpu_bias_masked_relu_map;
     b->scale_cols = cpu_scale_cols;
     b->scale_rows = cpu_scale_rows;
     b->scatter_rows = cpu_scatter_rows;

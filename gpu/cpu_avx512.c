@@ -5,6 +5,7 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h> // defines: _mm512_* intrinsics
 #include <pthread.h>   // defines: pthread_once
+#include <string.h>    // defines: memcpy
 
 #define AVX512 __attribute__((target("avx512f")))
 
@@ -106,6 +107,28 @@ AVX512 void cpu_avx512_masked_relu_row(float *o, const float *h, const float *th
     for (; i < C; i++) {
         int on = h[i] > 0.0f && (!thr || h[i] > thr[i]) && (!gate || gate[i] > 0.0f);
         o[i] = on ? h[i] : 0.0f;
+    }
+}
+
+AVX512 void cpu_avx512_nonzero_bits(const float *x, int C, uint64_t *map)
+{
+    int i = 0;
+    for (; i + 64 <= C; i += 64) {
+        uint64_t w = 0;
+        for (int q = 0; q < 4; q++) {
+            __m512i v = _mm512_loadu_si512((const void *)(x + i + 16 * q));
+            w |= (uint64_t)_mm512_test_epi32_mask(v, v) << (16 * q);
+        }
+        map[i / 64] = w;
+    }
+    if (i < C) {
+        uint64_t w = 0;
+        for (int q = i; q < C; q++) {
+            uint32_t b;
+            memcpy(&b, x + q, sizeof b);
+            if (b) w |= (uint64_t)1 << (q - i);
+        }
+        map[i / 64] = w;
     }
 }
 
@@ -288,6 +311,7 @@ void cpu_avx512_masked_relu_row(float *o, const float *h, const float *thr, cons
 {
     (void)o; (void)h; (void)thr; (void)gate; (void)C;
 }
+void cpu_avx512_nonzero_bits(const float *x, int C, uint64_t *map) { (void)x; (void)C; (void)map; }
 void cpu_avx512_attn_scores(float *S, const float *q, int ldq, const float *k, int ldk, int Tq, int Tk, int hd,
                             float scale, float *kT)
 {

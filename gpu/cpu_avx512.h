@@ -7,6 +7,7 @@
 #define SAED_GPU_CPU_AVX512_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 int cpu_avx512_usable(void);
 
@@ -20,6 +21,9 @@ void cpu_avx512_add_row(float *x, const float *bias, int C);
 void cpu_avx512_ln_row(float *o, const float *x, float m, float rstd, const float *w, const float *b, int C);
 /* o[i] = h[i] if h[i] > 0, (thr NULL or h[i] > thr[i]) and (gate NULL or gate[i] > 0), else 0 */
 void cpu_avx512_masked_relu_row(float *o, const float *h, const float *thr, const float *gate, int C);
+/* map (⌈C/64⌉ words): bit i%64 of word i/64 set where x[i]'s bits are not all zero, i < C;
+ * the unused high bits of the last word are 0. */
+void cpu_avx512_nonzero_bits(const float *x, int C, uint64_t *map);
 
 /* Causal attention scores of one head: S[t][s] = (Σ_d q[t][d]·k[s][d], d in order)·scale for
  * s ≤ Tk − Tq + t (the query's absolute position); entries above are left for the softmax to

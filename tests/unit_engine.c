@@ -266,6 +266,41 @@ TEST(backend_cpu_fused_ops_equal_their_parts)
     backend_close(b);
 }
 
+/* bias_masked_relu_map writes bias_masked_relu's values and sets exactly the bits of the
+ * non-zero results: rows of 150 columns cover two full 64-bit words and a tail of 22, with the
+ * bits past column 150 left 0. */
+TEST(backend_cpu_relu_map_marks_the_nonzeros)
+{
+    saed_backend *b = backend_cpu_open();
+    enum { N = 5, C = 150, W = (C + 63) / 64 };
+    static float x[N * C], ref[N * C], got[N * C], bias[C], thr[C];
+    uint64_t map[N * W];
+    uint64_t st = 99;
+    for (int i = 0; i < N * C; i++) x[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
+    for (int i = 0; i < C; i++) {
+        bias[i] = (float)((i % 7) - 3) * 0.05f;
+        thr[i] = (float)(i % 5) * 0.04f;
+    }
+    for (int with_thr = 0; with_thr < 2; with_thr++) {
+        memcpy(ref, x, sizeof x);
+        memcpy(got, x, sizeof x);
+        memset(map, 0xa5, sizeof map);
+        CHECK_INT(b->bias_masked_relu(b, ref, bias, with_thr ? thr : NULL, N, C), 0);
+        CHECK_INT(b->bias_masked_relu_map(b, got, bias, with_thr ? thr : NULL, N, C, map), 0);
+        CHECK(memcmp(ref, got, sizeof ref) == 0);
+        int wrong = 0, set = 0;
+        for (int r = 0; r < N; r++)
+            for (int c = 0; c < W * 64; c++) {
+                int bit = (int)(map[r * W + c / 64] >> (c % 64) & 1), want = c < C && got[r * C + c] != 0.0f;
+                wrong += bit != want;
+                set += bit;
+            }
+        CHECK_INT(wrong, 0);
+        CHECK(set > 50 && set < N * C - 50);
+    }
+    backend_close(b);
+}
+
 /* The AVX-512 attention kernels run four query rows at a time (and one for the rest); every
  * score and weighted sum must still be cpu_avx512.h's formula bit for bit, whatever the row's
  * place in its group, with queries offset into the keys (Tq < Tk) and head widths that are not
