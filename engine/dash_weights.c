@@ -15,7 +15,7 @@
 
 /* Floats per GEMM output block (128 MB): several hundred rows, so that OpenBLAS's packing of the
  * whole W_U (154 MB for GPT-2) or W_dec per call is small next to the product. */
-#define BLOCK_FLOATS (32u << 20)
+#define BLOCK_FLOATS (64u << 20)
 #define SCAN_CHUNK 4096         /* values per filtered scan of a row (dk_outside) */
 
 void dash_wopts_default(dash_wopts *o)
