@@ -77,8 +77,9 @@
  * without correlated neurons/features) next to 0.5 s for the encode GEMM; about 800 MB of
  * state (Σ f·x 151 MB, pair sums 201 MB, distributions 79 MB, captured values ~250 MB,
  * interval survivors ~70 MB), flat in the number of prompts. Per batch, each work unit (a
- * correlated-feature block; one thread each): one read of the dense (B,T,F) input with
- * 16-value mask tests, the non-zeros regrouped by feature with a stable counting sort (every
+ * correlated-feature block; one thread each): the non-zeros found from the encode's bitmap
+ * (dash_acc_add_map) or by one read of the dense (B,T,F) input with 16-value mask tests,
+ * then regrouped by feature with a stable counting sort (every
  * feature still sees them in position order), the pair sums applied tile by tile, then each
  * feature's whole batch applied at once with its state hot in cache. The Σ f·x rows
  * (nnz·d_in multiply-adds in double, reading x rows from the last-level cache) take about 30%
