@@ -229,6 +229,18 @@ TEST(backend_cpu_ops_against_formulas)
     backend_close(b);
 }
 
+/* Inputs for the encode's activation ops: x (N,C) in [-0.5, 0.5) from an LCG seeded with st,
+ * biases in [-0.15, 0.15] and JumpReLU thresholds in [0, 0.16], so that both sides of the
+ * activation occur. */
+static void relu_inputs(float *x, int N, int C, float *bias, float *thr, uint64_t st)
+{
+    for (int i = 0; i < N * C; i++) x[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
+    for (int i = 0; i < C; i++) {
+        bias[i] = (float)((i % 7) - 3) * 0.05f;
+        thr[i] = (float)(i % 5) * 0.04f;
+    }
+}
+
 /* The one-pass ops give the bits of the ops they replace: bias + activation (the encode) and
  * fill-then-accumulate against GEMM-then-bias (up to the order of one addition). Rows of 37
  * columns exercise the vector loops' tails. */
@@ -237,12 +249,7 @@ TEST(backend_cpu_fused_ops_equal_their_parts)
     saed_backend *b = backend_cpu_open();
     enum { N = 5, C = 37, K = 19 };
     float x[N * C], bias[C], thr[C], ref[N * C], got[N * C], A[N * K], W[K * C];
-    uint64_t st = 12345;
-    for (int i = 0; i < N * C; i++) x[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
-    for (int i = 0; i < C; i++) {
-        bias[i] = (float)((i % 7) - 3) * 0.05f;
-        thr[i] = (float)(i % 5) * 0.04f;
-    }
+    relu_inputs(x, N, C, bias, thr, 12345);
     for (int with_thr = 0; with_thr < 2; with_thr++) {
         memcpy(ref, x, sizeof x);
         memcpy(got, x, sizeof x);
@@ -275,12 +282,7 @@ TEST(backend_cpu_relu_map_marks_the_nonzeros)
     enum { N = 5, C = 150, W = (C + 63) / 64 };
     static float x[N * C], ref[N * C], got[N * C], bias[C], thr[C];
     uint64_t map[N * W];
-    uint64_t st = 99;
-    for (int i = 0; i < N * C; i++) x[i] = (float)((double)(st = st * 6364136223846793005ULL + 1) / 1.8e19 - 0.5);
-    for (int i = 0; i < C; i++) {
-        bias[i] = (float)((i % 7) - 3) * 0.05f;
-        thr[i] = (float)(i % 5) * 0.04f;
-    }
+    relu_inputs(x, N, C, bias, thr, 99);
     for (int with_thr = 0; with_thr < 2; with_thr++) {
         memcpy(ref, x, sizeof x);
         memcpy(got, x, sizeof x);
