@@ -64,7 +64,7 @@ static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size
         p->x_dev = p->x_host;
         p->f_host = p->f_dev;
         /* the encode marks the non-zeros as it writes them: the statistics then find them
-         * without reading the dense (B·T, d_sae) block once more */
+         * without reading the dense (B·T, d_sae) block once more (no map: they scan it) */
         if (be->bias_masked_relu_map) p->map = malloc(sizeof(uint64_t) * rows * (((size_t)p->d_sae + 63) / 64));
     } else {
         p->f_host = malloc(sizeof(float) * rows * p->d_sae);
