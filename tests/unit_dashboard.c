@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dash_kernels.h"
 #include "engine/dashboard.h"
 #include "tests/t.h"
 
@@ -522,6 +523,37 @@ TEST(dashboard_deterministic_across_batch_sizes)
     }
     dash_features_free(ref, d.F);
     ds_free(&d);
+}
+
+/* dk_set_bits against a bit-by-bit loop, and against dk_nonzeros on the row the bits describe,
+ * for every start bit in [0, 130) and lengths across word boundaries, at three densities. */
+TEST(dash_kernels_set_bits_match_brute_force)
+{
+    enum { W = 5 };
+    uint64_t words[W], s = 7;
+    int32_t got[W * 64], ref[W * 64], nz[W * 64];
+    float row[W * 64];
+    int bad = 0, total = 0;
+    for (int dens = 0; dens < 3; dens++) {
+        for (int w = 0; w < W; w++) {
+            uint64_t a = rng_next(&s), b = rng_next(&s);
+            words[w] = dens == 0 ? a & b & rng_next(&s) : dens == 1 ? a : ~(a & b);
+        }
+        for (int bit0 = 0; bit0 < 130; bit0++)
+            for (int n = 0; bit0 + n <= W * 64; n += 1 + n / 3) {
+                int k = dk_set_bits(words, bit0, n, got), m = 0;
+                for (int i = 0; i < n; i++) {
+                    int on = (int)(words[(bit0 + i) / 64] >> ((bit0 + i) % 64) & 1);
+                    if (on) ref[m++] = i;
+                    row[i] = on ? 1.0f + (float)i : 0.0f;
+                }
+                bad += k != m || memcmp(got, ref, (size_t)m * sizeof *got) != 0;
+                bad += dk_nonzeros(row, n, nz) != m || memcmp(nz, ref, (size_t)m * sizeof *nz) != 0;
+                total += m;
+            }
+    }
+    CHECK_INT(bad, 0);
+    CHECK(total > 100000);
 }
 
 /* dash_acc_add_map finds the non-zeros in a bitmap instead of scanning acts: same results, bit
