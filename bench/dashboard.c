@@ -329,8 +329,8 @@ typedef struct split_out {
 } split_out;
 
 /* The same steps as dash_run's pipe_batch + dash_acc_add_map (values captured, the encode's
- * output and its map of non-zeros read in place on host-memory backends), timed one by one on the second of two batches
- * (the first warms caches and fills the accumulator's scratch). On a device the encode is
+ * output and its map of non-zeros read in place on host-memory backends), timed one by one on
+ * the second of two batches (the first warms caches and fills the accumulator's scratch). On a device the encode is
  * followed by a 4-byte download, so that its time is the device's. */
 static void child_split(const bench *bn, void *out)
 {

@@ -38,7 +38,8 @@ typedef struct pipe {
     float *f_dev;    /* backend (Bmax·T, d_sae) */
     float *f_host;   /* (Bmax·T, d_sae); f_dev itself on host-memory backends */
     dash_fetch *fetch; /* device backends: f_dev → f_host (only the non-zeros cross) */
-    uint64_t *map;   /* host-memory backends: f's non-zeros, ⌈d_sae/64⌉ words per row */
+    uint64_t *map;   /* host-memory backends: f's non-zeros, map_words per row */
+    size_t map_words; /* ⌈d_sae/64⌉ */
     int mapped;      /* the last batch's encode filled map */
 } pipe;
 
@@ -65,7 +66,8 @@ static int pipe_init(pipe *p, model *m, sae *s, int T, int Bmax, char *err, size
         p->f_host = p->f_dev;
         /* the encode marks the non-zeros as it writes them: the statistics then find them
          * without reading the dense (B·T, d_sae) block once more (no map: they scan it) */
-        if (be->bias_masked_relu_map) p->map = malloc(sizeof(uint64_t) * rows * (((size_t)p->d_sae + 63) / 64));
+        p->map_words = ((size_t)p->d_sae + 63) / 64;
+        if (be->bias_masked_relu_map) p->map = malloc(sizeof(uint64_t) * rows * p->map_words);
     } else {
         p->f_host = malloc(sizeof(float) * rows * p->d_sae);
         p->x_dev = be->alloc(be, sizeof(float) * rows * p->D);
@@ -159,7 +161,7 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
         res->seconds_encode += secs[1];
         double ta = now_s();
         for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = ids[i] != o->bos_id;
-        dash_nzmap nz = {p.map, ((size_t)p.d_sae + 63) / 64, f0};
+        dash_nzmap nz = {p.map, p.map_words, f0};
         if (dash_acc_add_map(acc, p.f_host + f0, (size_t)p.d_sae, p.mapped > 0 ? &nz : NULL, mask, B, b0, p.x_host, err,
                              errlen))
             goto out;

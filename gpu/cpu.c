@@ -496,14 +496,6 @@ static void bias_relu_rows(void *ctx, size_t r0, size_t r1)
     }
 }
 
-static int cpu_bias_masked_relu(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C)
-{
-    (void)b;
-    row_job j = {.x = x, .bias = bias, .w = thr, .C = C};
-    par_for((size_t)N, 16, bias_relu_rows, &j);
-    return 0;
-}
-
 static int cpu_bias_masked_relu_map(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C,
                                     uint64_t *map)
 {
@@ -511,6 +503,11 @@ static int cpu_bias_masked_relu_map(saed_backend *b, float *x, const float *bias
     row_job j = {.x = x, .bias = bias, .w = thr, .map = map, .C = C};
     par_for((size_t)N, 16, bias_relu_rows, &j);
     return 0;
+}
+
+static int cpu_bias_masked_relu(saed_backend *b, float *x, const float *bias, const float *thr, int N, int C)
+{
+    return cpu_bias_masked_relu_map(b, x, bias, thr, N, C, NULL);
 }
 
 static void scale_cols_rows(void *ctx, size_t r0, size_t r1)
