@@ -18,6 +18,19 @@
 
 typedef struct saed_backend saed_backend;
 
+/* The element-wise activations of the model families: GPT-2's gelu_new / HF's
+ * gelu_pytorch_tanh (one formula), the exact erf GELU (HF "gelu"), and SiLU. */
+typedef enum backend_act { ACT_GELU_TANH = 0, ACT_GELU_ERF, ACT_SILU } backend_act;
+
+/* The shape of one attention call. */
+typedef struct attn_shape {
+    int B, Tq, Tk;      /* sequences; query rows and key rows (cached + new) per sequence */
+    int NH, NKV, hd;    /* query heads, key/value heads (NH % NKV == 0), floats per head */
+    float scale;        /* multiplies q·k (GPT-2 and Llama: 1/sqrt(hd)) */
+    float softcap;      /* > 0: a score s becomes softcap·tanh(s/softcap) before the mask */
+    int window;         /* > 0: a query at position p sees keys p-window+1 .. p only */
+} attn_shape;
+
 /* GEMM precision on backends that have a choice (SAED_GPU_PRECISION): fp32 as the CPU, or
  * tensor-core products of tf32 / bf16-rounded inputs accumulated in fp32. The CPU is always
  * fp32. */
@@ -60,12 +73,14 @@ struct saed_backend {
                  int C, int pos0);
     /* dst rows (stride ldd) = src rows (stride lds), rows × width elements. */
     int (*copy2d)(saed_backend *b, float *dst, int ldd, const float *src, int lds, int rows, int width);
-    /* Causal multi-head attention. q: (B,Tq,NH·hd) with row stride ldq; k, v: (B,Tk,NH·hd)
-     * with row stride ldkv and batch stride sbkv (elements). Query t sits at absolute position
-     * Tk - Tq + t and attends to keys 0..that position. z: (B,Tq,NH·hd) dense. pattern, when
-     * not NULL: (B,NH,Tq,Tk) softmax probabilities (0 above the diagonal). */
+    /* Causal multi-head attention over the shape in s (attn_shape above). q: (B,Tq,NH·hd) with
+     * row stride ldq; k, v: (B,Tk,NKV·hd) with row stride ldkv and batch stride sbkv
+     * (elements). Query t sits at absolute position Tk - Tq + t and attends to keys
+     * 0..that position (the last `window` of them when s->window > 0); query head h reads
+     * key/value head h / (NH/NKV). z: (B,Tq,NH·hd) dense. pattern, when not NULL:
+     * (B,NH,Tq,Tk) softmax probabilities (0 where masked). */
     int (*attention)(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
-                     const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd);
+                     const float *v, int ldkv, long sbkv, const struct attn_shape *s);
     /* Per-row argmax of x (N,C) into idx (host memory). */
     int (*argmax_rows)(saed_backend *b, int32_t *idx, const float *x, int N, int C);
     /* Per-row top k of x (N,C), largest first (ties: lower index first), into host vals and
@@ -98,6 +113,24 @@ struct saed_backend {
      * hand over sparse feature activations instead of the dense matrix. */
     int (*nonzeros)(saed_backend *b, int64_t *rowptr, int32_t *cols, float *vals, size_t cap, const float *x, int N,
                     int ld, int c0, int F);
+    /* The ops below serve the rotary families (Llama, Gemma-2, GPT-NeoX); a backend without
+     * them still runs GPT-2 (model_load names the missing op otherwise). */
+    /* out (N,C) = inp / sqrt(mean(inp²) + eps) · w, the mean and the division in float32 as
+     * HF's RMSNorm computes them; w NULL: no weight. out may equal inp. */
+    int (*rmsnorm)(saed_backend *b, float *out, const float *inp, const float *w, int N, int C, float eps);
+    /* Rotary position embedding in place. x: B·T rows at row stride ld, each holding nh heads
+     * of hd floats from its start; in every head the first rot dims (rot even, <= hd) are
+     * rotated in HF's half-split layout (pairs i, i + rot/2) and the rest left alone. cs:
+     * (positions, rot) rows in backend memory, row p = [cos(p·f_i) | sin(p·f_i)] for
+     * i < rot/2; row r of x sits at position pos0 + r % T. */
+    int (*rotary)(saed_backend *b, float *x, int ld, int B, int T, int nh, int hd, int rot, const float *cs,
+                  int pos0);
+    /* out = act(in), n elements; out may equal in. */
+    int (*act)(saed_backend *b, float *out, const float *in, size_t n, backend_act a);
+    /* out = act(gate) · up element-wise (SwiGLU, GeGLU), n elements; out may equal gate. */
+    int (*glu)(saed_backend *b, float *out, const float *gate, const float *up, size_t n, backend_act a);
+    /* x = cap · tanh(x / cap), n elements (Gemma-2's logit soft-capping). */
+    int (*softcap)(saed_backend *b, float *x, size_t n, float cap);
     /* Free and total bytes of the backend's own memory (a GPU's), for sizing batches. NULL on
      * backends whose memory is the host's. */
     int (*mem_info)(saed_backend *b, size_t *free_bytes, size_t *total_bytes);

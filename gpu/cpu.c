@@ -251,10 +251,11 @@ static int cpu_copy2d(saed_backend *b, float *dst, int ldd, const float *src, in
 
 typedef struct softmax_job {
     float *s;
-    int Tq, Tk;
+    int Tq, Tk, window;
+    float softcap;
 } softmax_job;
 
-/* Rows of (heads, Tq, Tk) scores: causal mask + softmax in place. */
+/* Rows of (heads, Tq, Tk) scores: soft-cap, causal (and sliding-window) mask, softmax in place. */
 static void softmax_rows(void *ctx, size_t r0, size_t r1)
 {
     softmax_job *j = ctx;
@@ -262,15 +263,19 @@ static void softmax_rows(void *ctx, size_t r0, size_t r1)
         float *row = j->s + r * (size_t)j->Tk;
         int t = (int)(r % (size_t)j->Tq);
         int last = j->Tk - j->Tq + t; /* absolute position of this query */
-        float mx = row[0];
-        for (int s = 1; s <= last; s++) mx = row[s] > mx ? row[s] : mx;
+        int first = j->window > 0 && last - j->window + 1 > 0 ? last - j->window + 1 : 0;
+        if (j->softcap > 0)
+            for (int s = first; s <= last; s++) row[s] = j->softcap * tanhf(row[s] / j->softcap);
+        float mx = row[first];
+        for (int s = first + 1; s <= last; s++) mx = row[s] > mx ? row[s] : mx;
         double sum = 0;
-        for (int s = 0; s <= last; s++) {
+        for (int s = first; s <= last; s++) {
             row[s] = expf(row[s] - mx);
             sum += row[s];
         }
         float inv = (float)(1.0 / sum);
-        for (int s = 0; s <= last; s++) row[s] *= inv;
+        for (int s = 0; s < first; s++) row[s] = 0.0f;
+        for (int s = first; s <= last; s++) row[s] *= inv;
         for (int s = last + 1; s < j->Tk; s++) row[s] = 0.0f;
     }
 }
@@ -279,7 +284,7 @@ typedef struct attn_job {
     float *S;                 /* (n, Tq, Tk) the kept pattern of the chunk's heads; NULL: not kept */
     float *z;
     const float *q, *k, *v;
-    int ldq, ldkv, Tq, Tk, NH, hd;
+    int ldq, ldkv, Tq, Tk, NH, group, hd;
     long sbkv;
     size_t h0;
     float scale;
@@ -307,10 +312,10 @@ static void attn_heads(void *ctx, size_t i0, size_t i1)
         return;
     }
     for (size_t i = i0; i < i1; i++) {
-        int bb = (int)((j->h0 + i) / j->NH), h = (int)((j->h0 + i) % j->NH);
+        int bb = (int)((j->h0 + i) / j->NH), h = (int)((j->h0 + i) % j->NH), kvh = h / j->group;
         const float *qh = j->q + (size_t)bb * j->Tq * j->ldq + (size_t)h * j->hd;
-        const float *kh = j->k + (size_t)bb * j->sbkv + (size_t)h * j->hd;
-        const float *vh = j->v + (size_t)bb * j->sbkv + (size_t)h * j->hd;
+        const float *kh = j->k + (size_t)bb * j->sbkv + (size_t)kvh * j->hd;
+        const float *vh = j->v + (size_t)bb * j->sbkv + (size_t)kvh * j->hd;
         float *S = own ? own : j->S + i * per, *zh = j->z + (size_t)bb * j->Tq * C + (size_t)h * j->hd;
         cpu_avx512_attn_scores(S, qh, j->ldq, kh, j->ldkv, j->Tq, j->Tk, j->hd, j->scale, kT);
         cpu_avx512_attn_softmax(S, j->Tq, j->Tk);
@@ -321,22 +326,28 @@ static void attn_heads(void *ctx, size_t i0, size_t i1)
 }
 
 static int cpu_attention(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
-                         const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd)
+                         const float *v, int ldkv, long sbkv, const attn_shape *sh)
 {
+    const int B = sh->B, Tq = sh->Tq, Tk = sh->Tk, NH = sh->NH, hd = sh->hd;
     if (Tq > Tk || Tq < 1) {
         snprintf(b->err, sizeof b->err, "attention: %d queries for %d keys", Tq, Tk);
         return -1;
     }
-    const int C = NH * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
+    if (sh->NKV < 1 || NH % sh->NKV) {
+        snprintf(b->err, sizeof b->err, "attention: %d query heads for %d key/value heads", NH, sh->NKV);
+        return -1;
+    }
+    const int C = NH * hd, group = NH / sh->NKV;
+    const float scale = sh->scale;
     /* Scores for a chunk of (batch, head) pairs at a time keep the scratch bounded. */
     size_t per = (size_t)Tq * Tk, heads = (size_t)B * NH;
     size_t chunk = (size_t)(16u << 20) / per;
     if (chunk < 1) chunk = 1;
     if (chunk > heads) chunk = heads;
-    if (cpu_avx512_usable()) {
+    /* The AVX-512 kernels know the plain causal mask only. */
+    if (cpu_avx512_usable() && sh->softcap <= 0 && sh->window <= 0) {
         attn_job j = {.z = z, .q = q, .k = k, .v = v, .ldq = ldq, .ldkv = ldkv, .Tq = Tq, .Tk = Tk, .NH = NH,
-                      .hd = hd, .sbkv = sbkv, .scale = scale};
+                      .group = group, .hd = hd, .sbkv = sbkv, .scale = scale};
         if (!pattern) chunk = heads;
         for (size_t h0 = 0; h0 < heads; h0 += chunk) {
             j.S = pattern ? pattern + h0 * per : NULL;
@@ -357,18 +368,18 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
         for (size_t i = 0; i < n; i++) {
             int bb = (int)((h0 + i) / NH), h = (int)((h0 + i) % NH);
             const float *qh = q + (size_t)bb * Tq * ldq + (size_t)h * hd;
-            const float *kh = k + (size_t)bb * sbkv + (size_t)h * hd;
+            const float *kh = k + (size_t)bb * sbkv + (size_t)(h / group) * hd;
             /* S (Tq,Tk) = scale · q_h (Tq,hd) · k_h^T; one query (a generation step): k_h · q_h. */
             if (Tq == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, Tk, hd, scale, kh, ldkv, qh, 1, 0.0f, S + i * per, 1);
             else
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, hd, scale, qh, ldq, kh, ldkv, 0.0f,
                             S + i * per, Tk);
         }
-        softmax_job sj = {.s = S, .Tq = Tq, .Tk = Tk};
+        softmax_job sj = {.s = S, .Tq = Tq, .Tk = Tk, .window = sh->window, .softcap = sh->softcap};
         par_for(n * (size_t)Tq, 64, softmax_rows, &sj);
         for (size_t i = 0; i < n; i++) {
             int bb = (int)((h0 + i) / NH), h = (int)((h0 + i) % NH);
-            const float *vh = v + (size_t)bb * sbkv + (size_t)h * hd;
+            const float *vh = v + (size_t)bb * sbkv + (size_t)(h / group) * hd;
             float *zh = z + (size_t)bb * Tq * C + (size_t)h * hd;
             /* z_h (Tq,hd) = P (Tq,Tk) · v_h (Tk,hd); one query: v_h^T · p. */
             if (Tq == 1) cblas_sgemv(CblasRowMajor, CblasTrans, Tk, hd, 1.0f, vh, ldkv, S + i * per, 1, 0.0f, zh, 1);
@@ -378,6 +389,103 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
         }
     }
     free(scratch);
+    return 0;
+}
+
+/* ---- the rotary families' ops ---- */
+
+static void rms_rows(void *ctx, size_t r0, size_t r1)
+{
+    row_job *j = ctx;
+    const int C = j->C;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->in + r * (size_t)C;
+        float *o = j->out + r * (size_t)C;
+        /* HF: variance = mean(x²) in float32, x · rsqrt(variance + eps), then · weight. */
+        double ss = 0.0; /* float32 in HF; double keeps the row's sum independent of C's size */
+        for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
+        float inv = 1.0f / sqrtf((float)(ss / C) + j->eps);
+        if (j->w)
+            for (int i = 0; i < C; i++) o[i] = x[i] * inv * j->w[i];
+        else
+            for (int i = 0; i < C; i++) o[i] = x[i] * inv;
+    }
+}
+
+static int cpu_rmsnorm(saed_backend *b, float *out, const float *inp, const float *w, int N, int C, float eps)
+{
+    (void)b;
+    row_job j = {.out = out, .in = inp, .w = w, .C = C, .eps = eps};
+    par_for((size_t)N, 16, rms_rows, &j);
+    return 0;
+}
+
+static int cpu_rotary(saed_backend *b, float *x, int ld, int B, int T, int nh, int hd, int rot, const float *cs,
+                      int pos0)
+{
+    if (rot < 2 || rot % 2 || rot > hd) {
+        snprintf(b->err, sizeof b->err, "rotary: %d rotary dims for heads of %d", rot, hd);
+        return -1;
+    }
+    const int half = rot / 2;
+    for (size_t r = 0; r < (size_t)B * T; r++) {
+        const float *c = cs + (size_t)(pos0 + (int)(r % (size_t)T)) * rot, *s = c + half;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + r * (size_t)ld + (size_t)h * hd;
+            for (int i = 0; i < half; i++) {
+                float x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * c[i] - x2 * s[i];
+                v[i + half] = x2 * c[i] + x1 * s[i];
+            }
+        }
+    }
+    return 0;
+}
+
+static inline float act_one(float x, backend_act a)
+{
+    switch (a) {
+    case ACT_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case ACT_SILU: return x / (1.0f + expf(-x));
+    default: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    }
+}
+
+typedef struct act_job {
+    float *out;
+    const float *in, *up;
+    backend_act a;
+} act_job;
+
+static void act_range(void *ctx, size_t i0, size_t i1)
+{
+    act_job *j = ctx;
+    if (j->up)
+        for (size_t i = i0; i < i1; i++) j->out[i] = act_one(j->in[i], j->a) * j->up[i];
+    else
+        for (size_t i = i0; i < i1; i++) j->out[i] = act_one(j->in[i], j->a);
+}
+
+static int cpu_act(saed_backend *b, float *out, const float *in, size_t n, backend_act a)
+{
+    if (a == ACT_GELU_TANH) return cpu_gelu(b, out, in, n);
+    act_job j = {.out = out, .in = in, .a = a};
+    par_for(n, 1 << 14, act_range, &j);
+    return 0;
+}
+
+static int cpu_glu(saed_backend *b, float *out, const float *gate, const float *up, size_t n, backend_act a)
+{
+    (void)b;
+    act_job j = {.out = out, .in = gate, .up = up, .a = a};
+    par_for(n, 1 << 14, act_range, &j);
+    return 0;
+}
+
+static int cpu_softcap(saed_backend *b, float *x, size_t n, float cap)
+{
+    (void)b;
+    for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
     return 0;
 }
 
@@ -613,6 +721,11 @@ saed_backend *backend_cpu_open(void)
     b->embed = cpu_embed;
     b->copy2d = cpu_copy2d;
     b->attention = cpu_attention;
+    b->rmsnorm = cpu_rmsnorm;
+    b->rotary = cpu_rotary;
+    b->act = cpu_act;
+    b->glu = cpu_glu;
+    b->softcap = cpu_softcap;
     b->argmax_rows = cpu_argmax_rows;
     b->topk_rows = cpu_topk_rows;
     b->masked_relu = cpu_masked_relu;

@@ -164,11 +164,15 @@ static int cuda_copy2d(saed_backend *b, float *dst, int ldd, const float *src, i
 }
 
 static int cuda_attention(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
-                          const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd)
+                          const float *v, int ldkv, long sbkv, const attn_shape *s)
 {
+    if (s->NKV != s->NH || s->softcap > 0 || s->window > 0 || s->scale != 1.0f / sqrtf((float)s->hd)) {
+        snprintf(b->err, sizeof b->err, "attention: grouped, soft-capped or windowed attention is not on CUDA yet");
+        return -1;
+    }
     return enter(b) ? -1
-                    : done(b, cu_attention(ST, impl_of(b)->blas, b->precision, z, pattern, q, ldq, k, v, ldkv, sbkv, B,
-                                           Tq, Tk, NH, hd, ERR));
+                    : done(b, cu_attention(ST, impl_of(b)->blas, b->precision, z, pattern, q, ldq, k, v, ldkv, sbkv,
+                                           s->B, s->Tq, s->Tk, s->NH, s->hd, ERR));
 }
 
 static int cuda_argmax_rows(saed_backend *b, int32_t *idx, const float *x, int N, int C)

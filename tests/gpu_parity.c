@@ -357,8 +357,9 @@ static void op_attention(gp *g)
         char name[96];
         snprintf(name, sizeof name, "attention B%d H%d hd%d %d/%d%s%s", B, NH, hd, Tq, Tk, cs[ci].cache ? " cache" : "",
                  cs[ci].pattern ? " +pattern" : "");
-        int rc = g->cpu->attention(g->cpu, zc, cs[ci].pattern ? pc : NULL, q, ldq, k, vv, ldkv, sbkv, B, Tq, Tk, NH, hd);
-        int rd = g->dev->attention(g->dev, dz, dp, dq, ldq, dk, dv, ldkv, sbkv, B, Tq, Tk, NH, hd);
+        attn_shape sh = {.B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .NKV = NH, .hd = hd, .scale = 1.0f / sqrtf((float)hd)};
+        int rc = g->cpu->attention(g->cpu, zc, cs[ci].pattern ? pc : NULL, q, ldq, k, vv, ldkv, sbkv, &sh);
+        int rd = g->dev->attention(g->dev, dz, dp, dq, ldq, dk, dv, ldkv, sbkv, &sh);
         if (both_ok(g, name, rc, rd)) {
             gp_down(g, zd, dz, nz);
             gp_cmp(g, name, zc, zd, nz, 1e-5, 1e-4);
@@ -379,8 +380,9 @@ static void op_attention(gp *g)
     }
     /* Tq > Tk is an error on both */
     float one = 0;
-    gp_check(g, g->cpu->attention(g->cpu, &one, NULL, &one, 1, &one, &one, 1, 1, 1, 2, 1, 1, 1) == -1 &&
-                    g->dev->attention(g->dev, &one, NULL, &one, 1, &one, &one, 1, 1, 1, 2, 1, 1, 1) == -1,
+    attn_shape bad = {.B = 1, .Tq = 2, .Tk = 1, .NH = 1, .NKV = 1, .hd = 1, .scale = 1.0f};
+    gp_check(g, g->cpu->attention(g->cpu, &one, NULL, &one, 1, &one, &one, 1, 1, &bad) == -1 &&
+                    g->dev->attention(g->dev, &one, NULL, &one, 1, &one, &one, 1, 1, &bad) == -1,
              "attention refuses Tq > Tk", "cpu: %s | device: %s", backend_error(g->cpu), backend_error(g->dev));
 }
 

@@ -1,0 +1,419 @@
+/* model_rotary.c: the rotary-position families — Llama (llama, mistral, qwen2), Gemma-2 and
+ * GPT-NeoX/Pythia — as HF transformers' modeling code computes them, with TransformerLens'
+ * hook points. One block covers them all; the config (hfconfig.c's family table) says which
+ * parts a model has: RMSNorm or LayerNorm, gated or plain MLP, grouped-query attention,
+ * partial rotary, parallel residual, Gemma-2's post norms and soft-caps, sliding windows.
+ * Shapes: N = B·T rows, C d_model, NH/NKV query/key-value heads of hd, Q = NH·hd,
+ * KV = NKV·hd, F the MLP width. Weights are nn.Linear (out, in): y = x·Wᵀ + b, kept in
+ * float32 whatever the file stores (F32, F16, BF16). */
+#include "engine/model_impl.h"
+
+#include <math.h>   // defines: cos, sin, pow, sqrt, M_PI
+#include <stdio.h>  // defines: snprintf
+#include <stdlib.h> // defines: malloc, calloc, free
+#include <string.h> // defines: strcmp, memcpy
+
+/* ---- loading ---- */
+
+typedef struct rl_names {
+    const char *prefix;                 /* "model." or "gpt_neox." */
+    const char *embed, *norm_f, *unembed;
+    const char *ln1, *ln1post, *ln2, *ln2post;
+    const char *q, *k, *v, *qkv, *o;     /* attention (qkv: NeoX's fused one) */
+    const char *gate, *up, *down;
+} rl_names;
+
+static const rl_names llama_names = {"model.", "embed_tokens", "norm", "lm_head", "input_layernorm", NULL,
+                                     "post_attention_layernorm", NULL, "self_attn.q_proj", "self_attn.k_proj",
+                                     "self_attn.v_proj", NULL, "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                     "mlp.down_proj"};
+/* Gemma-2 names its MLP input norm pre_feedforward_layernorm; its post_attention_layernorm
+ * normalizes the attention output. */
+static const rl_names gemma2_names = {"model.", "embed_tokens", "norm", "lm_head", "input_layernorm",
+                                      "post_attention_layernorm", "pre_feedforward_layernorm",
+                                      "post_feedforward_layernorm", "self_attn.q_proj", "self_attn.k_proj",
+                                      "self_attn.v_proj", NULL, "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
+                                      "mlp.down_proj"};
+static const rl_names neox_names = {"gpt_neox.", "embed_in", "final_layer_norm", "embed_out", "input_layernorm", NULL,
+                                    "post_attention_layernorm", NULL, NULL, NULL, NULL, "attention.query_key_value",
+                                    "attention.dense", NULL, "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"};
+
+/* Host float32 copy of a tensor of shape (d0[, d1]); name tried with and without the prefix
+ * (a bare base model has no "model."). NULL with err; *absent set when it does not exist. */
+static float *rl_host(const st_file *st, const char *prefix, const char *name, int ndim, int64_t d0, int64_t d1,
+                      int *absent, char *err, size_t errlen)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const char *use = st_find(st, full) ? full : st_find(st, name) ? name : NULL;
+    if (absent) *absent = !use;
+    if (!use) {
+        snprintf(err, errlen, "model weights: tensor '%s' is missing", full);
+        return NULL;
+    }
+    int64_t shape[2] = {d0, d1};
+    float *h = st_load_f32(st, use, ndim, shape, err, errlen);
+    size_t n = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    for (size_t i = 0; h && i < n; i++)
+        if (!isfinite(h[i])) {
+            snprintf(err, errlen, "model weights: tensor '%s' holds NaN or Inf at element %zu", use, i);
+            free(h);
+            return NULL;
+        }
+    return h;
+}
+
+/* Uploads tensor "<layer part>.<suffix>"; plus_one adds 1 to every value (Gemma's norms
+ * multiply by 1 + w: TransformerLens folds the 1 in the same way). optional: NULL without an
+ * error when the tensor is absent. */
+static int rl_w(model *m, const st_file *st, const char *prefix, const char *name, int ndim, int64_t d0, int64_t d1,
+                int plus_one, int optional, float **out, char *err, size_t errlen)
+{
+    int absent = 0;
+    float *h = rl_host(st, prefix, name, ndim, d0, d1, &absent, err, errlen);
+    if (!h) {
+        if (absent && optional) {
+            *out = NULL;
+            return 0;
+        }
+        return -1;
+    }
+    size_t n = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    if (plus_one)
+        for (size_t i = 0; i < n; i++) h[i] += 1.0f;
+    *out = mdl_upload(m, h, n, name, err, errlen);
+    free(h);
+    return *out ? 0 : -1;
+}
+
+/* The fused q/k/v of one layer as rows [q | k | v] of (Q + 2KV, in) plus its bias (or NULL).
+ * Separate q_proj/k_proj/v_proj are stacked; NeoX's query_key_value holds, per head, its q, k
+ * and v rows one after the other (HF views the output as (NH, 3·hd) and splits the last
+ * axis), so its rows are regrouped. bv_host receives the v bias (KV floats) when there is one. */
+static int rl_qkv(model *m, const st_file *st, const rl_names *nm, int l, float **w, float **b, float *bv_host,
+                  char *err, size_t errlen)
+{
+    const hf_config *c = &m->cfg;
+    const int C = c->d_model, hd = c->head_dim, Q = m->q_w, KV = m->kv_w, W = m->qkv_w;
+    char n[160];
+    float *hw = malloc(sizeof(float) * (size_t)W * C), *hb = c->qkv_bias ? malloc(sizeof(float) * (size_t)W) : NULL;
+    int rc = -1;
+    if (!hw || (c->qkv_bias && !hb)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (nm->qkv) {
+        snprintf(n, sizeof n, "layers.%d.%s.weight", l, nm->qkv);
+        float *fw = rl_host(st, nm->prefix, n, 2, 3 * C, C, NULL, err, errlen), *fb = NULL;
+        if (!fw) goto out;
+        if (c->qkv_bias) {
+            snprintf(n, sizeof n, "layers.%d.%s.bias", l, nm->qkv);
+            if (!(fb = rl_host(st, nm->prefix, n, 1, 3 * C, 0, NULL, err, errlen))) {
+                free(fw);
+                goto out;
+            }
+        }
+        for (int h = 0; h < c->n_head; h++)
+            for (int j = 0; j < 3; j++)
+                for (int d = 0; d < hd; d++) {
+                    size_t src = (size_t)h * 3 * hd + (size_t)j * hd + d, dst = (size_t)j * Q + (size_t)h * hd + d;
+                    memcpy(hw + dst * C, fw + src * C, sizeof(float) * (size_t)C);
+                    if (fb) hb[dst] = fb[src];
+                }
+        free(fw);
+        free(fb);
+    } else {
+        const char *part[3] = {nm->q, nm->k, nm->v};
+        const int rows[3] = {Q, KV, KV}, off[3] = {0, Q, Q + KV};
+        for (int j = 0; j < 3; j++) {
+            snprintf(n, sizeof n, "layers.%d.%s.weight", l, part[j]);
+            float *pw = rl_host(st, nm->prefix, n, 2, rows[j], C, NULL, err, errlen);
+            if (!pw) goto out;
+            memcpy(hw + (size_t)off[j] * C, pw, sizeof(float) * (size_t)rows[j] * C);
+            free(pw);
+            if (!hb) continue;
+            snprintf(n, sizeof n, "layers.%d.%s.bias", l, part[j]);
+            float *pb = rl_host(st, nm->prefix, n, 1, rows[j], 0, NULL, err, errlen);
+            if (!pb) goto out;
+            memcpy(hb + off[j], pb, sizeof(float) * (size_t)rows[j]);
+            free(pb);
+        }
+    }
+    if (hb) memcpy(bv_host, hb + Q + KV, sizeof(float) * (size_t)KV);
+    snprintf(n, sizeof n, "layers.%d.qkv", l);
+    *w = mdl_upload(m, hw, (size_t)W * C, n, err, errlen);
+    *b = *w && hb ? mdl_upload(m, hb, (size_t)W, n, err, errlen) : NULL;
+    rc = *w && (!hb || *b) ? 0 : -1;
+out:
+    free(hw);
+    free(hb);
+    return rc;
+}
+
+/* cos | sin rows for every position, from the inverse frequencies HF's rotary embedding
+ * uses: f_i = theta^(-2i/rot), divided by factor under linear scaling, and Llama-3's
+ * smoothing between low_freq_factor and high_freq_factor (HF _compute_llama3_parameters).
+ * Computed in double, stored in float32. */
+static int rl_rope(model *m, char *err, size_t errlen)
+{
+    const hf_config *c = &m->cfg;
+    const int rot = c->rotary_dim, half = rot / 2;
+    double *fr = malloc(sizeof(double) * (size_t)half);
+    float *cs = malloc(sizeof(float) * (size_t)c->n_ctx * rot);
+    if (!fr || !cs) {
+        free(fr);
+        free(cs);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < half; i++) {
+        double f = 1.0 / pow(c->rope_theta, (2.0 * i) / rot);
+        if (c->rope_scaling == HF_ROPE_LINEAR) f /= c->rope_factor;
+        if (c->rope_scaling == HF_ROPE_LLAMA3) {
+            double old = c->rope_original_ctx, wavelen = 2.0 * M_PI / f;
+            double low_wl = old / c->rope_low_freq, high_wl = old / c->rope_high_freq;
+            if (wavelen > low_wl) {
+                f /= c->rope_factor;
+            } else if (wavelen >= high_wl) {
+                double s = (old / wavelen - c->rope_low_freq) / (c->rope_high_freq - c->rope_low_freq);
+                f = (1.0 - s) * f / c->rope_factor + s * f;
+            }
+        }
+        fr[i] = f;
+    }
+    for (int p = 0; p < c->n_ctx; p++)
+        for (int i = 0; i < half; i++) {
+            cs[(size_t)p * rot + i] = (float)cos(p * fr[i]);
+            cs[(size_t)p * rot + half + i] = (float)sin(p * fr[i]);
+        }
+    free(fr);
+    m->rope_cs = mdl_upload(m, cs, (size_t)c->n_ctx * rot, "rotary table", err, errlen);
+    free(cs);
+    return m->rope_cs ? 0 : -1;
+}
+
+/* The ops a rotary model needs beyond GPT-2's. */
+static const char *rl_missing_op(const model *m)
+{
+    const saed_backend *be = m->be;
+    const hf_config *c = &m->cfg;
+    if (c->norm == HF_RMSNORM && !be->rmsnorm) return "rmsnorm";
+    if (!be->rotary) return "rotary";
+    if (!be->act) return "act";
+    if (c->gated_mlp && !be->glu) return "glu";
+    if ((c->final_softcap > 0) && !be->softcap) return "softcap";
+    return NULL;
+}
+
+int rot_load(model *m, const st_file *st, char *err, size_t errlen)
+{
+    const hf_config *c = &m->cfg;
+    const int C = c->d_model, V = c->vocab_size, L = c->n_layer, F = c->d_mlp, Q = m->q_w, KV = m->kv_w;
+    const char *missing = rl_missing_op(m);
+    if (missing) {
+        snprintf(err, errlen, "backend %s cannot run %s models yet (no %s op)", m->be->name, c->architecture, missing);
+        return -1;
+    }
+    const rl_names *nm = !strcmp(c->architecture, "gpt_neox") ? &neox_names
+                       : !strcmp(c->architecture, "gemma2")   ? &gemma2_names
+                                                              : &llama_names;
+    const char *px = nm->prefix;
+    const int plus = c->norm_offset, ln = c->norm == HF_LAYERNORM;
+    char n[160];
+    if (c->parallel_residual) m->hooks &= ~(1u << HOOK_RESID_MID); /* TL has none then */
+    if (rl_w(m, st, px, nm->embed, 2, V, C, 0, 0, &m->wte, err, errlen)) return -1;
+    if (!c->tied && rl_w(m, st, "", nm->unembed, 2, V, C, 0, 0, &m->unembed, err, errlen)) return -1;
+    snprintf(n, sizeof n, "%s.weight", nm->norm_f);
+    if (rl_w(m, st, px, n, 1, C, 0, plus, 0, &m->lnf_w, err, errlen)) return -1;
+    snprintf(n, sizeof n, "%s.bias", nm->norm_f);
+    if (ln && rl_w(m, st, px, n, 1, C, 0, 0, 0, &m->lnf_b, err, errlen)) return -1;
+    m->rlayers = calloc((size_t)L, sizeof *m->rlayers);
+    m->b_v_host = calloc((size_t)L * Q, sizeof(float));
+    m->b_vkv_host = calloc((size_t)L * KV, sizeof(float));
+    if (!m->rlayers || !m->b_v_host || !m->b_vkv_host) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int l = 0; l < L; l++) {
+        rot_layer *y = &m->rlayers[l];
+#define W(field, part, suffix, nd, a, b, p1)                                                \
+    snprintf(n, sizeof n, "layers.%d.%s.%s", l, part, suffix);                              \
+    if (rl_w(m, st, px, n, nd, a, b, p1, 0, &y->field, err, errlen)) return -1;
+        W(ln1_w, nm->ln1, "weight", 1, C, 0, plus);
+        if (ln) { W(ln1_b, nm->ln1, "bias", 1, C, 0, 0); }
+        W(ln2_w, nm->ln2, "weight", 1, C, 0, plus);
+        if (ln) { W(ln2_b, nm->ln2, "bias", 1, C, 0, 0); }
+        if (c->post_norms) {
+            W(ln1post_w, nm->ln1post, "weight", 1, C, 0, plus);
+            W(ln2post_w, nm->ln2post, "weight", 1, C, 0, plus);
+        }
+        float *bv = m->b_vkv_host + (size_t)l * KV;
+        if (rl_qkv(m, st, nm, l, &y->qkv_w, &y->qkv_b, bv, err, errlen)) return -1;
+        /* TransformerLens repeats b_V over each group of query heads for hook_z */
+        for (int h = 0; h < c->n_head; h++)
+            memcpy(m->b_v_host + (size_t)l * Q + (size_t)h * c->head_dim,
+                   bv + (size_t)(h / (c->n_head / c->n_kv_head)) * c->head_dim, sizeof(float) * (size_t)c->head_dim);
+        W(o_w, nm->o, "weight", 2, C, Q, 0);
+        if (c->o_bias) { W(o_b, nm->o, "bias", 1, C, 0, 0); }
+        if (c->gated_mlp) { W(gate_w, nm->gate, "weight", 2, F, C, 0); }
+        W(up_w, nm->up, "weight", 2, F, C, 0);
+        W(down_w, nm->down, "weight", 2, C, F, 0);
+        if (c->mlp_bias) {
+            if (c->gated_mlp) {
+                snprintf(err, errlen, "%s: mlp_bias with a gated MLP is not supported", c->architecture);
+                return -1;
+            }
+            W(up_b, nm->up, "bias", 1, F, 0, 0);
+            W(down_b, nm->down, "bias", 1, C, 0, 0);
+        }
+#undef W
+    }
+    if (c->embed_scale) {
+        float *s = malloc(sizeof(float) * (size_t)C);
+        if (!s) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        /* HF: the normalizer sqrt(C) as a tensor of the hidden dtype (float32 here) */
+        for (int i = 0; i < C; i++) s[i] = (float)sqrt((double)C);
+        m->embed_scale = mdl_upload(m, s, (size_t)C, "embedding scale", err, errlen);
+        free(s);
+        if (!m->embed_scale) return -1;
+    }
+    return rl_rope(m, err, errlen);
+}
+
+void rot_free(model *m)
+{
+    saed_backend *be = m->be;
+    for (int l = 0; m->rlayers && l < m->cfg.n_layer; l++) {
+        float **p = (float **)&m->rlayers[l];
+        for (size_t i = 0; i < sizeof(rot_layer) / sizeof(float *); i++)
+            if (p[i]) be->release(be, p[i]);
+    }
+    free(m->rlayers);
+    m->rlayers = NULL;
+}
+
+/* ---- the block ---- */
+
+/* out (N,n) = in (N,k) · wᵀ (w: (n,k)) + bias (NULL: none); acc: out += instead. */
+static int rl_linear(fwd *f, float *out, const float *in, const float *w, const float *bias, int N, int k, int n,
+                     int acc, const char *what)
+{
+    saed_backend *be = f->m->be;
+    /* Row-major out (N,n) = in (N,k) · w(n,k)ᵀ: gemm with the second operand transposed. */
+    if (acc)
+        return (bias && mdl_ok(f, be->add_bias(be, out, bias, N, n), what)) ||
+               mdl_ok(f, be->gemm(be, 0, 1, N, n, k, 1.0f, in, k, w, k, 1.0f, out, n), what);
+    if (bias && be->fill_rows)
+        return mdl_ok(f, be->fill_rows(be, out, bias, N, n), what) ||
+               mdl_ok(f, be->gemm(be, 0, 1, N, n, k, 1.0f, in, k, w, k, 1.0f, out, n), what);
+    return mdl_ok(f, be->gemm(be, 0, 1, N, n, k, 1.0f, in, k, w, k, 0.0f, out, n), what) ||
+           (bias && mdl_ok(f, be->add_bias(be, out, bias, N, n), what));
+}
+
+static int rl_norm(fwd *f, float *out, const float *in, const float *w, const float *b, const char *what)
+{
+    saed_backend *be = f->m->be;
+    const hf_config *c = &f->m->cfg;
+    const int N = f->B * f->T;
+    int rc = c->norm == HF_RMSNORM ? be->rmsnorm(be, out, in, w, N, c->d_model, (float)c->ln_eps)
+                                   : be->layernorm(be, out, in, w, b, N, c->d_model, (float)c->ln_eps);
+    return mdl_ok(f, rc, what);
+}
+
+static int rl_attention(fwd *f, acts *a, int l)
+{
+    model *m = f->m;
+    saed_backend *be = m->be;
+    const hf_config *c = &m->cfg;
+    rot_layer *y = &m->rlayers[l];
+    const int B = f->B, T = f->T, N = B * T, C = c->d_model, Q = m->q_w, KV = m->kv_w, W = m->qkv_w;
+    kv_cache *kc = f->o->cache;
+    if (rl_norm(f, a->ln, a->resid, y->ln1_w, y->ln1_b, "attention norm") ||
+        rl_linear(f, a->qkv, a->ln, y->qkv_w, y->qkv_b, N, C, W, 0, "qkv"))
+        return -1;
+    /* TransformerLens shows q and k before the rotation */
+    if (mdl_emit(f, HOOK_Q, l, a->qkv, W, N, Q) || mdl_emit(f, HOOK_K, l, a->qkv + Q, W, N, KV) ||
+        mdl_emit(f, HOOK_V, l, a->qkv + Q + KV, W, N, KV))
+        return -1;
+    if (mdl_ok(f, be->rotary(be, a->qkv, W, B, T, c->n_head, c->head_dim, c->rotary_dim, m->rope_cs, f->pos0), "rotary q") ||
+        mdl_ok(f, be->rotary(be, a->qkv + Q, W, B, T, c->n_kv_head, c->head_dim, c->rotary_dim, m->rope_cs, f->pos0),
+               "rotary k"))
+        return -1;
+    const float *k = a->qkv + Q, *v = a->qkv + Q + KV;
+    int ldkv = W;
+    long sbkv = (long)T * W;
+    if (kc) {
+        for (int b = 0; b < B; b++) {
+            size_t dst = ((size_t)b * kc->Tmax + kc->len) * KV;
+            const float *row = a->qkv + (size_t)b * T * W;
+            if (mdl_ok(f, be->copy2d(be, kc->k[l] + dst, KV, row + Q, W, T, KV), "kv cache") ||
+                mdl_ok(f, be->copy2d(be, kc->v[l] + dst, KV, row + Q + KV, W, T, KV), "kv cache"))
+                return -1;
+        }
+        k = kc->k[l];
+        v = kc->v[l];
+        ldkv = KV;
+        sbkv = (long)kc->Tmax * KV;
+    }
+    attn_shape sh = {.B = B, .Tq = T, .Tk = f->Tk, .NH = c->n_head, .NKV = c->n_kv_head, .hd = c->head_dim,
+                     .scale = (float)c->attn_scale, .softcap = (float)c->attn_softcap, .window = c->layer_window[l]};
+    float *pattern = mdl_wants(f, HOOK_PATTERN, l) ? a->pattern : NULL;
+    if (mdl_ok(f, be->attention(be, a->z, pattern, a->qkv, W, k, v, ldkv, sbkv, &sh), "attention")) return -1;
+    if (pattern && mdl_emit(f, HOOK_PATTERN, l, pattern, f->Tk, B * c->n_head * T, f->Tk)) return -1;
+    if (mdl_emit(f, HOOK_Z, l, a->z, Q, N, Q)) return -1;
+    if (rl_linear(f, a->tmp, a->z, y->o_w, y->o_b, N, Q, C, 0, "attention out")) return -1;
+    if (y->ln1post_w && rl_norm(f, a->tmp, a->tmp, y->ln1post_w, NULL, "post-attention norm")) return -1;
+    return mdl_emit(f, HOOK_ATTN_OUT, l, a->tmp, C, N, C);
+}
+
+static int rl_mlp(fwd *f, acts *a, int l)
+{
+    model *m = f->m;
+    saed_backend *be = m->be;
+    const hf_config *c = &m->cfg;
+    rot_layer *y = &m->rlayers[l];
+    const int N = f->B * f->T, C = c->d_model, F = c->d_mlp;
+    const backend_act act = !strcmp(c->activation, "silu") ? ACT_SILU
+                          : !strcmp(c->activation, "gelu") ? ACT_GELU_ERF
+                                                           : ACT_GELU_TANH;
+    if (rl_norm(f, a->ln, a->resid, y->ln2_w, y->ln2_b, "mlp norm")) return -1;
+    if (c->gated_mlp) {
+        /* TransformerLens' GatedMLP: hook_pre = the gate's pre-activation, hook_post = act(gate)·up */
+        if (rl_linear(f, a->fc, a->ln, y->gate_w, NULL, N, C, F, 0, "mlp gate") ||
+            rl_linear(f, a->up, a->ln, y->up_w, NULL, N, C, F, 0, "mlp up") ||
+            mdl_emit(f, HOOK_MLP_PRE, l, a->fc, F, N, F) ||
+            mdl_ok(f, be->glu(be, a->fc, a->fc, a->up, (size_t)N * F, act), "mlp activation"))
+            return -1;
+    } else if (rl_linear(f, a->fc, a->ln, y->up_w, y->up_b, N, C, F, 0, "mlp in") ||
+               mdl_emit(f, HOOK_MLP_PRE, l, a->fc, F, N, F) ||
+               mdl_ok(f, be->act(be, a->fc, a->fc, (size_t)N * F, act), "mlp activation")) {
+        return -1;
+    }
+    if (mdl_emit(f, HOOK_MLP_POST, l, a->fc, F, N, F) ||
+        rl_linear(f, a->tmp2, a->fc, y->down_w, y->down_b, N, F, C, 0, "mlp out"))
+        return -1;
+    if (y->ln2post_w && rl_norm(f, a->tmp2, a->tmp2, y->ln2post_w, NULL, "post-mlp norm")) return -1;
+    return mdl_emit(f, HOOK_MLP_OUT, l, a->tmp2, C, N, C);
+}
+
+int rot_block(fwd *f, acts *a, int l)
+{
+    saed_backend *be = f->m->be;
+    const size_t n = (size_t)f->B * f->T * f->m->cfg.d_model;
+    const int N = f->B * f->T, C = f->m->cfg.d_model;
+    if (rl_attention(f, a, l)) return -1;
+    if (f->m->cfg.parallel_residual) {
+        /* NeoX: both sublayers read the block's input; resid_post = resid_pre + attn_out + mlp_out */
+        if (rl_mlp(f, a, l) || mdl_ok(f, be->add(be, a->resid, a->resid, a->tmp, n), "residual") ||
+            mdl_ok(f, be->add(be, a->resid, a->resid, a->tmp2, n), "residual"))
+            return -1;
+    } else if (mdl_ok(f, be->add(be, a->resid, a->resid, a->tmp, n), "residual") ||
+               mdl_emit(f, HOOK_RESID_MID, l, a->resid, C, N, C) || rl_mlp(f, a, l) ||
+               mdl_ok(f, be->add(be, a->resid, a->resid, a->tmp2, n), "residual")) {
+        return -1;
+    }
+    return mdl_emit(f, HOOK_RESID_POST, l, a->resid, C, N, C);
+}
