@@ -8,10 +8,11 @@ size_t dash_fit_bytes_per_prompt(const model *m, const sae *s, int T)
     const hf_config *mc = model_config(m);
     const sae_cfg *c = sae_config(s);
     const size_t C = (size_t)mc->d_model, t = (size_t)T;
-    /* forward: resid, ln, qkv (3C), z, tmp, fc (4C) per token, the scores of every head, the
-     * hook's copy; encode: x, the dense features, and as much again for scratch (gated's
-     * second pre-activation, top-k's buffers) */
-    size_t fwd = t * C * 12 + (size_t)mc->n_head * t * t + t * C;
+    /* forward: resid, ln, tmp, tmp2, qkv, z, fc and up (gated MLPs) per token, the scores of
+     * every head, the hook's copy; encode: x, the dense features, and as much again for
+     * scratch (gated's second pre-activation, top-k's buffers) */
+    const size_t Q = (size_t)mc->n_head * mc->head_dim, KV = (size_t)mc->n_kv_head * mc->head_dim;
+    size_t fwd = t * (C * 4 + Q * 2 + KV * 2 + (size_t)mc->d_mlp * 2) + (size_t)mc->n_head * t * t + t * C;
     size_t enc = t * ((size_t)c->d_in * 2 + (size_t)c->d_sae * 2);
     return sizeof(float) * (fwd + enc);
 }

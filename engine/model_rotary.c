@@ -23,18 +23,18 @@ typedef struct rl_names {
     const char *gate, *up, *down;
 } rl_names;
 
-static const rl_names llama_names = {"model.", "embed_tokens", "norm", "lm_head", "input_layernorm", NULL,
+static const rl_names llama_names = {"model.", "embed_tokens.weight", "norm", "lm_head.weight", "input_layernorm", NULL,
                                      "post_attention_layernorm", NULL, "self_attn.q_proj", "self_attn.k_proj",
                                      "self_attn.v_proj", NULL, "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
                                      "mlp.down_proj"};
 /* Gemma-2 names its MLP input norm pre_feedforward_layernorm; its post_attention_layernorm
  * normalizes the attention output. */
-static const rl_names gemma2_names = {"model.", "embed_tokens", "norm", "lm_head", "input_layernorm",
+static const rl_names gemma2_names = {"model.", "embed_tokens.weight", "norm", "lm_head.weight", "input_layernorm",
                                       "post_attention_layernorm", "pre_feedforward_layernorm",
                                       "post_feedforward_layernorm", "self_attn.q_proj", "self_attn.k_proj",
                                       "self_attn.v_proj", NULL, "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
                                       "mlp.down_proj"};
-static const rl_names neox_names = {"gpt_neox.", "embed_in", "final_layer_norm", "embed_out", "input_layernorm", NULL,
+static const rl_names neox_names = {"gpt_neox.", "embed_in.weight", "final_layer_norm", "embed_out.weight", "input_layernorm", NULL,
                                     "post_attention_layernorm", NULL, NULL, NULL, NULL, "attention.query_key_value",
                                     "attention.dense", NULL, "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"};
 

@@ -390,9 +390,19 @@ int sae_cfg_processing(const sae_cfg *c)
 static int head_hook(hook_kind k) { return k == HOOK_Q || k == HOOK_K || k == HOOK_V || k == HOOK_Z; }
 
 /* Floats per position at a hook of a model with this config (engine/model.c's widths). */
+/* Floats per position at a hook, as model_hook_width gives them (hook_k/hook_v have the
+ * key/value heads only under grouped-query attention). */
 static int hook_width(const hf_config *m, hook_kind k)
 {
-    return k == HOOK_MLP_PRE || k == HOOK_MLP_POST ? 4 * m->d_model : m->d_model;
+    switch (k) {
+    case HOOK_MLP_PRE:
+    case HOOK_MLP_POST: return m->d_mlp;
+    case HOOK_Q:
+    case HOOK_Z: return m->n_head * m->head_dim;
+    case HOOK_K:
+    case HOOK_V: return m->n_kv_head * m->head_dim;
+    default: return m->d_model;
+    }
 }
 
 void sae_cfg_hook_columns(const sae_cfg *c, const hf_config *m, int *col0, int *ncols)
@@ -403,7 +413,7 @@ void sae_cfg_hook_columns(const sae_cfg *c, const hf_config *m, int *col0, int *
     *col0 = 0;
     *ncols = hook_width(m, hp.kind);
     if (c->hook_head_index >= 0 && head_hook(hp.kind) && m->n_head > 0) {
-        *ncols = m->d_model / m->n_head;
+        *ncols = m->head_dim;
         *col0 = c->hook_head_index * *ncols;
     }
 }
@@ -423,12 +433,13 @@ int sae_cfg_check_model(const sae_cfg *c, const hf_config *m, hook_point *hp, ch
     int width = hook_width(m, h.kind);
     const char *what = head_hook(h.kind) ? " (n_heads·d_head)" : "";
     if (c->hook_head_index >= 0) {
-        if (!head_hook(h.kind) || c->hook_head_index >= m->n_head) {
+        int heads = h.kind == HOOK_K || h.kind == HOOK_V ? m->n_kv_head : m->n_head;
+        if (!head_hook(h.kind) || c->hook_head_index >= heads) {
             snprintf(err, errlen, "SAE hook_head_index %d: %s has %d heads", c->hook_head_index, c->hook_name,
-                     head_hook(h.kind) ? m->n_head : 0);
+                     head_hook(h.kind) ? heads : 0);
             return -1;
         }
-        width = m->d_model / m->n_head;
+        width = m->head_dim;
         what = " (d_head, one head)";
     }
     if (width != c->d_in) {

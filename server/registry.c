@@ -83,13 +83,16 @@ int registry_model_create(db_conn *c, char *const *roots, int nroots, const char
         hf_config_free(&hc);
         return svc_fail(e, SVC_INVALID, "invalid_model", "path: %s", err);
     }
-    const st_tensor *wte = st_find(st, "transformer.wte.weight");
-    if (!wte) wte = st_find(st, "wte.weight");
+    /* the token embedding under each family's name */
+    static const char *const embed_names[] = {"transformer.wte.weight", "wte.weight", "model.embed_tokens.weight",
+                                              "embed_tokens.weight", "gpt_neox.embed_in.weight", "embed_in.weight"};
+    const st_tensor *wte = NULL;
+    for (size_t i = 0; !wte && i < sizeof embed_names / sizeof embed_names[0]; i++) wte = st_find(st, embed_names[i]);
     int wte_ok = wte && wte->ndim == 2 && wte->shape[0] == hc.vocab_size && wte->shape[1] == hc.d_model;
     st_close(st);
     if (!wte_ok) {
         hf_config_free(&hc);
-        return svc_fail(e, SVC_INVALID, "invalid_model", "path: the weights have no wte.weight of shape [%d, %d] (vocab_size, n_embd)",
+        return svc_fail(e, SVC_INVALID, "invalid_model", "path: the weights have no token embedding of shape [%d, %d] (vocab_size, d_model)",
                    hc.vocab_size, hc.d_model);
     }
     char layers[16], dim[16], ctx[16], vocab[16];
@@ -100,7 +103,7 @@ int registry_model_create(db_conn *c, char *const *roots, int nroots, const char
     const char *dn = display_name && *display_name ? display_name : id;
     /* neuronsPerLayer follows Neuronpedia: the MLP width (4·d_model for GPT-2). */
     char npl[16];
-    snprintf(npl, sizeof npl, "%d", 4 * hc.d_model);
+    snprintf(npl, sizeof npl, "%d", hc.d_mlp);
     const char *p[] = {id, dn, dn, hc.architecture, layers, dim, npl, ctx, vocab, real, hc.json};
     PGresult *r = db_exec(c, DB_MODEL_INSERT, p);
     hf_config_free(&hc);

@@ -110,3 +110,127 @@ out:
     free(t);
     return rc;
 }
+
+/* ---- rotary families ---- */
+
+static uint16_t to_bf16(float x)
+{
+    union { float f; uint32_t u; } v = {.f = x};
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16); /* round to nearest even */
+}
+
+static int write_tensors(const char *path, wt *w, int n, int bf16, char *err, size_t errlen)
+{
+    st_wtensor *t = calloc((size_t)n, sizeof *t);
+    uint16_t **h = calloc((size_t)n, sizeof *h);
+    int rc = -1, ok = t && h;
+    for (int i = 0; ok && i < n; i++) {
+        size_t numel = (size_t)w[i].shape[0] * (size_t)(w[i].ndim == 2 ? w[i].shape[1] : 1);
+        ok = w[i].data != NULL;
+        if (ok && bf16) {
+            ok = (h[i] = malloc(sizeof(uint16_t) * numel)) != NULL;
+            for (size_t j = 0; ok && j < numel; j++) h[i][j] = to_bf16(w[i].data[j]);
+        }
+        if (ok) t[i] = (st_wtensor){w[i].name, bf16 ? ST_BF16 : ST_F32, w[i].ndim, w[i].shape, bf16 ? (void *)h[i] : (void *)w[i].data};
+    }
+    const char *meta[] = {"format", "pt", NULL};
+    if (!ok) snprintf(err, errlen, "out of memory");
+    else rc = st_write(path, t, n, meta, err, errlen);
+    for (int i = 0; h && i < n; i++) free(h[i]);
+    free(h);
+    free(t);
+    return rc;
+}
+
+int fixture_rotary_write(const char *dir, const fixture_rotary *f, char *err, size_t errlen)
+{
+    const int C = f->d_model, L = f->n_layer, NH = f->n_head, NKV = f->n_kv_head ? f->n_kv_head : NH;
+    const int hd = f->head_dim ? f->head_dim : C / NH, F = f->d_mlp ? f->d_mlp : 4 * C, V = f->vocab;
+    const int neox = !strcmp(f->model_type, "gpt_neox"), gemma = !strcmp(f->model_type, "gemma2");
+    const int qwen = !strcmp(f->model_type, "qwen2");
+    uint64_t rng = f->seed;
+    int cap = 4 + 16 * L, n = 0, rc = -1;
+    wt *w = calloc((size_t)cap, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const char *p = neox ? "gpt_neox." : "model.";
+    const float sd = 1.0f / sqrtf((float)C), nw = gemma ? 0.0f : 1.0f; /* Gemma's norms are 1 + w */
+    char name[128];
+    add(w, &n, p, neox ? "embed_in.weight" : "embed_tokens.weight", 2, V, C, 0, gemma ? 0.02f : 0.05f, &rng);
+    for (int l = 0; l < L; l++) {
+#define ADD(suffix, nd, a, b, mean, std) \
+    snprintf(name, sizeof name, "layers.%d.%s", l, suffix); add(w, &n, p, name, nd, a, b, mean, std, &rng)
+        ADD("input_layernorm.weight", 1, C, 0, nw, 0.1f);
+        if (neox) {
+            ADD("input_layernorm.bias", 1, C, 0, 0.0f, 0.02f);
+            ADD("attention.query_key_value.weight", 2, 3 * C, C, 0.0f, sd);
+            ADD("attention.query_key_value.bias", 1, 3 * C, 0, 0.0f, 0.02f);
+            ADD("attention.dense.weight", 2, C, C, 0.0f, 0.02f);
+            ADD("attention.dense.bias", 1, C, 0, 0.0f, 0.02f);
+            ADD("post_attention_layernorm.weight", 1, C, 0, 1.0f, 0.1f);
+            ADD("post_attention_layernorm.bias", 1, C, 0, 0.0f, 0.02f);
+            ADD("mlp.dense_h_to_4h.weight", 2, F, C, 0.0f, sd);
+            ADD("mlp.dense_h_to_4h.bias", 1, F, 0, 0.0f, 0.02f);
+            ADD("mlp.dense_4h_to_h.weight", 2, C, F, 0.0f, 0.02f);
+            ADD("mlp.dense_4h_to_h.bias", 1, C, 0, 0.0f, 0.02f);
+            continue;
+        }
+        ADD("self_attn.q_proj.weight", 2, NH * hd, C, 0.0f, sd);
+        ADD("self_attn.k_proj.weight", 2, NKV * hd, C, 0.0f, sd);
+        ADD("self_attn.v_proj.weight", 2, NKV * hd, C, 0.0f, sd);
+        if (qwen) {
+            ADD("self_attn.q_proj.bias", 1, NH * hd, 0, 0.0f, 0.02f);
+            ADD("self_attn.k_proj.bias", 1, NKV * hd, 0, 0.0f, 0.02f);
+            ADD("self_attn.v_proj.bias", 1, NKV * hd, 0, 0.0f, 0.02f);
+        }
+        ADD("self_attn.o_proj.weight", 2, C, NH * hd, 0.0f, 0.02f);
+        ADD("post_attention_layernorm.weight", 1, C, 0, nw, 0.1f);
+        if (gemma) {
+            ADD("pre_feedforward_layernorm.weight", 1, C, 0, nw, 0.1f);
+            ADD("post_feedforward_layernorm.weight", 1, C, 0, nw, 0.1f);
+        }
+        ADD("mlp.gate_proj.weight", 2, F, C, 0.0f, sd);
+        ADD("mlp.up_proj.weight", 2, F, C, 0.0f, sd);
+        ADD("mlp.down_proj.weight", 2, C, F, 0.0f, 0.02f);
+#undef ADD
+    }
+    add(w, &n, p, neox ? "final_layer_norm.weight" : "norm.weight", 1, C, 0, nw, 0.1f, &rng);
+    if (neox) add(w, &n, p, "final_layer_norm.bias", 1, C, 0, 0.0f, 0.02f, &rng);
+    if (!gemma) add(w, &n, "", neox ? "embed_out.weight" : "lm_head.weight", 2, V, C, 0, 0.05f, &rng);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (write_tensors(path, w, n, f->bf16, err, errlen)) goto out;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *cf = fopen(path, "w");
+    if (!cf) {
+        snprintf(err, errlen, "%s: cannot write", path);
+        goto out;
+    }
+    fprintf(cf, "{\n  \"model_type\": \"%s\",\n  \"hidden_size\": %d,\n  \"num_hidden_layers\": %d,\n"
+                "  \"num_attention_heads\": %d,\n  \"intermediate_size\": %d,\n  \"max_position_embeddings\": %d,\n"
+                "  \"vocab_size\": %d,\n  \"torch_dtype\": \"%s\",\n  \"bos_token_id\": 50256,\n  \"eos_token_id\": 50256,\n",
+            f->model_type, C, L, NH, F, f->n_ctx, V, f->bf16 ? "bfloat16" : "float32");
+    if (neox)
+        fprintf(cf, "  \"architectures\": [\"GPTNeoXForCausalLM\"],\n  \"hidden_act\": \"gelu\",\n  \"rotary_pct\": 0.25,\n"
+                    "  \"rotary_emb_base\": 10000,\n  \"layer_norm_eps\": 1e-05,\n  \"use_parallel_residual\": true,\n"
+                    "  \"tie_word_embeddings\": false,\n");
+    else if (gemma)
+        fprintf(cf, "  \"architectures\": [\"Gemma2ForCausalLM\"],\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n"
+                    "  \"hidden_activation\": \"gelu_pytorch_tanh\",\n  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": 10000.0,\n"
+                    "  \"query_pre_attn_scalar\": %d,\n  \"attn_logit_softcapping\": 50.0,\n  \"final_logit_softcapping\": 30.0,\n"
+                    "  \"sliding_window\": 8,\n  \"tie_word_embeddings\": true,\n",
+                NKV, hd, hd);
+    else
+        fprintf(cf, "  \"architectures\": [\"%s\"],\n  \"num_key_value_heads\": %d,\n  \"hidden_act\": \"silu\",\n"
+                    "  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 10000.0,\n  \"tie_word_embeddings\": false,\n",
+                qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM", NKV);
+    fprintf(cf, "  \"saed_fixture_seed\": %llu\n}\n", (unsigned long long)f->seed);
+    rc = fclose(cf) ? -1 : 0;
+    if (rc) snprintf(err, errlen, "%s: write error", path);
+out:
+    for (int i = 0; i < n; i++) free(w[i].data);
+    free(w);
+    return rc;
+}

@@ -1,0 +1,293 @@
+/* unit_families.c: the rotary families (Llama, Mistral, Qwen2, Gemma-2, GPT-NeoX) on the CPU
+ * backend against tests/data/families/: tiny random checkpoints in HF layout and an
+ * independent float64 numpy forward written from HF's modeling code with TransformerLens' hook
+ * definitions (tests/ref/families.py). Every hook of every layer and the logits at every
+ * position, raw and with TransformerLens processing; SAE encodes on three of the hooks; the
+ * KV cache against a full forward; config errors that name their field. */
+#include <dirent.h>   // defines: opendir, readdir
+#include <jansson.h>  // defines: json_loads, json_object_foreach
+#include <math.h>     // defines: fabs
+#include <stdio.h>    // defines: fopen, getline
+#include <stdlib.h>   // defines: malloc, free
+#include <string.h>   // defines: memcpy, strcmp
+#include <sys/stat.h> // defines: mkdir
+
+#include "engine/model.h"
+#include "engine/sae.h"
+#include "tests/t.h"
+
+#define FAM_DIR "tests/data/families"
+/* fp32 against float64: the reference's values are O(1), so 1e-4 absolute with a relative
+ * term for the few logits and pre-activations above 10. */
+#define FAM_ATOL 1e-4
+#define FAM_RTOL 1e-4
+
+typedef struct fam_cap {
+    char name[96];
+    hook_point hp;
+    float *data;
+    int rows, width;
+} fam_cap;
+
+static int fam_cap_fn(void *ud, hook_point hp, float *act, int B, int T, int width)
+{
+    (void)hp;
+    fam_cap *c = ud;
+    size_t n = (size_t)B * T * width;
+    free(c->data);
+    c->data = malloc(sizeof(float) * n);
+    memcpy(c->data, act, sizeof(float) * n);
+    c->rows = B * T;
+    c->width = width;
+    return 0;
+}
+
+/* Worst (|x − ref| − atol − rtol·|ref|) over a capture of rows × width against JSON
+ * [rows][width]; > 0 means out of tolerance. *at gets the worst element's index. */
+static double fam_excess(const float *x, int rows, int width, json_t *ref, double *absdiff, size_t *at)
+{
+    double worst = -1e30;
+    *absdiff = 0;
+    if (!json_is_array(ref) || (int)json_array_size(ref) != rows) return 1e30;
+    for (int r = 0; r < rows; r++) {
+        json_t *row = json_array_get(ref, (size_t)r);
+        if ((int)json_array_size(row) != width) return 1e30;
+        for (int i = 0; i < width; i++) {
+            double want = json_number_value(json_array_get(row, (size_t)i));
+            double d = fabs(x[(size_t)r * width + i] - want);
+            double e = d - FAM_ATOL - FAM_RTOL * fabs(want);
+            if (d > *absdiff) *absdiff = d;
+            if (e > worst) {
+                worst = e;
+                *at = (size_t)r * width + i;
+            }
+        }
+    }
+    return worst;
+}
+
+static int32_t *fam_ids(json_t *line, int *T)
+{
+    json_t *j = json_object_get(line, "ids");
+    *T = (int)json_array_size(j);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(*T ? *T : 1));
+    for (int t = 0; t < *T; t++) ids[t] = (int32_t)json_integer_value(json_array_get(j, (size_t)t));
+    return ids;
+}
+
+/* One forward.jsonl line: every listed hook and (raw lines) the logits. Returns the number of
+ * values compared. */
+static long fam_check_line(model *m, const char *dir, json_t *line)
+{
+    char err[512];
+    const char *proc_s = json_string_value(json_object_get(line, "processing"));
+    int proc = proc_s && !strcmp(proc_s, "tl") ? PROC_CENTER_WRITING | PROC_FOLD_VALUE_BIASES : PROC_NONE;
+    const char *case_name = json_string_value(json_object_get(line, "name"));
+    int T;
+    int32_t *ids = fam_ids(line, &T);
+    json_t *hooks = json_object_get(line, "hooks");
+    size_t nh = json_object_size(hooks);
+    fam_cap *caps = calloc(nh ? nh : 1, sizeof *caps);
+    hook_req *reqs = calloc(nh ? nh : 1, sizeof *reqs);
+    const char *key;
+    json_t *val;
+    size_t i = 0;
+    json_object_foreach(hooks, key, val)
+    {
+        snprintf(caps[i].name, sizeof caps[i].name, "%s", key);
+        if (hook_parse(key, model_config(m)->n_layer, &caps[i].hp, err, sizeof err)) {
+            t_fail(__FILE__, __LINE__, "%s: hook %s: %s", dir, key, err);
+            continue;
+        }
+        reqs[i] = (hook_req){caps[i].hp, fam_cap_fn, &caps[i], 0};
+        i++;
+    }
+    const int V = model_config(m)->vocab_size;
+    json_t *jlog = json_object_get(line, "logits");
+    float *logits = jlog ? malloc(sizeof(float) * (size_t)T * V) : NULL;
+    fwd_opts o = {.processing = proc, .hooks = reqs, .nhooks = (int)i, .logits = logits};
+    long compared = 0;
+    if (model_forward(m, ids, 1, T, &o, err, sizeof err)) {
+        t_fail(__FILE__, __LINE__, "%s %s: forward: %s", dir, case_name, err);
+    } else {
+        for (size_t h = 0; h < i; h++) {
+            double d;
+            size_t at = 0;
+            json_t *ref = json_object_get(hooks, caps[h].name);
+            int rows = caps[h].rows, width = caps[h].width;
+            if (caps[h].hp.kind == HOOK_PATTERN) {
+                /* saed: (NH, T, T); the reference: T rows of NH·T (head-major per query) */
+                int NH = model_config(m)->n_head;
+                float *p = malloc(sizeof(float) * (size_t)T * NH * T);
+                for (int hh = 0; hh < NH; hh++)
+                    for (int q = 0; q < T; q++)
+                        memcpy(p + ((size_t)q * NH + hh) * T, caps[h].data + ((size_t)hh * T + q) * T, sizeof(float) * T);
+                free(caps[h].data);
+                caps[h].data = p;
+                rows = T;
+                width = NH * T;
+            }
+            if (!caps[h].data) {
+                t_fail(__FILE__, __LINE__, "%s %s: hook %s was never called", dir, case_name, caps[h].name);
+                continue;
+            }
+            double e = fam_excess(caps[h].data, rows, width, ref, &d, &at);
+            if (e > 0)
+                t_fail(__FILE__, __LINE__, "%s %s (%s): %s differs by %.3g at element %zu (%d×%d)", dir, case_name,
+                       proc_s ? proc_s : "none", caps[h].name, d, at, rows, width);
+            compared += (long)rows * width;
+        }
+        if (jlog) {
+            double d;
+            size_t at = 0;
+            if (fam_excess(logits, T, V, jlog, &d, &at) > 0)
+                t_fail(__FILE__, __LINE__, "%s %s: logits differ by %.3g at element %zu", dir, case_name, d, at);
+            compared += (long)T * V;
+        }
+    }
+    for (size_t h = 0; h < nh; h++) free(caps[h].data);
+    free(caps);
+    free(reqs);
+    free(logits);
+    free(ids);
+    return compared;
+}
+
+static json_t *fam_next_line(FILE *f)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    json_t *j = NULL;
+    while (!j && getline(&buf, &cap, f) > 0) {
+        if (buf[0] == '\n') continue;
+        json_error_t je;
+        j = json_loads(buf, 0, &je);
+        if (!j) t_fail(__FILE__, __LINE__, "bad JSON line: %s", je.text);
+    }
+    free(buf);
+    return j;
+}
+
+/* The SAE encodes of one sae-* folder against its sae_cases.jsonl. */
+static void fam_check_sae(model *m, const char *mdir, const char *sdir, long *compared)
+{
+    char err[512], path[1024];
+    saed_backend *be = model_backend(m);
+    sae_load_opts lo = {0};
+    sae *s = sae_load(sdir, be, &lo, err, sizeof err);
+    if (!s) {
+        t_fail(__FILE__, __LINE__, "%s: sae_load: %s", sdir, err);
+        return;
+    }
+    const sae_cfg *sc = sae_config(s);
+    hook_point hp;
+    if (sae_cfg_check_model(sc, model_config(m), &hp, err, sizeof err)) {
+        t_fail(__FILE__, __LINE__, "%s: %s", sdir, err);
+        sae_free(s);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/sae_cases.jsonl", sdir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        t_fail(__FILE__, __LINE__, "%s: missing", path);
+        sae_free(s);
+        return;
+    }
+    json_t *line;
+    int lines = 0;
+    while ((line = fam_next_line(f))) {
+        int T;
+        int32_t *ids = fam_ids(line, &T);
+        fam_cap c;
+        memset(&c, 0, sizeof c);
+        hook_req rq = {hp, fam_cap_fn, &c, 0};
+        fwd_opts o = {.processing = sae_cfg_processing(sc), .hooks = &rq, .nhooks = 1};
+        sae_sparse sp = {0};
+        if (model_forward(m, ids, 1, T, &o, err, sizeof err) || sae_encode_sparse(s, c.data, T, &sp, err, sizeof err)) {
+            t_fail(__FILE__, __LINE__, "%s: %s", sdir, err);
+        } else {
+            json_t *acts = json_object_get(line, "acts");
+            for (int t = 0; t < T; t++) {
+                json_t *want = json_array_get(acts, (size_t)t);
+                /* the same features fire (values well away from the thresholds), same values */
+                int n = (int)json_array_size(want), ok = sp.count[t] == n;
+                for (int j = 0; ok && j < n; j++) {
+                    json_t *pair = json_array_get(want, (size_t)j);
+                    int idx = (int)json_integer_value(json_array_get(pair, 0));
+                    double v = json_number_value(json_array_get(pair, 1));
+                    int found = 0;
+                    for (int q = 0; q < sp.count[t]; q++)
+                        if (sp.idx[sp.offset[t] + q] == idx) {
+                            found = 1;
+                            if (fabs(sp.val[sp.offset[t] + q] - v) > FAM_ATOL + FAM_RTOL * fabs(v)) ok = 0;
+                        }
+                    ok = ok && found;
+                    (*compared)++;
+                }
+                if (!ok)
+                    t_fail(__FILE__, __LINE__, "%s %s: token %d: %d features fire, the reference has %d (or values differ)",
+                           mdir, sdir, t, sp.count[t], n);
+            }
+        }
+        sae_sparse_free(&sp);
+        free(c.data);
+        free(ids);
+        json_decref(line);
+        lines++;
+    }
+    fclose(f);
+    CHECK(lines > 0);
+    sae_free(s);
+}
+
+TEST(families_forward_matches_float64_reference)
+{
+    DIR *d = opendir(FAM_DIR);
+    if (!d) {
+        t_fail(__FILE__, __LINE__, "%s is missing", FAM_DIR);
+        return;
+    }
+    saed_backend *be = backend_cpu_open();
+    struct dirent *e;
+    int models = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char dir[512], path[1024], err[512];
+        snprintf(dir, sizeof dir, "%s/%s", FAM_DIR, e->d_name);
+        snprintf(path, sizeof path, "%s/forward.jsonl", dir);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        model *m = model_load(dir, be, err, sizeof err);
+        if (!m) {
+            t_fail(__FILE__, __LINE__, "%s: %s", dir, err);
+            fclose(f);
+            continue;
+        }
+        long compared = 0;
+        int lines = 0;
+        json_t *line;
+        while ((line = fam_next_line(f))) {
+            compared += fam_check_line(m, e->d_name, line);
+            json_decref(line);
+            lines++;
+        }
+        fclose(f);
+        DIR *sd = opendir(dir);
+        struct dirent *se;
+        while (sd && (se = readdir(sd))) {
+            if (strncmp(se->d_name, "sae-", 4)) continue;
+            char sdir[1024];
+            snprintf(sdir, sizeof sdir, "%s/%s", dir, se->d_name);
+            fam_check_sae(m, e->d_name, sdir, &compared);
+        }
+        if (sd) closedir(sd);
+        printf("    %-12s %s: %d cases, %ld values within %g + %g·|ref|\n", e->d_name, model_config(m)->architecture,
+               lines, compared, FAM_ATOL, FAM_RTOL);
+        CHECK(lines >= 2);
+        model_free(m);
+        models++;
+    }
+    closedir(d);
+    CHECK(models >= 7);
+    backend_close(be);
+}
