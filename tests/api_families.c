@@ -1,0 +1,196 @@
+/* api_families.c: every engine path end to end on each rotary family over real HTTP and
+ * PostgreSQL: a random llama (BF16 weights, GQA), qwen2 (q/k/v biases), gemma2 (soft-caps,
+ * sliding window, head_dim ≠ C/NH) and gpt_neox (partial rotary, parallel residual) checkpoint
+ * with GPT-2's tokenizer files is registered with an SAE at blocks.1.hook_resid_pre; a
+ * dashboard job runs; the feature page, live activations (equal to `saed encode`), search,
+ * steering and the Neuronpedia export answer. Forward values themselves are held to the
+ * float64 reference in unit_families.c. */
+#include <jansson.h>  // defines: json_object_get
+#include <stdio.h>    // defines: snprintf
+#include <stdlib.h>   // defines: mkdtemp, system
+#include <string.h>   // defines: strcmp
+#include <sys/stat.h> // defines: mkdir
+
+#include "tests/srv.h"
+#include "tests/t.h"
+#include "tools/fixture.h"
+
+#define SAE_STD "tests/data/sae/tiny-a-res-standard"
+#define TEXT "The quick brown fox jumps over the lazy dog near the river bank"
+
+static void fam_post(srv *s, const char *path, const char *body, int want, resp *r)
+{
+    http(s, "POST", path, NULL, body, r);
+    if (r->status != want)
+        t_fail(__FILE__, __LINE__, "POST %s %.200s: %d, wanted %d: %.400s", path, body, r->status, want, r->body);
+}
+
+/* `saed encode` of TEXT at the SAE's hook (dashboards fold the decoder norm): dense (T, 512). */
+static float *fam_encode(const char *mdir, int *T)
+{
+    static char out[1 << 21];
+    char err[2048];
+    int rc = saed_run((const char *const[]){"encode", "--model", mdir, "--sae", SAE_STD, "--text", TEXT, "--prepend-bos",
+                                            "--fold-dec-norm", NULL},
+                      out, sizeof out, err, sizeof err);
+    if (rc) {
+        t_fail(__FILE__, __LINE__, "saed encode %s: %d %s", mdir, rc, err);
+        return NULL;
+    }
+    json_t *j = json_loads(out, 0, NULL), *acts = json_object_get(j, "acts");
+    *T = (int)json_array_size(acts);
+    float *d = calloc((size_t)*T * 512, sizeof(float));
+    for (int t = 0; t < *T; t++) {
+        json_t *row = json_array_get(acts, (size_t)t);
+        for (size_t k = 0; k < json_array_size(row); k++) {
+            json_t *p = json_array_get(row, k);
+            d[(size_t)t * 512 + json_integer_value(json_array_get(p, 0))] = (float)json_number_value(json_array_get(p, 1));
+        }
+    }
+    json_decref(j);
+    return d;
+}
+
+static void fam_end_to_end(const fixture_rotary *fx)
+{
+    char dir[64], mdir[128], corpus[160], err[512], cmd[512], roots[200], body[2048], path[256];
+    snprintf(dir, sizeof dir, "/tmp/saed-fam-XXXXXX");
+    if (!mkdtemp(dir)) {
+        t_fail(__FILE__, __LINE__, "mkdtemp");
+        return;
+    }
+    snprintf(mdir, sizeof mdir, "%s/%s", dir, fx->model_type);
+    mkdir(mdir, 0755);
+    if (fixture_rotary_write(mdir, fx, err, sizeof err)) {
+        t_fail(__FILE__, __LINE__, "%s: %s", fx->model_type, err);
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "cp tests/data/gpt2-tokenizer/encoder.json '%s/vocab.json' && cp tests/data/gpt2-tokenizer/vocab.bpe '%s/merges.txt'",
+             mdir, mdir);
+    CHECK_INT(system(cmd), 0);
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
+    tests_write_corpus(corpus, 40, 30, 11);
+    snprintf(roots, sizeof roots, "tests/data:%s", dir);
+    srv s;
+    char url[512];
+    if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", "--data-roots", roots, NULL})) goto out;
+    const char *id = fx->model_type;
+    resp r;
+    snprintf(body, sizeof body, "{\"id\":\"%s\",\"path\":\"%s\"}", id, mdir);
+    fam_post(&s, "/api/models", body, 201, &r);
+    json_t *j = resp_json(&r);
+    CHECK_STR(json_string_value(json_object_get(j, "architecture")), fx->model_type);
+    json_decref(j);
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"path\":\"" SAE_STD "\",\"setName\":\"std\"}", id);
+    fam_post(&s, "/api/saes", body, 201, &r);
+    resp_free(&r);
+
+    /* A dashboard job over the corpus. */
+    snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"saeId\":\"1-std\",\"dataset\":{\"path\":\"%s\",\"format\":\"text\"},"
+             "\"nPrompts\":24,\"nTokensInPrompt\":16,\"batchPrompts\":8,\"seed\":3}", id, corpus);
+    fam_post(&s, "/api/dashboard-jobs", body, 201, &r);
+    j = resp_json(&r);
+    long long job = (long long)json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    resp_free(&r);
+    json_t *done = srv_wait_job(&s, job, 120);
+    const char *st = json_string_value(json_object_get(done, "state"));
+    if (!st || strcmp(st, "completed")) t_fail(__FILE__, __LINE__, "%s: job ended %s: %s", id, st ? st : "(none)",
+                                               done ? json_dumps(done, 0) : "");
+    json_decref(done);
+
+    /* The feature that fires most on TEXT's last token: its page, live values, search, steer. */
+    int T = 0;
+    float *ref = fam_encode(mdir, &T);
+    if (!ref) goto stop;
+    int f = 0;
+    for (int i = 1; i < 512; i++)
+        if (ref[(size_t)(T - 1) * 512 + i] > ref[(size_t)(T - 1) * 512 + f]) f = i;
+    CHECK(ref[(size_t)(T - 1) * 512 + f] > 0);
+    int fired = -1; /* a feature the job saw fire */
+    for (int i = 0; i < 64 && fired < 0; i++) {
+        snprintf(path, sizeof path, "/api/feature/%s/1-std/%d", id, i);
+        http(&s, "GET", path, NULL, NULL, &r);
+        CHECK_INT(r.status, 200);
+        j = resp_json(&r);
+        if (json_array_size(json_object_get(j, "activations")) > 0 && json_number_value(json_object_get(j, "maxActApprox")) > 0)
+            fired = i;
+        json_decref(j);
+        resp_free(&r);
+    }
+    CHECK(fired >= 0);
+
+    snprintf(body, sizeof body, "{\"feature\":{\"modelId\":\"%s\",\"source\":\"1-std\",\"index\":\"%d\"},\"customText\":\"" TEXT "\"}",
+             id, f);
+    fam_post(&s, "/api/activation/new", body, 200, &r);
+    j = resp_json(&r);
+    json_t *vals = json_object_get(j, "values");
+    CHECK_INT(json_array_size(vals), T - 1); /* the BOS is not shown */
+    for (int t = 1; t < T && (size_t)(t - 1) < json_array_size(vals); t++) {
+        float got = (float)json_number_value(json_array_get(vals, (size_t)t - 1)), want = ref[(size_t)t * 512 + f];
+        if (got != want) t_fail(__FILE__, __LINE__, "%s feature %d token %d: %.9g != saed encode's %.9g", id, f, t, got, want);
+    }
+    json_decref(j);
+    resp_free(&r);
+
+    snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"sourceSet\":\"std\",\"text\":\"" TEXT "\",\"numResults\":3}", id);
+    fam_post(&s, "/api/search-all", body, 200, &r);
+    j = resp_json(&r);
+    CHECK_INT(json_array_size(json_object_get(j, "result")), 3);
+    CHECK_INT(json_array_size(json_object_get(j, "tokens")), T);
+    json_decref(j);
+    resp_free(&r);
+
+    snprintf(body, sizeof body,
+             "{\"prompt\":\"The quick brown fox\",\"modelId\":\"%s\",\"features\":[{\"modelId\":\"%s\",\"layer\":\"1-std\","
+             "\"index\":%d,\"strength\":80}],\"temperature\":0,\"n_tokens\":8,\"seed\":16,\"strength_multiplier\":1}",
+             id, id, f);
+    fam_post(&s, "/api/steer", body, 200, &r);
+    j = resp_json(&r);
+    const char *steered = json_string_value(json_object_get(j, "STEERED")), *def = json_string_value(json_object_get(j, "DEFAULT"));
+    CHECK(steered && def && strlen(def) > 0);
+    if (steered && def && !strcmp(steered, def)) t_fail(__FILE__, __LINE__, "%s: steering at strength 80 changed nothing", id);
+    json_decref(j);
+    resp_free(&r);
+
+    snprintf(path, sizeof path, "/api/export/%s/1-std?format=neuronpedia", id);
+    http(&s, "GET", path, NULL, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(r.len > 100);
+    resp_free(&r);
+    free(ref);
+stop:
+    srv_stop(&s);
+out:
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {}
+}
+
+TEST(api_families_llama_bf16_end_to_end)
+{
+    fixture_rotary fx = {.model_type = "llama", .d_model = 64, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .n_ctx = 128,
+                         .vocab = 50257, .bf16 = 1, .seed = 21};
+    fam_end_to_end(&fx);
+}
+
+TEST(api_families_qwen2_end_to_end)
+{
+    fixture_rotary fx = {.model_type = "qwen2", .d_model = 64, .n_layer = 2, .n_head = 4, .n_kv_head = 1, .n_ctx = 128,
+                         .vocab = 50257, .seed = 22};
+    fam_end_to_end(&fx);
+}
+
+TEST(api_families_gemma2_end_to_end)
+{
+    fixture_rotary fx = {.model_type = "gemma2", .d_model = 64, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .head_dim = 24,
+                         .d_mlp = 96, .n_ctx = 128, .vocab = 50257, .seed = 23};
+    fam_end_to_end(&fx);
+}
+
+TEST(api_families_gpt_neox_end_to_end)
+{
+    fixture_rotary fx = {.model_type = "gpt_neox", .d_model = 64, .n_layer = 2, .n_head = 4, .n_ctx = 128, .vocab = 50257,
+                         .seed = 24};
+    fam_end_to_end(&fx);
+}
