@@ -204,8 +204,18 @@ size_t model_weight_bytes(const model *m) { return m->weight_bytes; }
 
 int model_unembed_host(const model *m, float *out, char *err, size_t errlen)
 {
-    size_t bytes = sizeof(float) * (size_t)m->cfg.vocab_size * (size_t)m->cfg.d_model;
-    if (m->be->download(m->be, out, m->unembed ? m->unembed : m->wte, bytes)) {
+    size_t n = (size_t)m->cfg.vocab_size * (size_t)m->cfg.d_model;
+    if (m->unembed16) {
+        /* the 16-bit values go into the back half of out and widen front to back: writing
+         * out[i] only overwrites 16-bit values at indices ≤ i, already read */
+        uint16_t *h = (uint16_t *)(out + n / 2);
+        int rc = m->be->download(m->be, h, m->unembed16, n * sizeof(uint16_t));
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            out[i] = m->unembed16_bf16 ? st_bf16_to_f32(h[i]) : st_f16_to_f32(h[i]);
+        if (rc) snprintf(err, errlen, "unembedding: %s", backend_error(m->be));
+        return rc ? -1 : 0;
+    }
+    if (m->be->download(m->be, out, m->unembed ? m->unembed : m->wte, n * sizeof(float))) {
         snprintf(err, errlen, "unembedding: %s", backend_error(m->be));
         return -1;
     }
@@ -469,7 +479,9 @@ static int run_logits(fwd *f, acts *a)
         /* Rows T-1, 2T-1, ...: stride T·C in ln. */
         float *lg = be->alloc(be, sizeof(float) * (size_t)B * V);
         if (!lg) return mdl_fail(f, "out of memory for logits");
-        int rc = be->gemm(be, 0, 1, B, V, C, 1.0f, a->ln + (size_t)(T - 1) * C, T * C, W, C, 0.0f, lg, V) ||
+        int rc = (m->unembed16 ? be->gemm_w16(be, B, V, C, a->ln + (size_t)(T - 1) * C, T * C, m->unembed16,
+                                               m->unembed16_bf16, 0.0f, lg, V)
+                                : be->gemm(be, 0, 1, B, V, C, 1.0f, a->ln + (size_t)(T - 1) * C, T * C, W, C, 0.0f, lg, V)) ||
                  (cap > 0 && be->softcap(be, lg, (size_t)B * V, cap)) ||
                  be->download(be, o->logits, lg, sizeof(float) * (size_t)B * V);
         be->release(be, lg);
@@ -483,7 +495,8 @@ static int run_logits(fwd *f, acts *a)
     int rc = 0;
     for (size_t r0 = 0; r0 < N && rc == 0; r0 += rows_per) {
         int n = (int)(N - r0 < (size_t)rows_per ? N - r0 : (size_t)rows_per);
-        rc = be->gemm(be, 0, 1, n, V, C, 1.0f, a->ln + r0 * C, C, W, C, 0.0f, lg, V);
+        rc = m->unembed16 ? be->gemm_w16(be, n, V, C, a->ln + r0 * C, C, m->unembed16, m->unembed16_bf16, 0.0f, lg, V)
+                          : be->gemm(be, 0, 1, n, V, C, 1.0f, a->ln + r0 * C, C, W, C, 0.0f, lg, V);
         if (rc == 0 && cap > 0) rc = be->softcap(be, lg, (size_t)n * V, cap);
         if (rc == 0 && o->argmax) rc = be->argmax_rows(be, o->argmax + r0, lg, n, V);
         if (rc == 0 && o->logits && !o->logits_last_only)

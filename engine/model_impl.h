@@ -23,18 +23,28 @@ typedef struct gpt2_layer {
     float *mproj_w, *mproj_b; /* (4C,C), (C) */
 } gpt2_layer;
 
-/* A rotary family's block; nn.Linear layout (out, in): y = x·Wᵀ + b. Q = NH·hd, KV = NKV·hd.
- * NULL where the family has no such tensor (RMSNorm biases, Llama's biases, ...). */
+/* A weight matrix in nn.Linear layout (out, in), in backend memory: float32 (f), or the
+ * file's BF16/F16 values as they are (h) where the backend multiplies 16-bit weights. */
+typedef struct rl_mat {
+    float *f;
+    uint16_t *h;
+    int bf16;                 /* h holds BF16 (1) or IEEE half (0) */
+} rl_mat;
+
+/* A rotary family's block: y = x·Wᵀ + b. Q = NH·hd, KV = NKV·hd. NULL where the family has
+ * no such tensor (RMSNorm biases, Llama's biases, ...). */
 typedef struct rot_layer {
     float *ln1_w, *ln1_b;     /* (C) attention input norm (Gemma-2: 1 + w) */
     float *ln1post_w;         /* (C) Gemma-2: norm of the attention output */
-    float *qkv_w, *qkv_b;     /* (Q+2KV, C), (Q+2KV): rows [q | k | v] (NeoX's per-head interleave undone) */
-    float *o_w, *o_b;         /* (C, Q), (C) */
     float *ln2_w, *ln2_b;     /* (C) MLP input norm */
     float *ln2post_w;         /* (C) Gemma-2: norm of the MLP output */
-    float *gate_w;            /* (F, C) gated MLPs */
-    float *up_w, *up_b;       /* (F, C), (F): the up projection (NeoX: dense_h_to_4h) */
-    float *down_w, *down_b;   /* (C, F), (C) */
+    float *qkv_b, *o_b;       /* (Q+2KV), (C) */
+    float *up_b, *down_b;     /* (F), (C) */
+    rl_mat qkv;               /* (Q+2KV, C): rows [q | k | v] (NeoX's per-head interleave undone) */
+    rl_mat o;                 /* (C, Q) */
+    rl_mat gate;              /* (F, C) gated MLPs */
+    rl_mat up;                /* (F, C): the up projection (NeoX: dense_h_to_4h) */
+    rl_mat down;              /* (C, F) */
 } rot_layer;
 
 struct model {
@@ -43,7 +53,9 @@ struct model {
     saed_backend *be;
     float *wte;               /* (V,C); also the unembedding when tied */
     float *wpe;               /* (maxT,C); NULL for rotary families */
-    float *unembed;           /* (V,C) untied lm_head / embed_out; NULL: wte */
+    float *unembed;           /* (V,C) untied lm_head / embed_out; NULL: wte (or unembed16) */
+    uint16_t *unembed16;      /* the same kept in the file's 16-bit type (unembed16_bf16) */
+    int unembed16_bf16;
     float *lnf_w, *lnf_b;     /* (C); lnf_b NULL for RMSNorm */
     float *ones, *zeros;      /* (C): the affine-free LayerNorm for ln_final.hook_normalized */
     float *embed_scale;       /* (C) all sqrt(C) (Gemma-2), NULL otherwise */

@@ -4,8 +4,10 @@
  * parts a model has: RMSNorm or LayerNorm, gated or plain MLP, grouped-query attention,
  * partial rotary, parallel residual, Gemma-2's post norms and soft-caps, sliding windows.
  * Shapes: N = B·T rows, C d_model, NH/NKV query/key-value heads of hd, Q = NH·hd,
- * KV = NKV·hd, F the MLP width. Weights are nn.Linear (out, in): y = x·Wᵀ + b, kept in
- * float32 whatever the file stores (F32, F16, BF16). */
+ * KV = NKV·hd, F the MLP width. Weights are nn.Linear (out, in): y = x·Wᵀ + b. Linear
+ * weights stored as BF16/F16 stay 16-bit in memory where the backend has gemm_w16 (widened
+ * exactly, block by block, in each product: the same results as float32 weights at half the
+ * memory); norms, biases and the embedding are float32. */
 #include "engine/model_impl.h"
 
 #include <math.h>   // defines: cos, sin, pow, sqrt, M_PI
@@ -86,64 +88,138 @@ static int rl_w(model *m, const st_file *st, const char *prefix, const char *nam
     return *out ? 0 : -1;
 }
 
-/* The fused q/k/v of one layer as rows [q | k | v] of (Q + 2KV, in) plus its bias (or NULL).
- * Separate q_proj/k_proj/v_proj are stacked; NeoX's query_key_value holds, per head, its q, k
- * and v rows one after the other (HF views the output as (NH, 3·hd) and splits the last
- * axis), so its rows are regrouped. bv_host receives the v bias (KV floats) when there is one. */
-static int rl_qkv(model *m, const st_file *st, const rl_names *nm, int l, float **w, float **b, float *bv_host,
+/* A tensor's values as stored when they are 16-bit floats and the backend multiplies 16-bit
+ * weights; NULL otherwise (*is16 = 0, no error) or on error (*is16 = 1). */
+static uint16_t *rl_host16(const model *m, const st_file *st, const char *prefix, const char *name, int64_t d0,
+                           int64_t d1, int *is16, int *bf16, char *err, size_t errlen)
+{
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const st_tensor *t = st_find(st, full);
+    if (!t) t = st_find(st, name);
+    *is16 = m->be->gemm_w16 && t && (t->dtype == ST_BF16 || t->dtype == ST_F16);
+    if (!*is16) return NULL;
+    *bf16 = t->dtype == ST_BF16;
+    if (t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1) {
+        snprintf(err, errlen, "model weights: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", t->name,
+                 (long long)(t->ndim > 0 ? t->shape[0] : 0), (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)d0,
+                 (long long)d1);
+        return NULL;
+    }
+    size_t n = (size_t)d0 * (size_t)d1;
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    if (!h) {
+        snprintf(err, errlen, "out of memory for '%s'", t->name);
+        return NULL;
+    }
+    memcpy(h, t->data, sizeof(uint16_t) * n);
+    const uint16_t expo = *bf16 ? 0x7f80 : 0x7c00;
+    for (size_t i = 0; i < n; i++)
+        if ((h[i] & expo) == expo) {
+            snprintf(err, errlen, "model weights: tensor '%s' holds NaN or Inf at element %zu", t->name, i);
+            free(h);
+            return NULL;
+        }
+    return h;
+}
+
+static uint16_t *rl_upload16(model *m, const uint16_t *h, size_t n, const char *what, char *err, size_t errlen)
+{
+    uint16_t *d = m->be->alloc(m->be, n * sizeof(uint16_t));
+    if (!d || m->be->upload(m->be, d, h, n * sizeof(uint16_t))) {
+        snprintf(err, errlen, "model weights: %s: %s", what, backend_error(m->be));
+        if (d) m->be->release(m->be, d);
+        return NULL;
+    }
+    m->weight_bytes += n * sizeof(uint16_t);
+    return d;
+}
+
+/* A linear weight (d0, d1): kept 16-bit when stored so and the backend can, else float32. */
+static int rl_mat_load(model *m, const st_file *st, const char *prefix, const char *name, int64_t d0, int64_t d1,
+                       rl_mat *out, char *err, size_t errlen)
+{
+    int is16 = 0, bf16 = 0;
+    uint16_t *h = rl_host16(m, st, prefix, name, d0, d1, &is16, &bf16, err, errlen);
+    if (is16) {
+        if (!h) return -1;
+        out->h = rl_upload16(m, h, (size_t)d0 * (size_t)d1, name, err, errlen);
+        out->bf16 = bf16;
+        free(h);
+        return out->h ? 0 : -1;
+    }
+    return rl_w(m, st, prefix, name, 2, d0, d1, 0, 0, &out->f, err, errlen);
+}
+
+/* The fused q/k/v of one layer as rows [q | k | v] of (Q + 2KV, in) plus its bias (or NULL),
+ * 16-bit when every part is stored so and the backend multiplies 16-bit weights. Separate
+ * q_proj/k_proj/v_proj are stacked; NeoX's query_key_value holds, per head, its q, k and v
+ * rows one after the other (HF views the output as (NH, 3·hd) and splits the last axis), so
+ * its rows are regrouped. bv_host receives the v bias (KV floats) when there is one. */
+static int rl_qkv(model *m, const st_file *st, const rl_names *nm, int l, rl_mat *w, float **b, float *bv_host,
                   char *err, size_t errlen)
 {
     const hf_config *c = &m->cfg;
     const int C = c->d_model, hd = c->head_dim, Q = m->q_w, KV = m->kv_w, W = m->qkv_w;
+    const char *part[3] = {nm->q, nm->k, nm->v};
+    const int rows[3] = {Q, KV, KV}, off[3] = {0, Q, Q + KV};
     char n[160];
-    float *hw = malloc(sizeof(float) * (size_t)W * C), *hb = c->qkv_bias ? malloc(sizeof(float) * (size_t)W) : NULL;
-    int rc = -1;
+    /* 16-bit only when all parts are (and of one kind) */
+    int is16 = 1, bf16 = -1;
+    for (int j = 0; j < (nm->qkv ? 1 : 3); j++) {
+        snprintf(n, sizeof n, "%s%s.%d.%s.weight", nm->prefix, "layers", l, nm->qkv ? nm->qkv : part[j]);
+        const st_tensor *t = st_find(st, n);
+        int t16 = m->be->gemm_w16 && t && (t->dtype == ST_BF16 || t->dtype == ST_F16);
+        if (!t16 || (bf16 >= 0 && bf16 != (t->dtype == ST_BF16))) is16 = 0;
+        if (t) bf16 = t->dtype == ST_BF16;
+    }
+    const size_t es = is16 ? sizeof(uint16_t) : sizeof(float), rowb = es * (size_t)C;
+    char *hw = malloc(rowb * (size_t)W);
+    float *hb = c->qkv_bias ? malloc(sizeof(float) * (size_t)W) : NULL;
+    int rc = -1, dummy, bf;
     if (!hw || (c->qkv_bias && !hb)) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (nm->qkv) {
-        snprintf(n, sizeof n, "layers.%d.%s.weight", l, nm->qkv);
-        float *fw = rl_host(st, nm->prefix, n, 2, 3 * C, C, NULL, err, errlen), *fb = NULL;
-        if (!fw) goto out;
-        if (c->qkv_bias) {
-            snprintf(n, sizeof n, "layers.%d.%s.bias", l, nm->qkv);
-            if (!(fb = rl_host(st, nm->prefix, n, 1, 3 * C, 0, NULL, err, errlen))) {
-                free(fw);
+    for (int j = 0; j < (nm->qkv ? 1 : 3); j++) {
+        int r = nm->qkv ? 3 * C : rows[j];
+        snprintf(n, sizeof n, "layers.%d.%s.weight", l, nm->qkv ? nm->qkv : part[j]);
+        void *pw = is16 ? (void *)rl_host16(m, st, nm->prefix, n, r, C, &dummy, &bf, err, errlen)
+                        : (void *)rl_host(st, nm->prefix, n, 2, r, C, NULL, err, errlen);
+        if (!pw) goto out;
+        float *pb = NULL;
+        if (hb) {
+            snprintf(n, sizeof n, "layers.%d.%s.bias", l, nm->qkv ? nm->qkv : part[j]);
+            if (!(pb = rl_host(st, nm->prefix, n, 1, r, 0, NULL, err, errlen))) {
+                free(pw);
                 goto out;
             }
         }
-        for (int h = 0; h < c->n_head; h++)
-            for (int j = 0; j < 3; j++)
-                for (int d = 0; d < hd; d++) {
-                    size_t src = (size_t)h * 3 * hd + (size_t)j * hd + d, dst = (size_t)j * Q + (size_t)h * hd + d;
-                    memcpy(hw + dst * C, fw + src * C, sizeof(float) * (size_t)C);
-                    if (fb) hb[dst] = fb[src];
-                }
-        free(fw);
-        free(fb);
-    } else {
-        const char *part[3] = {nm->q, nm->k, nm->v};
-        const int rows[3] = {Q, KV, KV}, off[3] = {0, Q, Q + KV};
-        for (int j = 0; j < 3; j++) {
-            snprintf(n, sizeof n, "layers.%d.%s.weight", l, part[j]);
-            float *pw = rl_host(st, nm->prefix, n, 2, rows[j], C, NULL, err, errlen);
-            if (!pw) goto out;
-            memcpy(hw + (size_t)off[j] * C, pw, sizeof(float) * (size_t)rows[j] * C);
-            free(pw);
-            if (!hb) continue;
-            snprintf(n, sizeof n, "layers.%d.%s.bias", l, part[j]);
-            float *pb = rl_host(st, nm->prefix, n, 1, rows[j], 0, NULL, err, errlen);
-            if (!pb) goto out;
-            memcpy(hb + off[j], pb, sizeof(float) * (size_t)rows[j]);
-            free(pb);
+        if (nm->qkv) {
+            for (int h = 0; h < c->n_head; h++)
+                for (int q = 0; q < 3; q++)
+                    for (int d = 0; d < hd; d++) {
+                        size_t src = (size_t)h * 3 * hd + (size_t)q * hd + d, dst = (size_t)q * Q + (size_t)h * hd + d;
+                        memcpy(hw + dst * rowb, (char *)pw + src * rowb, rowb);
+                        if (pb) hb[dst] = pb[src];
+                    }
+        } else {
+            memcpy(hw + (size_t)off[j] * rowb, pw, rowb * (size_t)rows[j]);
+            if (pb) memcpy(hb + off[j], pb, sizeof(float) * (size_t)rows[j]);
         }
+        free(pw);
+        free(pb);
     }
     if (hb) memcpy(bv_host, hb + Q + KV, sizeof(float) * (size_t)KV);
     snprintf(n, sizeof n, "layers.%d.qkv", l);
-    *w = mdl_upload(m, hw, (size_t)W * C, n, err, errlen);
-    *b = *w && hb ? mdl_upload(m, hb, (size_t)W, n, err, errlen) : NULL;
-    rc = *w && (!hb || *b) ? 0 : -1;
+    if (is16) {
+        w->h = rl_upload16(m, (uint16_t *)hw, (size_t)W * C, n, err, errlen);
+        w->bf16 = bf16;
+    } else {
+        w->f = mdl_upload(m, (float *)hw, (size_t)W * C, n, err, errlen);
+    }
+    *b = (w->h || w->f) && hb ? mdl_upload(m, hb, (size_t)W, n, err, errlen) : NULL;
+    rc = (w->h || w->f) && (!hb || *b) ? 0 : -1;
 out:
     free(hw);
     free(hb);
@@ -222,7 +298,13 @@ int rot_load(model *m, const st_file *st, char *err, size_t errlen)
     char n[160];
     if (c->parallel_residual) m->hooks &= ~(1u << HOOK_RESID_MID); /* TL has none then */
     if (rl_w(m, st, px, nm->embed, 2, V, C, 0, 0, &m->wte, err, errlen)) return -1;
-    if (!c->tied && rl_w(m, st, "", nm->unembed, 2, V, C, 0, 0, &m->unembed, err, errlen)) return -1;
+    if (!c->tied) {
+        rl_mat u = {0};
+        if (rl_mat_load(m, st, "", nm->unembed, V, C, &u, err, errlen)) return -1;
+        m->unembed = u.f;
+        m->unembed16 = u.h;
+        m->unembed16_bf16 = u.bf16;
+    }
     snprintf(n, sizeof n, "%s.weight", nm->norm_f);
     if (rl_w(m, st, px, n, 1, C, 0, plus, 0, &m->lnf_w, err, errlen)) return -1;
     snprintf(n, sizeof n, "%s.bias", nm->norm_f);
@@ -248,16 +330,20 @@ int rot_load(model *m, const st_file *st, char *err, size_t errlen)
             W(ln2post_w, nm->ln2post, "weight", 1, C, 0, plus);
         }
         float *bv = m->b_vkv_host + (size_t)l * KV;
-        if (rl_qkv(m, st, nm, l, &y->qkv_w, &y->qkv_b, bv, err, errlen)) return -1;
+        if (rl_qkv(m, st, nm, l, &y->qkv, &y->qkv_b, bv, err, errlen)) return -1;
         /* TransformerLens repeats b_V over each group of query heads for hook_z */
         for (int h = 0; h < c->n_head; h++)
             memcpy(m->b_v_host + (size_t)l * Q + (size_t)h * c->head_dim,
                    bv + (size_t)(h / (c->n_head / c->n_kv_head)) * c->head_dim, sizeof(float) * (size_t)c->head_dim);
-        W(o_w, nm->o, "weight", 2, C, Q, 0);
+#define M(field, part, a, b)                                                         \
+    snprintf(n, sizeof n, "layers.%d.%s.weight", l, part);                          \
+    if (rl_mat_load(m, st, px, n, a, b, &y->field, err, errlen)) return -1;
+        M(o, nm->o, C, Q);
         if (c->o_bias) { W(o_b, nm->o, "bias", 1, C, 0, 0); }
-        if (c->gated_mlp) { W(gate_w, nm->gate, "weight", 2, F, C, 0); }
-        W(up_w, nm->up, "weight", 2, F, C, 0);
-        W(down_w, nm->down, "weight", 2, C, F, 0);
+        if (c->gated_mlp) { M(gate, nm->gate, F, C); }
+        M(up, nm->up, F, C);
+        M(down, nm->down, C, F);
+#undef M
         if (c->mlp_bias) {
             if (c->gated_mlp) {
                 snprintf(err, errlen, "%s: mlp_bias with a gated MLP is not supported", c->architecture);
@@ -287,30 +373,40 @@ void rot_free(model *m)
 {
     saed_backend *be = m->be;
     for (int l = 0; m->rlayers && l < m->cfg.n_layer; l++) {
-        float **p = (float **)&m->rlayers[l];
-        for (size_t i = 0; i < sizeof(rot_layer) / sizeof(float *); i++)
-            if (p[i]) be->release(be, p[i]);
+        rot_layer *y = &m->rlayers[l];
+        float *v[] = {y->ln1_w, y->ln1_b, y->ln1post_w, y->ln2_w, y->ln2_b, y->ln2post_w, y->qkv_b, y->o_b, y->up_b, y->down_b};
+        rl_mat *w[] = {&y->qkv, &y->o, &y->gate, &y->up, &y->down};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+            if (v[i]) be->release(be, v[i]);
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+            if (w[i]->f) be->release(be, w[i]->f);
+            if (w[i]->h) be->release(be, w[i]->h);
+        }
     }
     free(m->rlayers);
     m->rlayers = NULL;
+    if (m->unembed16) be->release(be, m->unembed16);
+    m->unembed16 = NULL;
 }
 
 /* ---- the block ---- */
 
 /* out (N,n) = in (N,k) · wᵀ (w: (n,k)) + bias (NULL: none); acc: out += instead. */
-static int rl_linear(fwd *f, float *out, const float *in, const float *w, const float *bias, int N, int k, int n,
+static int rl_linear(fwd *f, float *out, const float *in, const rl_mat *w, const float *bias, int N, int k, int n,
                      int acc, const char *what)
 {
     saed_backend *be = f->m->be;
     /* Row-major out (N,n) = in (N,k) · w(n,k)ᵀ: gemm with the second operand transposed. */
-    if (acc)
-        return (bias && mdl_ok(f, be->add_bias(be, out, bias, N, n), what)) ||
-               mdl_ok(f, be->gemm(be, 0, 1, N, n, k, 1.0f, in, k, w, k, 1.0f, out, n), what);
-    if (bias && be->fill_rows)
-        return mdl_ok(f, be->fill_rows(be, out, bias, N, n), what) ||
-               mdl_ok(f, be->gemm(be, 0, 1, N, n, k, 1.0f, in, k, w, k, 1.0f, out, n), what);
-    return mdl_ok(f, be->gemm(be, 0, 1, N, n, k, 1.0f, in, k, w, k, 0.0f, out, n), what) ||
-           (bias && mdl_ok(f, be->add_bias(be, out, bias, N, n), what));
+#define PRODUCT(beta)                                                                                 \
+    (w->h ? be->gemm_w16(be, N, n, k, in, k, w->h, w->bf16, beta, out, n)                             \
+          : be->gemm(be, 0, 1, N, n, k, 1.0f, in, k, w->f, k, beta, out, n))
+    int rc;
+    if (acc) rc = (bias && mdl_ok(f, be->add_bias(be, out, bias, N, n), what)) || mdl_ok(f, PRODUCT(1.0f), what);
+    else if (bias && be->fill_rows)
+        rc = mdl_ok(f, be->fill_rows(be, out, bias, N, n), what) || mdl_ok(f, PRODUCT(1.0f), what);
+    else rc = mdl_ok(f, PRODUCT(0.0f), what) || (bias && mdl_ok(f, be->add_bias(be, out, bias, N, n), what));
+#undef PRODUCT
+    return rc;
 }
 
 static int rl_norm(fwd *f, float *out, const float *in, const float *w, const float *b, const char *what)
@@ -332,7 +428,7 @@ static int rl_attention(fwd *f, acts *a, int l)
     const int B = f->B, T = f->T, N = B * T, C = c->d_model, Q = m->q_w, KV = m->kv_w, W = m->qkv_w;
     kv_cache *kc = f->o->cache;
     if (rl_norm(f, a->ln, a->resid, y->ln1_w, y->ln1_b, "attention norm") ||
-        rl_linear(f, a->qkv, a->ln, y->qkv_w, y->qkv_b, N, C, W, 0, "qkv"))
+        rl_linear(f, a->qkv, a->ln, &y->qkv, y->qkv_b, N, C, W, 0, "qkv"))
         return -1;
     /* TransformerLens shows q and k before the rotation */
     if (mdl_emit(f, HOOK_Q, l, a->qkv, W, N, Q) || mdl_emit(f, HOOK_K, l, a->qkv + Q, W, N, KV) ||
@@ -364,7 +460,7 @@ static int rl_attention(fwd *f, acts *a, int l)
     if (mdl_ok(f, be->attention(be, a->z, pattern, a->qkv, W, k, v, ldkv, sbkv, &sh), "attention")) return -1;
     if (pattern && mdl_emit(f, HOOK_PATTERN, l, pattern, f->Tk, B * c->n_head * T, f->Tk)) return -1;
     if (mdl_emit(f, HOOK_Z, l, a->z, Q, N, Q)) return -1;
-    if (rl_linear(f, a->tmp, a->z, y->o_w, y->o_b, N, Q, C, 0, "attention out")) return -1;
+    if (rl_linear(f, a->tmp, a->z, &y->o, y->o_b, N, Q, C, 0, "attention out")) return -1;
     if (y->ln1post_w && rl_norm(f, a->tmp, a->tmp, y->ln1post_w, NULL, "post-attention norm")) return -1;
     return mdl_emit(f, HOOK_ATTN_OUT, l, a->tmp, C, N, C);
 }
@@ -382,18 +478,18 @@ static int rl_mlp(fwd *f, acts *a, int l)
     if (rl_norm(f, a->ln, a->resid, y->ln2_w, y->ln2_b, "mlp norm")) return -1;
     if (c->gated_mlp) {
         /* TransformerLens' GatedMLP: hook_pre = the gate's pre-activation, hook_post = act(gate)·up */
-        if (rl_linear(f, a->fc, a->ln, y->gate_w, NULL, N, C, F, 0, "mlp gate") ||
-            rl_linear(f, a->up, a->ln, y->up_w, NULL, N, C, F, 0, "mlp up") ||
+        if (rl_linear(f, a->fc, a->ln, &y->gate, NULL, N, C, F, 0, "mlp gate") ||
+            rl_linear(f, a->up, a->ln, &y->up, NULL, N, C, F, 0, "mlp up") ||
             mdl_emit(f, HOOK_MLP_PRE, l, a->fc, F, N, F) ||
             mdl_ok(f, be->glu(be, a->fc, a->fc, a->up, (size_t)N * F, act), "mlp activation"))
             return -1;
-    } else if (rl_linear(f, a->fc, a->ln, y->up_w, y->up_b, N, C, F, 0, "mlp in") ||
+    } else if (rl_linear(f, a->fc, a->ln, &y->up, y->up_b, N, C, F, 0, "mlp in") ||
                mdl_emit(f, HOOK_MLP_PRE, l, a->fc, F, N, F) ||
                mdl_ok(f, be->act(be, a->fc, a->fc, (size_t)N * F, act), "mlp activation")) {
         return -1;
     }
     if (mdl_emit(f, HOOK_MLP_POST, l, a->fc, F, N, F) ||
-        rl_linear(f, a->tmp2, a->fc, y->down_w, y->down_b, N, F, C, 0, "mlp out"))
+        rl_linear(f, a->tmp2, a->fc, &y->down, y->down_b, N, F, C, 0, "mlp out"))
         return -1;
     if (y->ln2post_w && rl_norm(f, a->tmp2, a->tmp2, y->ln2post_w, NULL, "post-mlp norm")) return -1;
     return mdl_emit(f, HOOK_MLP_OUT, l, a->tmp2, C, N, C);

@@ -129,6 +129,11 @@ struct saed_backend {
     int (*act)(saed_backend *b, float *out, const float *in, size_t n, backend_act a);
     /* out = act(gate) · up element-wise (SwiGLU, GeGLU), n elements; out may equal gate. */
     int (*glu)(saed_backend *b, float *out, const float *gate, const float *up, size_t n, backend_act a);
+    /* C (M,N) = A (M,K) · Wᵀ + beta · C with W (N,K) in 16-bit floats (bf16 = 1: BF16, else
+     * IEEE half), widened exactly to float32 block by block: weights stay at their stored
+     * size. Optional (NULL: the engine widens the weights once at load). */
+    int (*gemm_w16)(saed_backend *b, int M, int N, int K, const float *A, int lda, const uint16_t *W, int bf16,
+                    float beta, float *C, int ldc);
     /* x = cap · tanh(x / cap), n elements (Gemma-2's logit soft-capping). */
     int (*softcap)(saed_backend *b, float *x, size_t n, float cap);
     /* Free and total bytes of the backend's own memory (a GPU's), for sizing batches. NULL on

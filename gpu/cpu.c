@@ -11,6 +11,7 @@
 
 #include "gpu/backend.h"
 #include "gpu/blas.h"
+#include "gpu/blas16.h"
 #include "gpu/cpu_avx512.h"
 #include "gpu/mem.h"
 #include "gpu/par.h"
@@ -482,6 +483,16 @@ static int cpu_glu(saed_backend *b, float *out, const float *gate, const float *
     return 0;
 }
 
+static int cpu_gemm_w16(saed_backend *b, int M, int N, int K, const float *A, int lda, const uint16_t *W, int bf16,
+                        float beta, float *C, int ldc)
+{
+    if (blas_sgemm_w16(M, N, K, A, lda, W, bf16, beta, C, ldc)) {
+        snprintf(b->err, sizeof b->err, "gemm_w16: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int cpu_softcap(saed_backend *b, float *x, size_t n, float cap)
 {
     (void)b;
@@ -726,6 +737,7 @@ saed_backend *backend_cpu_open(void)
     b->act = cpu_act;
     b->glu = cpu_glu;
     b->softcap = cpu_softcap;
+    b->gemm_w16 = cpu_gemm_w16;
     b->argmax_rows = cpu_argmax_rows;
     b->topk_rows = cpu_topk_rows;
     b->masked_relu = cpu_masked_relu;
