@@ -18,7 +18,8 @@ int model_processing_parse(const char *s)
     if (!strcmp(s, "none")) return PROC_NONE;
     if (!strcmp(s, "center_writing_weights")) return PROC_CENTER_WRITING;
     if (!strcmp(s, "fold_value_biases")) return PROC_FOLD_VALUE_BIASES;
-    if (!strcmp(s, "tl")) return PROC_CENTER_WRITING | PROC_FOLD_VALUE_BIASES;
+    if (!strcmp(s, "fold_ln")) return PROC_FOLD_LN;
+    if (!strcmp(s, "tl")) return PROC_CENTER_WRITING | PROC_FOLD_VALUE_BIASES | PROC_FOLD_LN;
     return -1;
 }
 
@@ -72,24 +73,42 @@ static int gpt2_load(model *m, const st_file *st, char *err, size_t errlen)
     if (!(m->lnf_b = mdl_load_w(m, st, "ln_f.bias", 1, C, 0, NULL, err, errlen))) return -1;
     m->layers = calloc((size_t)L, sizeof *m->layers);
     m->b_v_host = calloc((size_t)L * C, sizeof(float));
-    if (!m->layers || !m->b_v_host) {
+    m->b_vln_host = calloc((size_t)L * C, sizeof(float));
+    if (!m->layers || !m->b_v_host || !m->b_vln_host) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     for (int l = 0; l < L; l++) {
         gpt2_layer *y = &m->layers[l];
         char n[64];
-        float *attn_b_host = NULL;
+        float *attn_b_host = NULL, *ln1_b_host = NULL, *attn_w_host = NULL;
 #define W(field, suffix, nd, a, b)                                                    \
     snprintf(n, sizeof n, "h.%d.%s", l, suffix);                                      \
     if (!(y->field = mdl_load_w(m, st, n, nd, a, b, NULL, err, errlen))) return -1;
         W(ln1_w, "ln_1.weight", 1, C, 0);
-        W(ln1_b, "ln_1.bias", 1, C, 0);
-        W(attn_w, "attn.c_attn.weight", 2, C, 3 * C);
+        snprintf(n, sizeof n, "h.%d.ln_1.bias", l);
+        if (!(y->ln1_b = mdl_load_w(m, st, n, 1, C, 0, &ln1_b_host, err, errlen))) return -1;
+        snprintf(n, sizeof n, "h.%d.attn.c_attn.weight", l);
+        if (!(y->attn_w = mdl_load_w(m, st, n, 2, C, 3 * C, &attn_w_host, err, errlen))) {
+            free(ln1_b_host);
+            return -1;
+        }
         snprintf(n, sizeof n, "h.%d.attn.c_attn.bias", l);
-        if (!(y->attn_b = mdl_load_w(m, st, n, 1, 3 * C, 0, &attn_b_host, err, errlen))) return -1;
-        memcpy(m->b_v_host + (size_t)l * C, attn_b_host + 2 * C, sizeof(float) * (size_t)C);
+        if (!(y->attn_b = mdl_load_w(m, st, n, 1, 3 * C, 0, &attn_b_host, err, errlen))) {
+            free(ln1_b_host);
+            free(attn_w_host);
+            return -1;
+        }
+        /* b_V, and b_V + β₁·W_V as fold_ln leaves it (Conv1D: column 2C + j is v_j) */
+        for (int j = 0; j < C; j++) {
+            double s = attn_b_host[2 * C + j];
+            for (int i = 0; i < C; i++) s += (double)ln1_b_host[i] * attn_w_host[(size_t)i * 3 * C + 2 * C + j];
+            m->b_v_host[(size_t)l * C + j] = attn_b_host[2 * C + j];
+            m->b_vln_host[(size_t)l * C + j] = (float)s;
+        }
         free(attn_b_host);
+        free(ln1_b_host);
+        free(attn_w_host);
         W(aproj_w, "attn.c_proj.weight", 2, C, C);
         W(aproj_b, "attn.c_proj.bias", 1, C, 0);
         W(ln2_w, "ln_2.weight", 1, C, 0);
@@ -101,6 +120,7 @@ static int gpt2_load(model *m, const st_file *st, char *err, size_t errlen)
 #undef W
     }
     m->b_vkv_host = m->b_v_host;
+    m->b_vkvln_host = m->b_vln_host;
     /* lm_head is tied to wte in GPT-2; a separate lm_head.weight must then equal it. */
     return 0;
 }
@@ -193,7 +213,9 @@ void model_free(model *m)
     pthread_mutex_destroy(&m->ws_lock);
     free(m->layers);
     if (m->b_vkv_host != m->b_v_host) free(m->b_vkv_host);
+    if (m->b_vkvln_host != m->b_vln_host) free(m->b_vkvln_host);
     free(m->b_v_host);
+    free(m->b_vln_host);
     hf_config_free(&m->cfg);
     free(m);
 }
@@ -334,7 +356,9 @@ int mdl_emit(fwd *f, hook_kind kind, int layer, float *buf, int ld, int rows, in
         if ((f->proc & PROC_FOLD_VALUE_BIASES) && (kind == HOOK_Z || kind == HOOK_V)) {
             /* hook_v has the key/value heads' biases, hook_z each query head's (TL repeats
              * b_V over a group of query heads) */
-            const float *bv = kind == HOOK_V ? f->m->b_vkv_host + (size_t)layer * width : f->m->b_v_host + (size_t)layer * width;
+            const int ln = (f->proc & PROC_FOLD_LN) && f->m->b_vln_host;
+            const float *bv = kind == HOOK_V ? (ln ? f->m->b_vkvln_host : f->m->b_vkv_host) + (size_t)layer * width
+                                             : (ln ? f->m->b_vln_host : f->m->b_v_host) + (size_t)layer * width;
             for (int r = 0; r < rows; r++)
                 for (int j = 0; j < width; j++) x[(size_t)r * width + j] -= bv[j];
         }

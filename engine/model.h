@@ -20,9 +20,13 @@ typedef struct kv_cache kv_cache;
 enum {
     PROC_NONE = 0,
     PROC_CENTER_WRITING = 1,   /* residual-stream hooks become h − mean over d_model */
-    PROC_FOLD_VALUE_BIASES = 2 /* hook_v and hook_z lose b_V */
+    PROC_FOLD_VALUE_BIASES = 2,/* hook_v and hook_z lose b_V */
+    PROC_FOLD_LN = 4           /* LayerNorm's β is folded into b_Q/K/V first: with
+                                * PROC_FOLD_VALUE_BIASES, hook_v/hook_z lose b_V + β₁·W_V
+                                * (alone it changes no hook value) */
 };
-/* "none", "center_writing_weights", "fold_value_biases", "tl" (both). -1 when unknown. */
+/* "none", "center_writing_weights", "fold_value_biases", "fold_ln", "tl" (TransformerLens'
+ * from_pretrained default: all three). -1 when unknown. */
 int model_processing_parse(const char *s);
 
 /* A hook callback sees the activation in host memory: (B,T,width) row-major, except

@@ -62,6 +62,7 @@ struct model {
     float *rope_cs;           /* (n_ctx, rotary_dim): cos | sin rows per position */
     float *b_v_host;          /* (L, NH·hd): value biases per query head, for fold_value_biases */
     float *b_vkv_host;        /* (L, NKV·hd): the same per key/value head (hook_v) */
+    float *b_vln_host, *b_vkvln_host; /* the same after fold_ln: b_V + β₁·W_V (LayerNorm models) */
     gpt2_layer *layers;
     rot_layer *rlayers;
     int q_w, kv_w, qkv_w;     /* NH·hd, NKV·hd, NH·hd + 2·NKV·hd */

@@ -157,7 +157,7 @@ static int rl_mat_load(model *m, const st_file *st, const char *prefix, const ch
  * rows one after the other (HF views the output as (NH, 3·hd) and splits the last axis), so
  * its rows are regrouped. bv_host receives the v bias (KV floats) when there is one. */
 static int rl_qkv(model *m, const st_file *st, const rl_names *nm, int l, rl_mat *w, float **b, float *bv_host,
-                  char *err, size_t errlen)
+                  const float *beta, float *bvln_host, char *err, size_t errlen)
 {
     const hf_config *c = &m->cfg;
     const int C = c->d_model, hd = c->head_dim, Q = m->q_w, KV = m->kv_w, W = m->qkv_w;
@@ -211,6 +211,24 @@ static int rl_qkv(model *m, const st_file *st, const rl_names *nm, int l, rl_mat
         free(pb);
     }
     if (hb) memcpy(bv_host, hb + Q + KV, sizeof(float) * (size_t)KV);
+    /* fold_ln moves LayerNorm's β into the biases: b_V + β·W_Vᵀ, what fold_value_biases then
+     * removes from hook_v/hook_z */
+    for (int j = 0; beta && j < KV; j++) {
+        const char *row = hw + (size_t)(Q + KV + j) * rowb;
+        double acc = hb ? hb[Q + KV + j] : 0.0;
+        for (int i = 0; i < C; i++) {
+            uint16_t h16;
+            float wv;
+            if (is16) {
+                memcpy(&h16, row + (size_t)i * 2, 2);
+                wv = bf16 ? st_bf16_to_f32(h16) : st_f16_to_f32(h16);
+            } else {
+                memcpy(&wv, row + (size_t)i * 4, 4);
+            }
+            acc += (double)beta[i] * wv;
+        }
+        bvln_host[j] = (float)acc;
+    }
     snprintf(n, sizeof n, "layers.%d.qkv", l);
     if (is16) {
         w->h = rl_upload16(m, (uint16_t *)hw, (size_t)W * C, n, err, errlen);
@@ -312,7 +330,13 @@ int rot_load(model *m, const st_file *st, char *err, size_t errlen)
     m->rlayers = calloc((size_t)L, sizeof *m->rlayers);
     m->b_v_host = calloc((size_t)L * Q, sizeof(float));
     m->b_vkv_host = calloc((size_t)L * KV, sizeof(float));
-    if (!m->rlayers || !m->b_v_host || !m->b_vkv_host) {
+    if (ln) {
+        m->b_vln_host = calloc((size_t)L * Q, sizeof(float));
+        m->b_vkvln_host = calloc((size_t)L * KV, sizeof(float));
+    }
+    float *beta = ln ? malloc(sizeof(float) * (size_t)C) : NULL;
+    if (!m->rlayers || !m->b_v_host || !m->b_vkv_host || (ln && (!m->b_vln_host || !m->b_vkvln_host || !beta))) {
+        free(beta);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -320,7 +344,7 @@ int rot_load(model *m, const st_file *st, char *err, size_t errlen)
         rot_layer *y = &m->rlayers[l];
 #define W(field, part, suffix, nd, a, b, p1)                                                \
     snprintf(n, sizeof n, "layers.%d.%s.%s", l, part, suffix);                              \
-    if (rl_w(m, st, px, n, nd, a, b, p1, 0, &y->field, err, errlen)) return -1;
+    if (rl_w(m, st, px, n, nd, a, b, p1, 0, &y->field, err, errlen)) goto fail;
         W(ln1_w, nm->ln1, "weight", 1, C, 0, plus);
         if (ln) { W(ln1_b, nm->ln1, "bias", 1, C, 0, 0); }
         W(ln2_w, nm->ln2, "weight", 1, C, 0, plus);
@@ -329,15 +353,23 @@ int rot_load(model *m, const st_file *st, char *err, size_t errlen)
             W(ln1post_w, nm->ln1post, "weight", 1, C, 0, plus);
             W(ln2post_w, nm->ln2post, "weight", 1, C, 0, plus);
         }
-        float *bv = m->b_vkv_host + (size_t)l * KV;
-        if (rl_qkv(m, st, nm, l, &y->qkv, &y->qkv_b, bv, err, errlen)) return -1;
+        float *bv = m->b_vkv_host + (size_t)l * KV, *bvln = ln ? m->b_vkvln_host + (size_t)l * KV : NULL;
+        if (ln && m->be->download(m->be, beta, y->ln1_b, sizeof(float) * (size_t)C)) {
+            snprintf(err, errlen, "model weights: %s", backend_error(m->be));
+            goto fail;
+        }
+        if (rl_qkv(m, st, nm, l, &y->qkv, &y->qkv_b, bv, beta, bvln, err, errlen)) {
+            goto fail;
+        }
         /* TransformerLens repeats b_V over each group of query heads for hook_z */
-        for (int h = 0; h < c->n_head; h++)
-            memcpy(m->b_v_host + (size_t)l * Q + (size_t)h * c->head_dim,
-                   bv + (size_t)(h / (c->n_head / c->n_kv_head)) * c->head_dim, sizeof(float) * (size_t)c->head_dim);
+        for (int h = 0; h < c->n_head; h++) {
+            size_t dst = (size_t)l * Q + (size_t)h * c->head_dim, src = (size_t)(h / (c->n_head / c->n_kv_head)) * c->head_dim;
+            memcpy(m->b_v_host + dst, bv + src, sizeof(float) * (size_t)c->head_dim);
+            if (ln) memcpy(m->b_vln_host + dst, bvln + src, sizeof(float) * (size_t)c->head_dim);
+        }
 #define M(field, part, a, b)                                                         \
     snprintf(n, sizeof n, "layers.%d.%s.weight", l, part);                          \
-    if (rl_mat_load(m, st, px, n, a, b, &y->field, err, errlen)) return -1;
+    if (rl_mat_load(m, st, px, n, a, b, &y->field, err, errlen)) goto fail;
         M(o, nm->o, C, Q);
         if (c->o_bias) { W(o_b, nm->o, "bias", 1, C, 0, 0); }
         if (c->gated_mlp) { M(gate, nm->gate, F, C); }
@@ -347,13 +379,14 @@ int rot_load(model *m, const st_file *st, char *err, size_t errlen)
         if (c->mlp_bias) {
             if (c->gated_mlp) {
                 snprintf(err, errlen, "%s: mlp_bias with a gated MLP is not supported", c->architecture);
-                return -1;
+                goto fail;
             }
             W(up_b, nm->up, "bias", 1, F, 0, 0);
             W(down_b, nm->down, "bias", 1, C, 0, 0);
         }
 #undef W
     }
+    free(beta);
     if (c->embed_scale) {
         float *s = malloc(sizeof(float) * (size_t)C);
         if (!s) {
@@ -367,6 +400,9 @@ int rot_load(model *m, const st_file *st, char *err, size_t errlen)
         if (!m->embed_scale) return -1;
     }
     return rl_rope(m, err, errlen);
+fail:
+    free(beta);
+    return -1;
 }
 
 void rot_free(model *m)

@@ -37,6 +37,7 @@ typedef struct sae_cfg {
     int prepend_bos;
     int center_writing_weights;      /* from model_from_pretrained_kwargs (SAELens default: off) */
     int fold_value_biases;
+    int fold_ln;                     /* with fold_value_biases: the LN-folded b_V is removed */
     char dtype[16];                  /* as written in the cfg, e.g. "float32" */
     char neuronpedia_id[256];
     char dataset_path[512];

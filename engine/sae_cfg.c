@@ -270,14 +270,15 @@ static int parse_fields(pctx *p, sae_cfg *c)
     if (get_str(p, "dataset_path", NULL, c->dataset_path, sizeof c->dataset_path) < 0) return -1;
 
     /* SAELens loads the model with from_pretrained_no_processing(**kwargs): only flags set true
-     * process it, and those two are the ones that change hook values. */
+     * process it; the first two change hook values, fold_ln only what fold_value_biases
+     * removes. */
     const char *kk;
     json_t *kw = lookup(p, "model_from_pretrained_kwargs", NULL, &kk);
     if (kw && !json_is_null(kw)) {
         if (!json_is_object(kw)) return pfail(p, kk, "expected an object");
-        static const char *const flags[] = {"center_writing_weights", "fold_value_biases"};
-        int *dst[] = {&c->center_writing_weights, &c->fold_value_biases};
-        for (int i = 0; i < 2; i++) {
+        static const char *const flags[] = {"center_writing_weights", "fold_value_biases", "fold_ln"};
+        int *dst[] = {&c->center_writing_weights, &c->fold_value_biases, &c->fold_ln};
+        for (int i = 0; i < 3; i++) {
             json_t *v = json_object_get(kw, flags[i]);
             if (!v || json_is_null(v)) continue;
             if (!json_is_boolean(v)) {
@@ -382,7 +383,8 @@ void sae_cfg_free(sae_cfg *c)
 
 int sae_cfg_processing(const sae_cfg *c)
 {
-    return (c->center_writing_weights ? PROC_CENTER_WRITING : 0) | (c->fold_value_biases ? PROC_FOLD_VALUE_BIASES : 0);
+    return (c->center_writing_weights ? PROC_CENTER_WRITING : 0) | (c->fold_value_biases ? PROC_FOLD_VALUE_BIASES : 0) |
+           (c->fold_ln ? PROC_FOLD_LN : 0);
 }
 
 /* ---- the model side ---- */
@@ -479,9 +481,9 @@ static json_t *kwargs_json(const sae_cfg *c)
     }
     json_decref(src);
     if (!out) out = json_object();
-    static const char *const flags[] = {"center_writing_weights", "fold_value_biases"};
-    const int vals[] = {c->center_writing_weights, c->fold_value_biases};
-    for (int i = 0; i < 2; i++)
+    static const char *const flags[] = {"center_writing_weights", "fold_value_biases", "fold_ln"};
+    const int vals[] = {c->center_writing_weights, c->fold_value_biases, c->fold_ln};
+    for (int i = 0; i < 3; i++)
         if (vals[i] || json_object_get(out, flags[i])) json_object_set_new(out, flags[i], json_boolean(vals[i]));
     return out;
 }

@@ -81,7 +81,7 @@ static long fam_check_line(model *m, const char *dir, json_t *line)
 {
     char err[512];
     const char *proc_s = json_string_value(json_object_get(line, "processing"));
-    int proc = proc_s && !strcmp(proc_s, "tl") ? PROC_CENTER_WRITING | PROC_FOLD_VALUE_BIASES : PROC_NONE;
+    int proc = proc_s && !strcmp(proc_s, "tl") ? model_processing_parse("tl") : PROC_NONE;
     const char *case_name = json_string_value(json_object_get(line, "name"));
     int T;
     int32_t *ids = fam_ids(line, &T);
