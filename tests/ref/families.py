@@ -70,6 +70,35 @@ def write_safetensors(path, tensors, metadata=None):
     return off
 
 
+def read_safetensors(path):
+    """Read-back check of the writer: name -> float64 array."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    n = struct.unpack("<Q", buf[:8])[0]
+    assert n % 8 == 0
+    hdr = json.loads(buf[8:8 + n].decode())
+    data = buf[8 + n:]
+    out = {}
+    end = 0
+    for name, t in hdr.items():
+        if name == "__metadata__":
+            continue
+        a, b = t["data_offsets"]
+        raw = data[a:b]
+        end = max(end, b)
+        if t["dtype"] == "F32":
+            v = np.frombuffer(raw, "<f4").astype(np.float64)
+        elif t["dtype"] == "F16":
+            v = np.frombuffer(raw, "<f2").astype(np.float64)
+        elif t["dtype"] == "BF16":
+            v = bf16_to_f64(np.frombuffer(raw, "<u2"))
+        else:
+            raise ValueError(t["dtype"])
+        out[name] = v.reshape(t["shape"])
+    assert end == len(data)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # elementwise functions
 # ----------------------------------------------------------------------------------------------
@@ -668,6 +697,16 @@ def write_model(s):
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(s["config"], f, indent=2)
         f.write("\n")
+    # read back what was written: every tensor once, with the values the reference computes from
+    back = {}
+    for fn in sorted(os.listdir(d)):
+        if fn.endswith(".safetensors"):
+            part = read_safetensors(os.path.join(d, fn))
+            assert not set(part) & set(back)
+            back.update(part)
+    assert set(back) == set(P)
+    for k in P:
+        assert np.array_equal(back[k], P[k]), k
     return P
 
 
@@ -811,7 +850,24 @@ def write_sae(sp, spec, forwards):
         sp["model"], name, d_in, min(l0s), np.mean(l0s), max(l0s), lines[0]["check"]))
 
 
+def unit_checks():
+    # bf16 round-to-nearest-even on the bit pattern
+    v = np.array([1.0, 1 + 2.0 ** -8, 1 + 3 * 2.0 ** -8, -2.5, 1 + 2.0 ** -8 + 2.0 ** -20], dtype=np.float32)
+    assert bf16_bits(v).tolist() == [0x3F80, 0x3F80, 0x3F82, 0xC020, 0x3F81], [hex(x) for x in bf16_bits(v)]
+    # rotary: <R(p)q, R(p+d)k> depends only on d (checks the rotate_half pairing and the angles)
+    rng = np.random.default_rng(0)
+    for rot, hd in ((8, 8), (4, 16)):
+        inv, _ = rope_inv_freq(rot, 10000.0, None)
+        q = np.repeat(rng.normal(size=(1, 1, hd)), 10, axis=0)
+        k = np.repeat(rng.normal(size=(1, 1, hd)), 10, axis=0)
+        qr, kr = apply_rope(q, inv, rot)[:, 0], apply_rope(k, inv, rot)[:, 0]
+        assert np.allclose(qr[2] @ kr[5], qr[4] @ kr[7]) and np.allclose(qr[0] @ kr[3], qr[6] @ kr[9])
+        assert np.allclose(qr[:, rot:], q[:, 0, rot:])  # pass-through dims untouched
+        assert np.allclose(qr[0], q[0, 0])  # position 0 is the identity
+
+
 def main():
+    unit_checks()
     os.makedirs(OUT, exist_ok=True)
     all_fw = {}
     specs = {}
