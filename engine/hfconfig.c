@@ -168,8 +168,10 @@ static int parse_windows(json_t *root, const family *fam, hf_config *c, const ch
     }
     if (!fam->rotary || !strcmp(fam->model_type, "llama") || !strcmp(fam->model_type, "gpt_neox")) return 0;
     int w;
-    if (opt_int(root, "sliding_window", fam->gemma2 ? 4096 : 0, 1, &w, file, err, errlen)) return -1;
-    if (!w) return 0;
+    /* HF's config classes default sliding_window to 4096 (Mistral, Qwen2, Gemma-2); null: none */
+    json_t *sw = json_object_get(root, "sliding_window");
+    if (sw && json_is_null(sw)) return 0;
+    if (opt_int(root, "sliding_window", 4096, 1, &w, file, err, errlen)) return -1;
     int use = 1, from = 0;
     if (!strcmp(fam->model_type, "qwen2")) {
         if (opt_bool(root, "use_sliding_window", 0, &use, file, err, errlen) ||

@@ -291,3 +291,105 @@ TEST(families_forward_matches_float64_reference)
     CHECK(models >= 7);
     backend_close(be);
 }
+
+/* Incremental decoding through the KV cache (rotary positions continue at pos0, GQA caches the
+ * key/value heads only, windows slide over cached keys) gives the full forward's logits. */
+TEST(families_kv_cache_matches_full_forward)
+{
+    static const char *const names[] = {"llama-gqa", "mistral-swa", "gemma2", "pythia", "qwen2-bias"};
+    saed_backend *be = backend_cpu_open();
+    for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
+        char dir[256], err[512];
+        snprintf(dir, sizeof dir, "%s/%s", FAM_DIR, names[n]);
+        model *m = model_load(dir, be, err, sizeof err);
+        if (!m) {
+            t_fail(__FILE__, __LINE__, "%s: %s", dir, err);
+            continue;
+        }
+        const int T = 11, V = model_config(m)->vocab_size;
+        int32_t ids[11];
+        for (int t = 0; t < T; t++) ids[t] = (int32_t)((t * 37 + 5) % V);
+        float *full = malloc(sizeof(float) * T * V), *step = malloc(sizeof(float) * V);
+        fwd_opts fo = {.logits = full};
+        CHECK_INT(model_forward(m, ids, 1, T, &fo, err, sizeof err), 0);
+        kv_cache *kc = kv_cache_new(m, 1, T, err, sizeof err);
+        CHECK(kc != NULL);
+        /* a 5-token prefill, then one token at a time */
+        float *pre = malloc(sizeof(float) * 5 * V);
+        fwd_opts po = {.logits = pre, .cache = kc};
+        CHECK_INT(model_forward(m, ids, 1, 5, &po, err, sizeof err), 0);
+        double worst = 0;
+        for (int i = 0; i < 5 * V; i++) worst = fmax(worst, fabs(pre[i] - full[i]));
+        for (int t = 5; t < T; t++) {
+            fwd_opts so = {.logits = step, .cache = kc};
+            CHECK_INT(model_forward(m, ids + t, 1, 1, &so, err, sizeof err), 0);
+            for (int i = 0; i < V; i++) worst = fmax(worst, fabs(step[i] - full[(size_t)t * V + i]));
+        }
+        if (worst > 1e-4) t_fail(__FILE__, __LINE__, "%s: cached decoding differs by %.3g", names[n], worst);
+        kv_cache_free(kc);
+        free(full);
+        free(step);
+        free(pre);
+        model_free(m);
+    }
+    backend_close(be);
+}
+
+/* A config the family table cannot honour is refused with the field's name. */
+static void fam_config_error(const char *dir, const char *json, const char *want)
+{
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(json, f);
+    fclose(f);
+    hf_config c;
+    if (hf_config_load(dir, &c, err, sizeof err) == 0) {
+        t_fail(__FILE__, __LINE__, "accepted %s", json);
+        hf_config_free(&c);
+        return;
+    }
+    CHECK_CONTAINS(err, want);
+}
+
+TEST(families_config_errors_name_the_field)
+{
+    char dir[] = "/tmp/saed-famcfg-XXXXXX", path[512];
+    if (!mkdtemp(dir)) return;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *w = fopen(path, "w");
+    fclose(w);
+#define LLAMA "\"num_hidden_layers\":2,\"hidden_size\":32,\"num_attention_heads\":4,\"max_position_embeddings\":64," \
+              "\"vocab_size\":128,\"intermediate_size\":64"
+    fam_config_error(dir, "{\"model_type\":\"mamba\"}", "model_type 'mamba' is not supported");
+    fam_config_error(dir, "{\"model_type\":\"llama\"," LLAMA ",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}",
+                     "rope_scaling.rope_type' 'yarn'");
+    fam_config_error(dir, "{\"model_type\":\"llama\"," LLAMA ",\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8}}",
+                     "original_max_position_embeddings");
+    fam_config_error(dir, "{\"model_type\":\"llama\"," LLAMA ",\"hidden_act\":\"relu2\"}", "hidden_act 'relu2'");
+    fam_config_error(dir, "{\"model_type\":\"llama\"," LLAMA ",\"num_key_value_heads\":3}", "num_key_value_heads");
+    fam_config_error(dir, "{\"model_type\":\"llama\",\"num_hidden_layers\":2,\"hidden_size\":32,\"num_attention_heads\":4,"
+                          "\"max_position_embeddings\":64,\"vocab_size\":128}", "intermediate_size");
+    fam_config_error(dir, "{\"model_type\":\"gemma2\"," LLAMA ",\"head_dim\":8,\"attn_logit_softcapping\":\"big\"}",
+                     "attn_logit_softcapping");
+    fam_config_error(dir, "{\"model_type\":\"gemma2\"," LLAMA ",\"head_dim\":8,\"layer_types\":[\"sliding_attention\"]}",
+                     "layer_types");
+    fam_config_error(dir, "{\"model_type\":\"gpt_neox\"," LLAMA ",\"rotary_pct\":0.1}", "rotary dims");
+    fam_config_error(dir, "{\"model_type\":\"qwen2\"," LLAMA ",\"use_sliding_window\":\"yes\"}", "use_sliding_window");
+#undef LLAMA
+    /* a tensor the config implies is named when missing */
+    char err[512];
+    saed_backend *be = backend_cpu_open();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cp tests/data/families/qwen2-bias/model.safetensors '%s/' && sed 's/\"qwen2\"/\"llama\"/' "
+                              "tests/data/families/qwen2-bias/config.json | sed 's/\"tie_word_embeddings\": true/\"tie_word_embeddings\": false/' > '%s/config.json'",
+             dir, dir);
+    CHECK_INT(system(cmd), 0);
+    model *m = model_load(dir, be, err, sizeof err);
+    CHECK(m == NULL);
+    if (m) model_free(m);
+    else CHECK_CONTAINS(err, "lm_head.weight' is missing");
+    backend_close(be);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {}
+}
