@@ -204,7 +204,7 @@ int cmd_forward(const cmd_forward_args *a)
     }
     int proc = model_processing_parse(a->processing ? a->processing : "none");
     if (proc < 0) {
-        fprintf(stderr, "saed forward: --processing '%s': expected none, center_writing_weights, fold_value_biases or tl\n",
+        fprintf(stderr, "saed forward: --processing '%s': expected none, center_writing_weights, fold_value_biases, fold_ln or tl\n",
                 a->processing);
         return 2;
     }

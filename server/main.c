@@ -39,7 +39,7 @@ static void usage(FILE *f)
             "  tokenize --model DIR [--tokenizer DIR] [--text T]\n"
             "                        GPT-2 BPE token ids and strings of T (stdin when omitted)\n"
             "  forward --model DIR (--text T | --ids JSON) [--prepend-bos] [--hook NAME]...\n"
-            "          [--processing none|center_writing_weights|fold_value_biases|tl] [--tokenizer DIR]\n"
+            "          [--processing none|center_writing_weights|fold_value_biases|fold_ln|tl] [--tokenizer DIR]\n"
             "          [--device auto|cpu|cuda|cuda:N] [--gpu-precision fp32|tf32|bf16]\n"
             "                        run the model; print hook values, last logits and argmax as JSON\n"
             "  encode --model DIR --sae DIR (--text T | --ids JSON) [--prepend-bos] [--fold-dec-norm]\n"
