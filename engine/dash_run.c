@@ -18,6 +18,7 @@ void dash_run_opts_default(dash_run_opts *o)
     dash_wopts_default(&o->weights);
     o->batch_prompts = 32;
     o->bos_id = -1;
+    for (int i = 0; i < 4; i++) o->mask_ids[i] = -1;
 }
 
 static double now_s(void)
@@ -160,7 +161,9 @@ int dash_run(model *m, sae *s, const int32_t *prompts, int n, int T, const dash_
         res->seconds_forward += secs[0];
         res->seconds_encode += secs[1];
         double ta = now_s();
-        for (size_t i = 0; i < (size_t)B * T; i++) mask[i] = ids[i] != o->bos_id;
+        for (size_t i = 0; i < (size_t)B * T; i++)
+            mask[i] = ids[i] != o->bos_id && ids[i] != o->mask_ids[0] && ids[i] != o->mask_ids[1] &&
+                      ids[i] != o->mask_ids[2] && ids[i] != o->mask_ids[3];
         dash_nzmap nz = {p.map, p.map_words, f0};
         if (dash_acc_add_map(acc, p.f_host + f0, (size_t)p.d_sae, p.mapped > 0 ? &nz : NULL, mask, B, b0, p.x_host, err,
                              errlen))

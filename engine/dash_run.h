@@ -19,6 +19,9 @@ typedef struct dash_run_opts {
     int f0, f1;             /* feature range; f1 <= 0 means d_sae */
     int batch_prompts;      /* prompts per forward (32) */
     int bos_id;             /* positions holding it are masked, as SAEDashboard masks BOS; -1 = none */
+    /* Further ids masked wherever they stand, whatever prepend_bos says (SAEDashboard's
+     * ignore_tokens: the tokenizer's pad, BOS and EOS ids); -1 entries are unused. */
+    int32_t mask_ids[4];
     /* Called between batches; a non-zero return cancels the run (dash_run returns 1). */
     int (*progress)(void *ud, const char *phase, int64_t done, int64_t total);
     void *ud;

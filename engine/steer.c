@@ -21,6 +21,8 @@ struct steer_set {
     int nvec;
     hook_req *hooks;   /* one per distinct hook point */
     int nhooks;
+    const unsigned char *skip; /* (skip_T) positions left alone, or NULL */
+    int skip_T;
 };
 
 int steer_method_parse(const char *s)
@@ -78,8 +80,15 @@ static int on_hook(void *ud, hook_point hp, float *act, int B, int T, int width)
         const steer_vec *sv = &s->vec[i];
         if (sv->hp.kind == hp.kind && sv->hp.layer == hp.layer && sv->col0 + sv->n > width) return -1;
     }
-    for (long r = 0; r < (long)B * T; r++) steer_apply_row(s, hp, act + (size_t)r * width, width);
+    for (long r = 0; r < (long)B * T; r++)
+        if (!s->skip || T != s->skip_T || !s->skip[r % T]) steer_apply_row(s, hp, act + (size_t)r * width, width);
     return 0;
+}
+
+void steer_skip(steer_set *s, const unsigned char *skip, int T)
+{
+    s->skip = skip;
+    s->skip_T = skip ? T : 0;
 }
 
 int steer_add(steer_set *s, hook_point hp, int col0, const float *v, int n, double coeff, char *err, size_t errlen)

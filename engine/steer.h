@@ -31,6 +31,12 @@ int steer_add(steer_set *s, hook_point hp, int col0, const float *v, int n, doub
  * until steer_free. A row narrower than a vector's columns aborts the forward. */
 const hook_req *steer_hooks(const steer_set *s, int *nhooks);
 
+/* Leaves the rows of a forward over exactly T positions per sequence alone where skip[t] is
+ * set (Neuronpedia's steer_special_tokens false: the chat prompt's special tokens are not
+ * steered). Set it for the prefill and clear it (skip NULL) before the steps: it is the one
+ * mutable part of a set, so a set with a mask belongs to one generation. skip is borrowed. */
+void steer_skip(steer_set *s, const unsigned char *skip, int T);
+
 /* One row: what the hooks do to h (width floats) for the vectors at hp; for tests and tools. */
 void steer_apply_row(const steer_set *s, hook_point hp, float *h, int width);
 

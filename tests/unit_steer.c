@@ -434,3 +434,32 @@ TEST(backend_cpu_gemm_one_row_all_transposes)
     free(B);
     backend_close(b);
 }
+
+/* steer_skip leaves the masked positions of a forward of that length alone, steers the others
+ * and every forward of another length (the generation steps). */
+TEST(steer_skip_masks_prompt_positions_only)
+{
+    char err[256];
+    steer_set *s = steer_new(STEER_ADDITIVE);
+    const float v[4] = {1, 2, 3, 4};
+    hook_point hp = {HOOK_RESID_PRE, 1};
+    CHECK_INT(steer_add(s, hp, 0, v, 4, 10.0, err, sizeof err), 0);
+    int nh;
+    const hook_req *h = steer_hooks(s, &nh);
+    CHECK_INT(nh, 1);
+    const unsigned char skip[3] = {1, 0, 1};
+    steer_skip(s, skip, 3);
+    float x[2 * 3 * 4] = {0};
+    CHECK_INT(h[0].fn(h[0].ud, hp, x, 2, 3, 4), 0);
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 3; t++)
+            for (int j = 0; j < 4; j++) CHECK(x[(b * 3 + t) * 4 + j] == (skip[t] ? 0.0f : 10.0f * v[j]));
+    float y[4] = {0};
+    CHECK_INT(h[0].fn(h[0].ud, hp, y, 1, 1, 4), 0); /* a step: steered */
+    CHECK(y[3] == 40.0f);
+    steer_skip(s, NULL, 0);
+    float z[3 * 4] = {0};
+    CHECK_INT(h[0].fn(h[0].ud, hp, z, 1, 3, 4), 0);
+    CHECK(z[0] == 10.0f && z[4] == 10.0f && z[8] == 10.0f);
+    steer_free(s);
+}
