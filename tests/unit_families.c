@@ -13,6 +13,7 @@
 #include <sys/stat.h> // defines: mkdir
 
 #include "engine/model.h"
+#include "engine/safetensors.h"
 #include "engine/sae.h"
 #include "tests/t.h"
 
@@ -390,6 +391,82 @@ TEST(families_config_errors_name_the_field)
     if (m) model_free(m);
     else CHECK_CONTAINS(err, "lm_head.weight' is missing");
     backend_close(be);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {}
+}
+
+/* A Gemma Scope-shaped SAE (jumprelu on attn.hook_z, reshape_activations hook_z) on the tiny
+ * Gemma-2, whose hook_z is n_heads·head_dim = 48 wide against d_model 36: it loads, is checked
+ * against the right width, and encodes as the JumpReLU formula computed here in double from
+ * the same hook values. */
+TEST(families_gemma_scope_shaped_hook_z_sae)
+{
+    char dir[] = "/tmp/saed-gscope-XXXXXX", path[600], err[512];
+    if (!mkdtemp(dir)) return;
+    const int D = 48, F = 40;
+    float *we = malloc(sizeof(float) * D * F), *wd = malloc(sizeof(float) * F * D), be_[40], bd[48], th[40];
+    uint64_t s = 99;
+    for (int i = 0; i < D * F; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        we[i] = ((float)(s >> 40) / (float)(1 << 24) - 0.5f) * 0.8f;
+        wd[i] = we[i] * 0.5f;
+    }
+    for (int i = 0; i < F; i++) be_[i] = 0.01f * (float)(i % 7), th[i] = 0.05f + 0.01f * (float)(i % 5);
+    for (int i = 0; i < D; i++) bd[i] = 0.02f * (float)(i % 3) - 0.02f;
+    int64_t s_we[2] = {D, F}, s_wd[2] = {F, D}, s_f[1] = {F}, s_d[1] = {D};
+    st_wtensor t[5] = {{"W_enc", ST_F32, 2, s_we, we}, {"W_dec", ST_F32, 2, s_wd, wd}, {"b_enc", ST_F32, 1, s_f, be_},
+                       {"b_dec", ST_F32, 1, s_d, bd}, {"threshold", ST_F32, 1, s_f, th}};
+    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
+    CHECK_INT(st_write(path, t, 5, NULL, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/cfg.json", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"architecture\":\"jumprelu\",\"d_in\":%d,\"d_sae\":%d,\"dtype\":\"float32\",\"device\":\"cpu\","
+               "\"apply_b_dec_to_input\":false,\"normalize_activations\":\"none\",\"reshape_activations\":\"hook_z\","
+               "\"metadata\":{\"sae_lens_version\":\"6.18.0\",\"model_name\":\"gemma-2-2b\",\"hook_name\":\"blocks.1.attn.hook_z\","
+               "\"hook_head_index\":null,\"prepend_bos\":true,\"context_size\":64,\"dataset_path\":\"x\","
+               "\"model_from_pretrained_kwargs\":{}}}", D, F);
+    fclose(f);
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(FAM_DIR "/gemma2", be, err, sizeof err);
+    sae_load_opts lo = {0};
+    sae *sa = m ? sae_load(dir, be, &lo, err, sizeof err) : NULL;
+    if (!sa) {
+        t_fail(__FILE__, __LINE__, "%s", err);
+    } else {
+        hook_point hp;
+        CHECK_INT(sae_cfg_check_model(sae_config(sa), model_config(m), &hp, err, sizeof err), 0);
+        CHECK_INT(hp.kind, HOOK_Z);
+        const int32_t ids[7] = {2, 17, 40, 99, 3, 120, 8};
+        fam_cap c;
+        memset(&c, 0, sizeof c);
+        hook_req rq = {hp, fam_cap_fn, &c, 0};
+        fwd_opts o = {.hooks = &rq, .nhooks = 1};
+        CHECK_INT(model_forward(m, ids, 1, 7, &o, err, sizeof err), 0);
+        CHECK_INT(c.width, D);
+        sae_sparse sp = {0};
+        CHECK_INT(sae_encode_sparse(sa, c.data, 7, &sp, err, sizeof err), 0);
+        int fired = 0;
+        for (int tt = 0; tt < 7; tt++)
+            for (int j = 0; j < F; j++) {
+                double pre = be_[j];
+                for (int i = 0; i < D; i++) pre += (double)c.data[tt * D + i] * we[i * F + j];
+                double want = pre > th[j] ? pre : 0.0, got = 0.0;
+                for (int q = 0; q < sp.count[tt]; q++)
+                    if (sp.idx[sp.offset[tt] + q] == j) got = sp.val[sp.offset[tt] + q];
+                fired += want > 0;
+                if (fabs(got - want) > 1e-5 && fabs(pre - th[j]) > 1e-4)
+                    t_fail(__FILE__, __LINE__, "token %d feature %d: %.7g, JumpReLU gives %.7g", tt, j, got, want);
+            }
+        CHECK(fired > 10);
+        sae_sparse_free(&sp);
+        free(c.data);
+        sae_free(sa);
+    }
+    model_free(m);
+    backend_close(be);
+    free(we);
+    free(wd);
+    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) {}
 }
