@@ -349,37 +349,88 @@ TEST(cpu_avx512_attention_kernels_follow_their_formulas)
     }
 }
 
-/* Large products are split into column (or row) blocks over the pool: every shape and
- * transposition gives the same bits as one OpenBLAS call over the whole product. */
-TEST(blas_split_products_equal_one_call)
+/* Every element of a product is the fused K terms in index order, then alpha·acc + beta·C
+ * (gpu/detgemm.h): whatever the shape, transposition, split over the pool or kernel path
+ * (packed tiles, edge tiles, a few rows read in place). */
+TEST(blas_products_equal_the_fused_loop)
 {
-    if (par_threads() < 2) {
-        t_skip("one CPU thread: products are never split");
+    if (!blas_fused()) {
+        t_skip("products by OpenBLAS (AVX-512 or SAED_GEMM=openblas)");
         return;
     }
-    const int shapes[][3] = {{1, 3000, 700}, {1, 700, 3000}, {300, 2000, 64}, {600, 200, 50}, {2000, 40, 300}, {129, 257, 33}};
+    const int shapes[][3] = {{1, 3000, 700}, {1, 700, 3000}, {3, 70, 33},   {4, 17, 9},     {13, 45, 513},
+                             {300, 2000, 64}, {600, 200, 50}, {2000, 40, 300}, {129, 257, 33}, {7, 33, 1}};
+    uint32_t s = 11;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
         for (int t = 0; t < 4; t++) {
             int ta = t & 1, tb = t >> 1;
+            float beta = si % 2 ? 0.0f : 0.25f;
             float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
-            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
-            for (int i = 0; i < M * K; i++) A[i] = (float)((i * 37 % 101) - 50) / 64.0f;
-            for (int i = 0; i < K * N; i++) B[i] = (float)((i * 53 % 97) - 48) / 32.0f;
-            for (int i = 0; i < M * N; i++) C1[i] = C2[i] = (float)(i % 11) / 8.0f;
-            blas_sgemm(ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 0.25f, C1, N);
-            if (M == 1 && K > 0)
-                cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, 0.5f, B, tb ? K : N, A,
-                            ta ? M : 1, 0.25f, C2, 1);
-            else
-                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 0.5f,
-                            A, ta ? M : K, B, tb ? K : N, 0.25f, C2, N);
-            if (memcmp(C1, C2, sizeof(float) * M * N))
-                t_fail(__FILE__, __LINE__, "blas_sgemm %dx%dx%d ta=%d tb=%d differs from one call", M, N, K, ta, tb);
+            float *C1 = malloc(sizeof(float) * M * N), *C0 = malloc(sizeof(float) * M * N);
+            for (int i = 0; i < M * K; i++) A[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+            for (int i = 0; i < K * N; i++) B[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+            for (int i = 0; i < M * N; i++) C1[i] = C0[i] = (float)(i % 11) / 7.0f;
+            blas_sgemm(ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, beta, C1, N);
+            int bad = 0;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    float acc = 0.0f;
+                    for (int k = 0; k < K; k++)
+                        acc = fmaf(ta ? A[(size_t)k * M + i] : A[(size_t)i * K + k], tb ? B[(size_t)j * K + k] : B[(size_t)k * N + j], acc);
+                    float want = beta == 0.0f ? 0.5f * acc : 0.5f * acc + beta * C0[(size_t)i * N + j];
+                    bad += memcmp(&want, &C1[(size_t)i * N + j], sizeof want) != 0;
+                }
+            if (bad) t_fail(__FILE__, __LINE__, "blas_sgemm %dx%dx%d ta=%d tb=%d: %d elements differ from the fused loop", M, N, K, ta, tb, bad);
             free(A);
             free(B);
             free(C1);
-            free(C2);
+            free(C0);
         }
     }
+}
+
+/* A row's products do not depend on the rows around it: the rows of one 640-row product equal
+ * those of the same rows in products of 1, 2, 5, 7·16 and 40·16 rows at any offset. */
+TEST(blas_rows_do_not_depend_on_the_batch)
+{
+    if (!blas_fused()) {
+        t_skip("products by OpenBLAS (AVX-512 or SAED_GEMM=openblas)");
+        return;
+    }
+    const int M = 640, Ns[] = {64, 192, 512}, Ks[] = {64, 256};
+    uint32_t s = 5;
+    for (int ni = 0; ni < 3; ni++)
+        for (int ki = 0; ki < 2; ki++) {
+            int N = Ns[ni], K = Ks[ki];
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+            float *C = malloc(sizeof(float) * M * N), *D = malloc(sizeof(float) * M * N);
+            for (int i = 0; i < M * K; i++) A[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+            for (int i = 0; i < K * N; i++) B[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+            for (int tb = 0; tb < 2; tb++) {
+                /* tb: the same op(B) stored transposed */
+                float *Bt = malloc(sizeof(float) * K * N);
+                for (int k = 0; k < K; k++)
+                    for (int j = 0; j < N; j++) Bt[(size_t)j * K + k] = B[(size_t)k * N + j];
+                const float *op = tb ? Bt : B;
+                int ldb = tb ? K : N;
+                blas_sgemm(0, tb, M, N, K, 1.0f, A, K, op, ldb, 0.0f, C, N);
+                const int rows[] = {1, 2, 5, 112, 640};
+                for (int ri = 0; ri < 5; ri++) {
+                    int off = 0;
+                    for (int r0 = 3; r0 < M; r0 += rows[ri] + 3 * ri) {
+                        int m = M - r0 < rows[ri] ? M - r0 : rows[ri];
+                        blas_sgemm(0, tb, m, N, K, 1.0f, A + (size_t)r0 * K, K, op, ldb, 0.0f, D + (size_t)r0 * N, N);
+                        if (memcmp(C + (size_t)r0 * N, D + (size_t)r0 * N, sizeof(float) * m * N)) off++;
+                        if (ri < 3 && r0 > 100) break;
+                    }
+                    if (off) t_fail(__FILE__, __LINE__, "N=%d K=%d tb=%d: %d blocks of %d rows differ", N, K, tb, off, rows[ri]);
+                }
+                free(Bt);
+            }
+            free(A);
+            free(B);
+            free(C);
+            free(D);
+        }
 }
