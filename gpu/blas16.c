@@ -7,8 +7,9 @@
 #include <stdlib.h> // defines: malloc, free
 #include <string.h> // defines: memcpy
 
-#include "gpu/blas.h" // defines: blas_init
-#include "gpu/par.h"  // defines: par_for
+#include "gpu/blas.h"    // defines: blas_init, blas_fused
+#include "gpu/detgemm.h" // defines: detgemm
+#include "gpu/par.h"     // defines: par_for
 
 #define W16_ROWS 64
 
@@ -63,8 +64,10 @@ static void w16_blocks(void *ctx, size_t b0, size_t b1)
     for (size_t b = b0; b < b1; b++) {
         int lo = (int)b * W16_ROWS, n = j->N - lo < W16_ROWS ? j->N - lo : W16_ROWS;
         blas_widen16(w, j->W + (size_t)lo * j->K, (size_t)n * j->K, j->bf16);
-        /* C[:, lo:lo+n] (M,n) = A (M,K) · w (n,K)ᵀ; one row: w · a */
-        if (j->M == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, j->K, 1.0f, w, j->K, j->A, 1, j->beta, j->C + lo, 1);
+        /* C[:, lo:lo+n] (M,n) = A (M,K) · w (n,K)ᵀ; one row: w · a. The same kernel as
+         * blas_sgemm, so a row's bits do not depend on its batch where blas_sgemm's do not. */
+        if (blas_fused()) detgemm(0, 1, j->M, n, j->K, 1.0f, j->A, j->lda, w, j->K, j->beta, j->C + lo, j->ldc);
+        else if (j->M == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, j->K, 1.0f, w, j->K, j->A, 1, j->beta, j->C + lo, 1);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->M, n, j->K, 1.0f, j->A, j->lda, w, j->K, j->beta,
                         j->C + lo, j->ldc);

@@ -1,5 +1,7 @@
-/* cpu.c: the CPU backend: OpenBLAS for every matrix product (blas.h splits large ones over the
- * par.c pool), plain C on the pool for the element-wise and row-wise work. It is the fallback
+/* cpu.c: the CPU backend: blas.h for the model's matrix products (OpenBLAS on AVX-512, detgemm
+ * on AVX2 machines, where OpenBLAS rounds a row by its place in the batch; large products split
+ * over the par.c pool), OpenBLAS for attention's per-head products, plain C on the pool for the
+ * element-wise and row-wise work. It is the fallback
  * when no GPU is present and the reference other backends are tested against, so accuracy
  * comes first: row statistics accumulate in double, GELU's tanh is computed from an exp
  * accurate to ~1 ulp. */
