@@ -165,9 +165,18 @@ $(BUILD)/bench/forward: $(BUILD)/obj/bench/forward.o $(BUILD)/obj/bench/common.o
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-.PHONY: bench
-bench: $(BUILD)/bench/forward
+$(BUILD)/bench/families: $(BUILD)/obj/bench/families.o $(BUILD)/obj/bench/common.o $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+# `make bench` also runs the rotary families at TinyLlama's and gemma-2-2b's shapes (BF16,
+# ~8 GB of scratch files); `make bench-8b` loads a Llama-3.1-8B-shaped model (16 GB on disk).
+.PHONY: bench bench-8b
+bench: $(BUILD)/bench/forward $(BUILD)/bench/families
 	$(BUILD)/bench/forward
+	$(BUILD)/bench/families
+bench-8b: $(BUILD)/bench/families
+	$(BUILD)/bench/families --quick --8b
 
 # `make bench-dashboard`: dashboard generation (saed vs a C reference of SAEDashboard's
 # algorithm), tokens/s, peak RSS and FLOP rate; ~11 min on 2 cores, --quick ~1 min (bench/dashboard.c).

@@ -3,6 +3,7 @@
  * projections 0.02, LayerNorm weights 1 ± 0.1 and biases 0.02. */
 #include "tools/fixture.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,33 +114,90 @@ out:
 
 /* ---- rotary families ---- */
 
+/* The rotary fixture streams: the tensor list (names, shapes, scales) is made first, then
+ * the header, then each tensor generated in chunks from its own seed, so memory stays a few
+ * MB whatever the model's size (an 8B-shaped checkpoint is 16 GB). Values are uniform with
+ * the stated mean and std (cheaper than normals; the models are only random). */
+typedef struct spec {
+    char name[128];
+    int ndim;
+    int64_t shape[2];
+    float mean, std;
+} spec;
+
+static void spec_add(spec *list, int *n, const char *prefix, const char *name, int ndim, int64_t d0, int64_t d1,
+                     float mean, float std)
+{
+    spec *w = &list[(*n)++];
+    snprintf(w->name, sizeof w->name, "%s%s", prefix, name);
+    w->ndim = ndim;
+    w->shape[0] = d0;
+    w->shape[1] = ndim == 2 ? d1 : 0;
+    w->mean = mean;
+    w->std = std;
+}
+
 static uint16_t to_bf16(float x)
 {
     union { float f; uint32_t u; } v = {.f = x};
     return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16); /* round to nearest even */
 }
 
-static int write_tensors(const char *path, wt *w, int n, int bf16, char *err, size_t errlen)
+static int write_streamed(const char *path, const spec *w, int n, int bf16, uint64_t seed, char *err, size_t errlen)
 {
-    st_wtensor *t = calloc((size_t)n, sizeof *t);
-    uint16_t **h = calloc((size_t)n, sizeof *h);
-    int rc = -1, ok = t && h;
-    for (int i = 0; ok && i < n; i++) {
+    const size_t es = bf16 ? 2 : 4;
+    json_t *root = json_object();
+    json_object_set_new(root, "__metadata__", json_pack("{s:s}", "format", "pt"));
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
         size_t numel = (size_t)w[i].shape[0] * (size_t)(w[i].ndim == 2 ? w[i].shape[1] : 1);
-        ok = w[i].data != NULL;
-        if (ok && bf16) {
-            ok = (h[i] = malloc(sizeof(uint16_t) * numel)) != NULL;
-            for (size_t j = 0; ok && j < numel; j++) h[i][j] = to_bf16(w[i].data[j]);
-        }
-        if (ok) t[i] = (st_wtensor){w[i].name, bf16 ? ST_BF16 : ST_F32, w[i].ndim, w[i].shape, bf16 ? (void *)h[i] : (void *)w[i].data};
+        json_t *shape = w[i].ndim == 2 ? json_pack("[I,I]", (json_int_t)w[i].shape[0], (json_int_t)w[i].shape[1])
+                                       : json_pack("[I]", (json_int_t)w[i].shape[0]);
+        json_object_set_new(root, w[i].name, json_pack("{s:s,s:o,s:[I,I]}", "dtype", bf16 ? "BF16" : "F32", "shape", shape,
+                                                       "data_offsets", (json_int_t)off, (json_int_t)(off + numel * es)));
+        off += numel * es;
     }
-    const char *meta[] = {"format", "pt", NULL};
-    if (!ok) snprintf(err, errlen, "out of memory");
-    else rc = st_write(path, t, n, meta, err, errlen);
-    for (int i = 0; h && i < n; i++) free(h[i]);
+    char *hdr = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    FILE *f = hdr ? fopen(path, "wb") : NULL;
+    if (!f) {
+        free(hdr);
+        snprintf(err, errlen, "%s: cannot write", path);
+        return -1;
+    }
+    size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8;
+    uint64_t len = padded;
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)(len >> (8 * i));
+    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, hl, f) == hl;
+    for (size_t i = hl; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
+    free(hdr);
+    enum { CHUNK = 1 << 20 };
+    float *buf = malloc(sizeof(float) * CHUNK);
+    uint16_t *h = malloc(sizeof(uint16_t) * CHUNK);
+    ok = ok && buf && h;
+    for (int i = 0; ok && i < n; i++) {
+        uint64_t rng = seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(i + 1));
+        const float a = w[i].std * 1.7320508f; /* uniform(-a, a) has std a/sqrt(3) */
+        size_t numel = (size_t)w[i].shape[0] * (size_t)(w[i].ndim == 2 ? w[i].shape[1] : 1);
+        for (size_t d = 0; ok && d < numel; d += CHUNK) {
+            size_t k = numel - d < CHUNK ? numel - d : CHUNK;
+            for (size_t j = 0; j < k; j++) buf[j] = w[i].mean + a * (float)(2.0 * ((next(&rng) >> 11) / 9007199254740992.0) - 1.0);
+            if (bf16) {
+                for (size_t j = 0; j < k; j++) h[j] = to_bf16(buf[j]);
+                ok = fwrite(h, 2, k, f) == k;
+            } else {
+                ok = fwrite(buf, 4, k, f) == k;
+            }
+        }
+    }
+    free(buf);
     free(h);
-    free(t);
-    return rc;
+    if (fclose(f) || !ok) {
+        snprintf(err, errlen, "%s: write error", path);
+        return -1;
+    }
+    return 0;
 }
 
 int fixture_rotary_write(const char *dir, const fixture_rotary *f, char *err, size_t errlen)
@@ -148,9 +206,8 @@ int fixture_rotary_write(const char *dir, const fixture_rotary *f, char *err, si
     const int hd = f->head_dim ? f->head_dim : C / NH, F = f->d_mlp ? f->d_mlp : 4 * C, V = f->vocab;
     const int neox = !strcmp(f->model_type, "gpt_neox"), gemma = !strcmp(f->model_type, "gemma2");
     const int qwen = !strcmp(f->model_type, "qwen2");
-    uint64_t rng = f->seed;
     int cap = 4 + 16 * L, n = 0, rc = -1;
-    wt *w = calloc((size_t)cap, sizeof *w);
+    spec *w = calloc((size_t)cap, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -158,10 +215,10 @@ int fixture_rotary_write(const char *dir, const fixture_rotary *f, char *err, si
     const char *p = neox ? "gpt_neox." : "model.";
     const float sd = 1.0f / sqrtf((float)C), nw = gemma ? 0.0f : 1.0f; /* Gemma's norms are 1 + w */
     char name[128];
-    add(w, &n, p, neox ? "embed_in.weight" : "embed_tokens.weight", 2, V, C, 0, gemma ? 0.02f : 0.05f, &rng);
+    spec_add(w, &n, p, neox ? "embed_in.weight" : "embed_tokens.weight", 2, V, C, 0, gemma ? 0.02f : 0.05f);
     for (int l = 0; l < L; l++) {
 #define ADD(suffix, nd, a, b, mean, std) \
-    snprintf(name, sizeof name, "layers.%d.%s", l, suffix); add(w, &n, p, name, nd, a, b, mean, std, &rng)
+    snprintf(name, sizeof name, "layers.%d.%s", l, suffix); spec_add(w, &n, p, name, nd, a, b, mean, std)
         ADD("input_layernorm.weight", 1, C, 0, nw, 0.1f);
         if (neox) {
             ADD("input_layernorm.bias", 1, C, 0, 0.0f, 0.02f);
@@ -196,12 +253,12 @@ int fixture_rotary_write(const char *dir, const fixture_rotary *f, char *err, si
         ADD("mlp.down_proj.weight", 2, C, F, 0.0f, 0.02f);
 #undef ADD
     }
-    add(w, &n, p, neox ? "final_layer_norm.weight" : "norm.weight", 1, C, 0, nw, 0.1f, &rng);
-    if (neox) add(w, &n, p, "final_layer_norm.bias", 1, C, 0, 0.0f, 0.02f, &rng);
-    if (!gemma) add(w, &n, "", neox ? "embed_out.weight" : "lm_head.weight", 2, V, C, 0, 0.05f, &rng);
+    spec_add(w, &n, p, neox ? "final_layer_norm.weight" : "norm.weight", 1, C, 0, nw, 0.1f);
+    if (neox) spec_add(w, &n, p, "final_layer_norm.bias", 1, C, 0, 0.0f, 0.02f);
+    if (!gemma) spec_add(w, &n, "", neox ? "embed_out.weight" : "lm_head.weight", 2, V, C, 0, 0.05f);
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (write_tensors(path, w, n, f->bf16, err, errlen)) goto out;
+    if (write_streamed(path, w, n, f->bf16, f->seed, err, errlen)) goto out;
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *cf = fopen(path, "w");
     if (!cf) {
@@ -230,7 +287,6 @@ int fixture_rotary_write(const char *dir, const fixture_rotary *f, char *err, si
     rc = fclose(cf) ? -1 : 0;
     if (rc) snprintf(err, errlen, "%s: write error", path);
 out:
-    for (int i = 0; i < n; i++) free(w[i].data);
     free(w);
     return rc;
 }
