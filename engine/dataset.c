@@ -14,6 +14,7 @@
 #include <sys/stat.h> // defines: stat, S_ISDIR
 #include <zlib.h>     // defines: gzopen, gzread, gzoffset
 
+#include "engine/tok_prompt.h"
 #include "engine/dataset.h"
 #include "engine/unicode.h" // defines: uni_utf8_next
 
@@ -770,8 +771,8 @@ static int ds_setup(ds *d, const dataset_opts *o, const tokenizer *tok)
     d->bos_id = o->bos_id;
     if (d->bos) {
         if (o->T < 2) return ds_fail(d, "n_tokens_in_prompt must be at least 2 with prepend_bos");
-        if (d->bos_id < 0) d->bos_id = tok_eos_id(tok);
-        if (d->bos_id < 0) return ds_fail(d, "bos_id: the tokenizer has no <|endoftext|>");
+        if (d->bos_id < 0) d->bos_id = tok_prompt_bos(tok);
+        if (d->bos_id < 0) return ds_fail(d, "bos_id: the tokenizer has no BOS or EOS token");
         if (d->vocab > 0 && d->bos_id >= d->vocab) return ds_fail(d, "bos_id %d is outside the vocabulary", d->bos_id);
     }
     d->need = d->T - d->bos;

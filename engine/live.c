@@ -35,6 +35,31 @@ int live_tokenize(const tokenizer *t, const char *text, size_t len, int max_toke
 {
     *ids = NULL;
     if (max_tokens < 1 || len / MAX_TOKEN_BYTES >= (size_t)max_tokens) return -2;
+    if (tok_bos_id(t) >= 0) {
+        /* tokenizer.json models: its added tokens (BOS, chat markers) are matched in the text,
+         * as HF tokenizes, and the BOS goes first unless the text starts with it */
+        const int b = tok_bos_id(t);
+        int32_t *seg = NULL;
+        int k = tok_encode_special(t, text, len, &seg, err, errlen);
+        if (k < 0) return -1;
+        int lead = k == 0 || seg[0] != b;
+        if (k + lead > max_tokens) {
+            free(seg);
+            return -2;
+        }
+        int32_t *out = malloc(sizeof(int32_t) * (size_t)(k + lead + 1));
+        if (!out) {
+            free(seg);
+            snprintf(err, errlen, "out of memory tokenizing %zu bytes", len);
+            return -1;
+        }
+        out[0] = b;
+        if (k) memcpy(out + lead, seg, sizeof(int32_t) * (size_t)k);
+        free(seg);
+        *ids = out;
+        return k + lead;
+    }
+    /* GPT-2's vocabulary files have no added tokens: "<|endoftext|>" is found here */
     const int bos = tok_eos_id(t);
     const size_t bl = sizeof BOS_TEXT - 1;
     int32_t *out = NULL;

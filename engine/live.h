@@ -16,10 +16,10 @@
 #include "engine/sae.h"
 #include "engine/tokenizer.h"
 
-/* Tokenizes text as Neuronpedia's inference server does: the BOS string (<|endoftext|>, the
- * tokenizer's EOS) is prepended unless the text starts with it, and every occurrence of it in
- * the text is the special token (HF tokenizers split special tokens out before BPE; the plain
- * tok_encode treats it as text). Returns the count with *ids malloc'd; -2 when the result
+/* Tokenizes text as Neuronpedia's inference server does: the BOS is prepended unless the text
+ * starts with it, and special tokens in the text are those tokens (HF tokenizers split them
+ * out before BPE; the plain tok_encode treats them as text). GPT-2's vocabulary files: the BOS
+ * string is <|endoftext|> (the EOS); tokenizer.json files: tok_bos_id and every added token. Returns the count with *ids malloc'd; -2 when the result
  * would exceed max_tokens (BOS included; the text is not tokenized at all when its length in
  * bytes already rules it out); -1 with err otherwise. */
 int live_tokenize(const tokenizer *t, const char *text, size_t len, int max_tokens, int32_t **ids, char *err,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/tok_prompt.h"
 #include "engine/live.h"
 #include "handlers/handlers.h"
 #include "handlers/live.h"
@@ -67,7 +68,7 @@ static void act_run(http_req *r, void *ud)
     char created[40];
     now_iso(created, sizeof created);
     out = json_array();
-    const int bos = tok_eos_id(mr->tok);
+    const int bos = tok_prompt_bos(mr->tok);
     for (int i = 0; i < t->n; i++) {
         live_values v;
         char err[1024];

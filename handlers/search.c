@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/tok_prompt.h"
 #include "engine/live.h"
 #include "handlers/handlers.h"
 #include "handlers/live.h"
@@ -453,7 +454,7 @@ static void tk_run(http_req *r, void *ud)
         if (!(ids[i] = search_tokens_or_reply(r, mr, &t->q, i, field, &T[i]))) goto done;
     }
     if (t->q.density > 0 && !(dens = live_density_or_reply(r, t->q.model_id, t->q.source, sr->sae))) goto done;
-    const int bos = tok_eos_id(mr->tok);
+    const int bos = tok_prompt_bos(mr->tok);
     for (int i = 0; i < t->q.n_texts; i++) {
         char err[1024];
         free(idx);
@@ -474,7 +475,7 @@ static void tk_run(http_req *r, void *ud)
         if (!t->q.is_array && !(feats = topk_features_or_reply(r, t, idx, count, T[i], k))) goto done;
         json_t *rows = json_array();
         for (int p = 0; p < T[i]; p++) {
-            int special = ids[i][p] == bos;
+            int special = ids[i][p] == bos || tok_special_id(mr->tok, ids[i][p]);
             if (special && t->q.ignore_bos) continue;
             json_t *tf = json_array();
             for (int j = 0; j < count[p]; j++) {

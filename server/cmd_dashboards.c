@@ -1,4 +1,5 @@
 /* cmd_dashboards.c: see cmd_dashboards.h. Flags mirror POST /api/dashboard-jobs' fields. */
+#include "engine/tok_prompt.h"
 #include "server/cmd_dashboards.h"
 
 #include <stdio.h>
@@ -215,7 +216,12 @@ int cmd_dashboards(int argc, char **argv)
     ro.f0 = f0;
     ro.f1 = f1;
     ro.batch_prompts = batch;
-    ro.bos_id = dopt.prepend_bos ? TOK_GPT2_EOS : -1;
+    ro.bos_id = dopt.prepend_bos ? (tok ? tok_prompt_bos(tok) : TOK_GPT2_EOS) : -1;
+    if (tok) {
+        int32_t special[3];
+        int nspecial = tok_mask_ids(tok, special);
+        for (int i = 0; i < nspecial; i++) ro.mask_ids[i] = special[i];
+    }
     ro.stats.seed = (uint64_t)seed;
     ro.progress = on_progress;
     ro.ud = &pg;

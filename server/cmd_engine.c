@@ -2,6 +2,7 @@
  * `saed encode`):
  * thin wrappers that read arguments, call engine/, and print JSON. Exit status 0 ok, 1 failure
  * (the message names the file, hook or field), 2 usage. */
+#include "engine/tok_prompt.h"
 #include "server/cmd_engine.h"
 
 #include <jansson.h>
@@ -179,7 +180,7 @@ static int input_ids(const char *cmd, const char *model_dir, const char *tok_dir
     }
     if (prepend_bos) {
         int32_t *b = malloc(sizeof(int32_t) * (T + 1));
-        b[0] = tk ? tok_eos_id(tk) : TOK_GPT2_EOS;
+        b[0] = tk ? tok_prompt_bos(tk) : TOK_GPT2_EOS;
         memcpy(b + 1, ids, sizeof(int32_t) * T);
         free(ids);
         ids = b;

