@@ -135,3 +135,48 @@ TEST(dash_run_pipeline_on_tiny_a)
     backend_close(be);
 }
 
+
+/* Pre-tokenized rows that already start with BOS, run with prepend_bos off: the tokenizer's
+ * special ids (mask_ids) are masked wherever they stand, so the statistics equal the
+ * prepend_bos run's; without the mask the BOS positions count. Also a BOS mid-row. */
+TEST(dash_run_masks_special_ids_without_prepend_bos)
+{
+    char err[512];
+    saed_backend *be = backend_cpu_open();
+    model *m = model_load(TINY, be, err, sizeof err);
+    sae_load_opts lo = {.fold_dec_norm = 1};
+    sae *s = m ? sae_load(SAE_STD, be, &lo, err, sizeof err) : NULL;
+    CHECK(s != NULL);
+    if (!s) {
+        model_free(m);
+        backend_close(be);
+        return;
+    }
+    const int n = 16, T = 16;
+    int32_t *prompts = make_prompts(n, T);
+    prompts[5 * T + 7] = 50256; /* an EOS inside a document */
+    dash_run_opts o;
+    dash_run_result a, b, c;
+    dash_run_opts_default(&o);
+    o.bos_id = 50256;
+    CHECK_INT(dash_run(m, s, prompts, n, T, &o, &a, err, sizeof err), 0);
+    dash_run_opts_default(&o);
+    o.mask_ids[0] = 50256;
+    CHECK_INT(dash_run(m, s, prompts, n, T, &o, &b, err, sizeof err), 0);
+    dash_run_opts_default(&o);
+    CHECK_INT(dash_run(m, s, prompts, n, T, &o, &c, err, sizeof err), 0);
+    int same = 1, more = 0;
+    for (int f = 0; f < 512; f++) {
+        same &= a.features[f].n_nonzero == b.features[f].n_nonzero && a.features[f].max_value == b.features[f].max_value;
+        more += c.features[f].n_nonzero > b.features[f].n_nonzero;
+    }
+    CHECK(same);
+    CHECK(more > 0); /* the BOS positions fire some features when they are not masked */
+    dash_run_result_free(&a);
+    dash_run_result_free(&b);
+    dash_run_result_free(&c);
+    free(prompts);
+    sae_free(s);
+    model_free(m);
+    backend_close(be);
+}
