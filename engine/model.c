@@ -26,16 +26,21 @@ int model_processing_parse(const char *s)
 /* ---- loading ---- */
 
 /* Finds "transformer.<name>" or "<name>" and uploads it as float32 with the given shape. */
-float *mdl_upload(model *m, const float *h, size_t n, const char *what, char *err, size_t errlen)
+void *mdl_upload_bytes(model *m, const void *h, size_t bytes, const char *what, char *err, size_t errlen)
 {
-    float *d = m->be->alloc(m->be, n * sizeof(float));
-    if (!d || m->be->upload(m->be, d, h, n * sizeof(float))) {
+    void *d = m->be->alloc(m->be, bytes);
+    if (!d || m->be->upload(m->be, d, h, bytes)) {
         snprintf(err, errlen, "model weights: %s: %s", what, backend_error(m->be));
         if (d) m->be->release(m->be, d);
         return NULL;
     }
-    m->weight_bytes += n * sizeof(float);
+    m->weight_bytes += bytes;
     return d;
+}
+
+float *mdl_upload(model *m, const float *h, size_t n, const char *what, char *err, size_t errlen)
+{
+    return mdl_upload_bytes(m, h, n * sizeof(float), what, err, errlen);
 }
 
 /* Finds "transformer.<name>" or "<name>" and uploads it as float32 with the given shape. */

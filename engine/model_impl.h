@@ -135,8 +135,9 @@ int mdl_linear(fwd *f, float *out, const float *in, const float *w, const float 
  * optional) and, when host_out is not NULL, hands back the host copy. */
 float *mdl_load_w(model *m, const st_file *st, const char *name, int ndim, int64_t d0, int64_t d1, float **host_out,
                   char *err, size_t errlen);
-/* Uploads host floats (n) to backend memory, counted in the model's weight bytes. */
+/* Uploads host floats (n), or any bytes, to backend memory, counted in the model's weight bytes. */
 float *mdl_upload(model *m, const float *h, size_t n, const char *what, char *err, size_t errlen);
+void *mdl_upload_bytes(model *m, const void *h, size_t bytes, const char *what, char *err, size_t errlen);
 
 int rot_load(model *m, const st_file *st, char *err, size_t errlen);
 int rot_block(fwd *f, acts *a, int layer);

@@ -125,14 +125,7 @@ static uint16_t *rl_host16(const model *m, const st_file *st, const char *prefix
 
 static uint16_t *rl_upload16(model *m, const uint16_t *h, size_t n, const char *what, char *err, size_t errlen)
 {
-    uint16_t *d = m->be->alloc(m->be, n * sizeof(uint16_t));
-    if (!d || m->be->upload(m->be, d, h, n * sizeof(uint16_t))) {
-        snprintf(err, errlen, "model weights: %s: %s", what, backend_error(m->be));
-        if (d) m->be->release(m->be, d);
-        return NULL;
-    }
-    m->weight_bytes += n * sizeof(uint16_t);
-    return d;
+    return mdl_upload_bytes(m, h, n * sizeof(uint16_t), what, err, errlen);
 }
 
 /* A linear weight (d0, d1): kept 16-bit when stored so and the backend can, else float32. */

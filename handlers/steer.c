@@ -2,8 +2,8 @@
  * it on the compute pool (http_defer); the work itself is server/steer.c. With "stream": true
  * the reply is text/event-stream: one `data: <SteerResult>` event per generated token with the
  * texts so far, the last one equal to the non-stream reply. GET /api/steer/{id} returns a stored
- * result; POST /api/steer-chat exists for Neuronpedia clients and answers 400 while no model
- * has a chat template. */
+ * result; POST /api/steer-chat exists for Neuronpedia clients: 400 for a model without a chat
+ * template, 501 for one with (templates are not rendered yet). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +303,19 @@ void h_steer_get(http_req *r)
     PQclear(res);
 }
 
+/* Whether the model folder's tokenizer_config.json names a chat_template (a string, or a
+ * list of named templates). */
+static bool has_chat_template(const char *model_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", model_dir);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    json_t *t = json_object_get(cfg, "chat_template");
+    bool has = (json_is_string(t) && json_string_length(t) > 0) || (json_is_array(t) && json_array_size(t) > 0);
+    json_decref(cfg);
+    return has;
+}
+
 void h_steer_chat(http_req *r)
 {
     json_t *body = http_json(r);
@@ -320,8 +333,11 @@ void h_steer_chat(http_req *r)
     PGresult *res = db_exec(c, DB_MODEL_PATH, (const char *const[]){model});
     if (db_kind(res) != DB_OK) http_reply_db_error(r, res, "reading the model");
     else if (PQntuples(res) == 0) http_reply_error(r, 404, "not_found", "model '%s' not found", model);
+    else if (has_chat_template(PQgetvalue(res, 0, 0)))
+        http_reply_error(r, 501, "not_implemented",
+                         "model '%s' has a chat template, but saed does not render chat templates yet: steer the "
+                         "rendered prompt with /api/steer", model);
     else
-        /* saed's model families (GPT-2) have no chat template: completion steering is /api/steer. */
         http_reply_error(r, 400, "no_chat_template", "model has no chat template: '%s' is steered with /api/steer", model);
     PQclear(res);
 }

@@ -55,28 +55,7 @@ static void register_all(srv *s)
  * SAELens does not define it), so it runs without --fold-dec-norm. */
 static float *encode(const char *sae_dir, const char *text, int *T)
 {
-    static char out[1 << 21];
-    char err[2048];
-    int fold = strcmp(sae_dir, SAE_TK) != 0;
-    int rc = saed_run((const char *const[]){"encode", "--model", TINY, "--sae", sae_dir, "--text", text, "--prepend-bos",
-                                            fold ? "--fold-dec-norm" : NULL, NULL},
-                      out, sizeof out, err, sizeof err);
-    if (rc) {
-        t_fail(__FILE__, __LINE__, "saed encode: %d %s", rc, err);
-        return NULL;
-    }
-    json_t *j = json_loads(out, 0, NULL), *acts = json_object_get(j, "acts");
-    *T = (int)json_array_size(acts);
-    float *d = calloc((size_t)*T * 512, sizeof(float));
-    for (int t = 0; t < *T; t++) {
-        json_t *row = json_array_get(acts, (size_t)t);
-        for (size_t k = 0; k < json_array_size(row); k++) {
-            json_t *p = json_array_get(row, k);
-            d[(size_t)t * 512 + json_integer_value(json_array_get(p, 0))] = (float)json_number_value(json_array_get(p, 1));
-        }
-    }
-    json_decref(j);
-    return d;
+    return tests_saed_encode(TINY, sae_dir, text, strcmp(sae_dir, SAE_TK) != 0, 512, T);
 }
 
 static float num(json_t *j) { return (float)json_number_value(j); }

@@ -404,3 +404,28 @@ json_t *srv_wait_job(srv *s, long long id, int seconds)
     }
     return NULL;
 }
+
+float *tests_saed_encode(const char *model_dir, const char *sae_dir, const char *text, int fold, int d_sae, int *T)
+{
+    static char out[1 << 21];
+    char err[2048];
+    int rc = saed_run((const char *const[]){"encode", "--model", model_dir, "--sae", sae_dir, "--text", text,
+                                            "--prepend-bos", fold ? "--fold-dec-norm" : NULL, NULL},
+                      out, sizeof out, err, sizeof err);
+    if (rc) {
+        t_fail(__FILE__, __LINE__, "saed encode %s: %d %s", model_dir, rc, err);
+        return NULL;
+    }
+    json_t *j = json_loads(out, 0, NULL), *acts = json_object_get(j, "acts");
+    *T = (int)json_array_size(acts);
+    float *d = calloc((size_t)*T * d_sae, sizeof(float));
+    for (int t = 0; d && t < *T; t++) {
+        json_t *row = json_array_get(acts, (size_t)t);
+        for (size_t k = 0; k < json_array_size(row); k++) {
+            json_t *p = json_array_get(row, k);
+            d[(size_t)t * d_sae + json_integer_value(json_array_get(p, 0))] = (float)json_number_value(json_array_get(p, 1));
+        }
+    }
+    json_decref(j);
+    return d;
+}

@@ -55,6 +55,10 @@ int tests_write_nsf_sae(const char *dir);
 /* The first column of the first row of a query, as a number (psql; 0 when none). */
 long long tdb_scalar(const char *url, const char *sql);
 
+/* `saed encode --prepend-bos [--fold-dec-norm]` of text with the model and SAE folders: dense
+ * (T, d_sae) values (owned; T out), or NULL after failing the test. */
+float *tests_saed_encode(const char *model_dir, const char *sae_dir, const char *text, int fold, int d_sae, int *T);
+
 /* Polls GET /api/dashboard-jobs/{id} until the job is neither available nor running; its final
  * JSON (owned), or NULL after `seconds`. */
 json_t *srv_wait_job(srv *s, long long id, int seconds);
