@@ -55,6 +55,7 @@ static float *rl_host(const st_file *st, const char *prefix, const char *name, i
     }
     int64_t shape[2] = {d0, d1};
     float *h = st_load_f32(st, use, ndim, shape, err, errlen);
+    if (h) st_release(st_find(st, use));
     size_t n = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
     for (size_t i = 0; h && i < n; i++)
         if (!isfinite(h[i])) {
@@ -113,6 +114,7 @@ static uint16_t *rl_host16(const model *m, const st_file *st, const char *prefix
         return NULL;
     }
     memcpy(h, t->data, sizeof(uint16_t) * n);
+    st_release(t);
     const uint16_t expo = *bf16 ? 0x7f80 : 0x7c00;
     for (size_t i = 0; i < n; i++)
         if ((h[i] & expo) == expo) {

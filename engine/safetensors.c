@@ -842,3 +842,10 @@ out:
     json_decref(root);
     return rc;
 }
+
+void st_release(const st_tensor *t)
+{
+    const uintptr_t pg = 4096, lo = ((uintptr_t)t->data + pg - 1) & ~(pg - 1),
+                    hi = ((uintptr_t)t->data + t->nbytes) & ~(pg - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}

@@ -46,6 +46,11 @@ int st_to_f32(const st_tensor *t, float *out, char *err, size_t errlen);
  * returns a malloc'd float32 copy. NULL with err naming the file, tensor and shapes. */
 float *st_load_f32(const st_file *f, const char *name, int ndim, const int64_t *shape, char *err, size_t errlen);
 
+/* Tells the kernel the tensor's mapped pages are not needed any more (a loader that has copied
+ * them): a large checkpoint then does not stay resident twice while it loads. The data stays
+ * readable (pages fault in again from the file). */
+void st_release(const st_tensor *t);
+
 /* Parses and validates a header held in memory (the 8-byte length prefix + JSON + data) of
  * file_size bytes in total. Used by st_open and by the fuzz target. 0 or -1 with err. */
 int st_check_buffer(const uint8_t *buf, size_t file_size, const char *label, char *err, size_t errlen);
