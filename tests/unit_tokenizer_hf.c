@@ -118,3 +118,117 @@ TEST(tokenizer_hf_qwen3_cases)
     run_cases("qwen3", &r);
     CHECK(r <= 3); // "rare chars", "Ǆ ǅ ǆ ﬁ ﬂ" and the like may be refused by the NFC check
 }
+
+TEST(tokenizer_hf_special_ids)
+{
+    struct {
+        const char *name;
+        int bos, eos, pad, adds_bos, special, normal;
+    } c[] = {
+        {"llama2", 1, 2, -1, 1, 1, 22557},           {"llama3", 128000, 128001, -1, 0, 128000, 9906},
+        {"qwen3", -1, 151645, 151643, 0, 151643, 151657}, {"gemma3", 2, 106, 0, 1, 2, 4},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        tokenizer *t = load_named(c[i].name);
+        if (!t) continue;
+        CHECK_INT(tok_bos_id(t), c[i].bos);
+        CHECK_INT(tok_eos_id(t), c[i].eos);
+        CHECK_INT(tok_pad_id(t), c[i].pad);
+        CHECK_INT(tok_adds_bos(t), c[i].adds_bos);
+        CHECK_INT(tok_is_special(t, c[i].special), 1);
+        CHECK_INT(tok_is_special(t, c[i].normal), 0); // a vocab token, or an added non-special one
+        CHECK_INT(tok_is_special(t, -1), 0);
+        tok_free(t);
+    }
+}
+
+TEST(tokenizer_hf_display_strings)
+{
+    tokenizer *t = load_named("llama2");
+    if (!t) return;
+    const struct {
+        int id;
+        const char *want;
+    } c[] = {{22557, " Hello"}, {13, "\n"}, {3 + 0xE6, "\xEF\xBF\xBD"}, {3 + 'A', "A"}, {1, "<s>"}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char *s = tok_token_str(t, c[i].id);
+        CHECK_STR(s, c[i].want);
+        free(s);
+    }
+    /* Byte-fallback pieces decode back to the character; the leading space Prepend added goes. */
+    int32_t *ids;
+    char err[256];
+    int n = tok_encode(t, "\xF0\x93\x80\x80", 4, &ids, err, sizeof err); // U+13000: not in the vocab
+    CHECK(n >= 4);
+    size_t dl;
+    char *d = tok_decode(t, ids, n, &dl);
+    CHECK_STR(d, "\xF0\x93\x80\x80");
+    free(d);
+    free(ids);
+    tok_free(t);
+}
+
+static void write_text(const char *p, const char *s)
+{
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f) fputs(s, f), fclose(f);
+}
+
+TEST(tokenizer_hf_refusals_name_the_field)
+{
+    char dir[] = "/tmp/saed-tokhf-XXXXXX", p[256], err[512];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    const char *model = "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}";
+    const struct {
+        const char *json, *want;
+    } c[] = {
+        {"{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", "model.type \"Unigram\""},
+        {"{\"normalizer\": {\"type\": \"NFKC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, %s}", "normalizer \"NFKC\""},
+        {"{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Lowercase\"}]}, %s}",
+         "normalizer.normalizers[0] \"Lowercase\""},
+        {"{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+         "{\"Regex\": \"\\\\w+\"}, \"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}, %s}",
+         "pre_tokenizer.pretokenizers[0].pattern"},
+        {"{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, %s}", "pre_tokenizer \"Whitespace\""},
+        {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"decoder\": {\"type\": \"WordPiece\"}, %s}",
+         "decoder \"WordPiece\""},
+        {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"post_processor\": {\"type\": \"BertProcessing\"}, %s}",
+         "post_processor \"BertProcessing\""},
+        {"{\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\\u2581\"}, "
+         "\"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Strip\", \"content\": \"x\", \"start\": 2, "
+         "\"stop\": 0}]}, %s}",
+         "decoder.decoders[0] \"Strip\""},
+        {"{\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, %s}", "normalizer \"NFC\""},
+        {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
+         "\"merges\": [], \"dropout\": 0.1}}", "model.dropout"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char json[2048];
+        snprintf(json, sizeof json, c[i].json, model);
+        write_text(p, json);
+        err[0] = 0;
+        tokenizer *t = tok_load_dir(dir, err, sizeof err);
+        CHECK(t == NULL);
+        tok_free(t);
+        CHECK_CONTAINS(err, p);
+        CHECK_CONTAINS(err, c[i].want);
+    }
+    unlink(p);
+    rmdir(dir);
+}
+
+TEST(tokenizer_hf_qwen_nfc_refusal)
+{
+    tokenizer *t = load_named("qwen3");
+    if (!t) return;
+    int32_t *ids;
+    char err[512];
+    CHECK_INT(tok_encode(t, "e\xCC\x81", 3, &ids, err, sizeof err), -1); // e + combining acute: NFC is é
+    CHECK_CONTAINS(err, "U+0301");
+    CHECK_CONTAINS(err, "NFC");
+    CHECK(tok_encode(t, "caf\xC3\xA9", 5, &ids, err, sizeof err) > 0);
+    free(ids);
+    tok_free(t);
+}
