@@ -11,8 +11,6 @@
 
 #include "engine/jinja.h" // defines: jctx, jj_lex, jj_parse, jj_exec
 
-struct jblk { struct jblk *next; };
-
 static int token_field(json_t *root, const char *field, char **out, const char *file, char *err, size_t errn)
 {
     json_t *v = json_object_get(root, field);
@@ -91,8 +89,7 @@ static void free_ctx(jctx *c)
 {
     for (int i = c->nbufs; i-- > 0;) free(c->bufs[i]->p), free(c->bufs[i]);
     c->nbufs = 0;
-    for (struct jblk *b = (struct jblk *)c->arena, *nx; b; b = nx) nx = b->next, free(b);
-    c->arena = NULL;
+    jj_free_arena(c);
 }
 
 static char *render(const chat_template *t, const chat_msg *msgs, size_t n, int add_generation_prompt, char *err,

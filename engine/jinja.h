@@ -112,6 +112,7 @@ int jj_has_test(const char *name);
 
 /* ---- values (jinja_value.c) ---- */
 void *jj_alloc(jctx *c, size_t n);
+void jj_free_arena(jctx *c);
 char *jj_strdup(jctx *c, const char *s, size_t n);
 _Noreturn void jj_fail(jctx *c, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 _Noreturn void jj_fail_plain(jctx *c, const char *msg);

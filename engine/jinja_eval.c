@@ -27,7 +27,6 @@ static jv lookup(jctx *c, const char *name)
         jv *v = jd_get(&s->vars, k);
         if (v) return *v;
     }
-    (void)c;
     size_t n = strlen(name) + 20;
     char *h = jj_alloc(c, n);
     snprintf(h, n, "'%s' is undefined", name);
@@ -67,7 +66,6 @@ jv jj_getattr(jctx *c, jv obj, const char *name, size_t pos)
         jv *v = jd_gets(obj.u.d, name);
         if (v) return *v;
     }
-    if (obj.t == JV_NS) return undef_attr(c, obj, "attribute", jv_cstr(name));
     return undef_attr(c, obj, "attribute", jv_cstr(name));
 }
 

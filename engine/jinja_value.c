@@ -33,6 +33,12 @@ void *jj_alloc(jctx *c, size_t n)
     return p;
 }
 
+void jj_free_arena(jctx *c)
+{
+    for (jblk *b = c->arena, *nx; b; b = nx) nx = b->next, free(b);
+    c->arena = NULL, c->arena_used = 0;
+}
+
 char *jj_strdup(jctx *c, const char *s, size_t n)
 {
     char *p = jj_alloc(c, n + 1);

@@ -6,7 +6,8 @@
 // qwen3, gemma3) and those under tests/data/chat/templates/<name>/; constructs.jsonl renders the
 // small templates of tests/data/chat/constructs.json (one Jinja feature each). Rendered as
 // transformers does: trim_blocks + lstrip_blocks, bos_token/eos_token from the config, tools and
-// documents null. Run: bash tests/tok/fetch.sh && node tests/tok/gen_chat.mjs
+// documents null. Then tests/tok/check_chat.py --write records Python Jinja2's result where it
+// differs. Run: bash tests/tok/fetch.sh && node tests/tok/gen_chat.mjs && python3 tests/tok/check_chat.py --write
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
