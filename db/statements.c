@@ -362,6 +362,54 @@ const db_statement db_statements[DB_N_STMTS] = {
         " 'createdAt', to_char(s.\"createdAt\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))::text"
         " FROM steer_outputs s LEFT JOIN steer_outputs d ON d.id = s.\"connectedDefaultOutputId\""
         " WHERE s.id = $1 AND s.type = 'STEERED'", 1, 1},
+    /* steer-chat's stored outputs: as steer_find, keyed by each run's conversation instead of
+     * the prompt ($2 DEFAULT's, $3 STEERED's: [{role, content}] as steer_chat_key writes them),
+     * $4-$10 temperature, n_tokens, freq_penalty, seed, n_logprobs, multiplier, method, $11 the
+     * features, $12 steer_special_tokens (STEERED only: DEFAULT steers nothing). */
+    [DB_STEER_CHAT_FIND] = {"steer_chat_find",
+        "WITH c AS (SELECT id, type, \"outputText\", logprobs, \"strengthMultiplier\", \"steerMethod\", \"steerSpecialTokens\","
+        " \"inputTextChatTemplate\" AS chat, \"createdAt\""
+        " FROM steer_outputs WHERE \"modelId\" = $1 AND type IN ('DEFAULT', 'STEERED')"
+        " AND \"inputTextChatTemplateMd5\" IN (md5($2), md5($3)) AND version = 2 AND temperature = $4::float8"
+        " AND \"numTokens\" = $5::int AND \"freqPenalty\" = $6::float8 AND seed = $7::float8 AND \"nLogprobs\" = $8::int),"
+        " want AS (SELECT * FROM json_to_recordset($11::json) AS x(layer text, index text, strength float8)),"
+        " d AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'DEFAULT' AND chat = $2"
+        " ORDER BY \"createdAt\" DESC, id LIMIT 1),"
+        " s AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'STEERED' AND chat = $3"
+        " AND \"strengthMultiplier\" = $9::float8 AND \"steerMethod\" = $10 AND \"steerSpecialTokens\" = $12::bool"
+        " AND NOT EXISTS (SELECT f.layer, f.index, f.strength FROM steer_output_features f WHERE f.\"steerOutputId\" = c.id"
+        " EXCEPT SELECT * FROM want)"
+        " AND NOT EXISTS (SELECT * FROM want EXCEPT SELECT f.layer, f.index, f.strength FROM steer_output_features f"
+        " WHERE f.\"steerOutputId\" = c.id)"
+        " ORDER BY \"createdAt\" DESC, id LIMIT 1)"
+        " SELECT d.id, d.\"outputText\", d.logprobs, s.id, s.\"outputText\", s.logprobs"
+        " FROM (SELECT 1) one LEFT JOIN d ON true LEFT JOIN s ON true", 12, 1},
+    /* Saves a steer-chat request's outputs: $1-$12 as in steer_chat_find; the STEERED output
+     * ($13 text, $14 logprobs) unless $15 names a stored one, the DEFAULT ($16, $17) unless $18
+     * does; $19 / $20 the STEERED / DEFAULT rendered prompts (inputText). outputTextChatTemplate
+     * is the conversation with the generated assistant turn appended. Returns both ids. */
+    [DB_STEER_CHAT_STORE] = {"steer_chat_store",
+        "WITH ids AS (SELECT coalesce($15::text, gen_random_uuid()::text) AS sid, coalesce($18::text, gen_random_uuid()::text) AS did),"
+        " d AS (INSERT INTO steer_outputs (id, type, \"modelId\", \"inputText\", \"inputTextMd5\", \"inputTextChatTemplate\","
+        " \"inputTextChatTemplateMd5\", \"outputText\", \"outputTextChatTemplate\", logprobs, \"steerSpecialTokens\", temperature,"
+        " \"numTokens\", \"freqPenalty\", seed, \"strengthMultiplier\", \"steerMethod\", version, \"nLogprobs\", \"connectedSteerOutputIds\")"
+        " SELECT did, 'DEFAULT', $1, $20, md5($20), $2, md5($2), $16,"
+        " ($2::jsonb || jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', $16::text)))::text, $17,"
+        " $12::bool, $4::float8, $5::int, $6::float8, $7::float8, $9::float8, $10, 2, $8::int, ARRAY[sid]"
+        " FROM ids WHERE $18::text IS NULL),"
+        " du AS (UPDATE steer_outputs SET \"connectedSteerOutputIds\" = array_append(\"connectedSteerOutputIds\", (SELECT sid FROM ids))"
+        " WHERE id = $18::text AND $15::text IS NULL),"
+        " s AS (INSERT INTO steer_outputs (id, type, \"modelId\", \"inputText\", \"inputTextMd5\", \"inputTextChatTemplate\","
+        " \"inputTextChatTemplateMd5\", \"outputText\", \"outputTextChatTemplate\", logprobs, \"steerSpecialTokens\", temperature,"
+        " \"numTokens\", \"freqPenalty\", seed, \"strengthMultiplier\", \"steerMethod\", version, \"nLogprobs\", \"connectedDefaultOutputId\")"
+        " SELECT sid, 'STEERED', $1, $19, md5($19), $3, md5($3), $13,"
+        " ($3::jsonb || jsonb_build_array(jsonb_build_object('role', 'assistant', 'content', $13::text)))::text, $14,"
+        " $12::bool, $4::float8, $5::int, $6::float8, $7::float8, $9::float8, $10, 2, $8::int, did"
+        " FROM ids WHERE $15::text IS NULL),"
+        " f AS (INSERT INTO steer_output_features (\"steerOutputId\", \"modelId\", layer, index, strength)"
+        " SELECT ids.sid, $1, x.layer, x.index, x.strength FROM ids,"
+        " json_to_recordset($11::json) AS x(layer text, index text, strength float8) WHERE $15::text IS NULL)"
+        " SELECT sid, did FROM ids", 20, 0},
 #undef EXPORT_TS
 #undef EXPORT_SUFFIX
 #undef EXPORT_RANGE

@@ -74,6 +74,8 @@ enum db_stmt {
     DB_STEER_FIND,
     DB_STEER_STORE,
     DB_STEER_GET,
+    DB_STEER_CHAT_FIND,
+    DB_STEER_CHAT_STORE,
     DB_N_STMTS
 };
 

@@ -50,9 +50,13 @@ void h_jobs_create(http_req *r)
         int d_sae = (int)json_integer_value(json_object_get(row, "dSae"));
         json_decref(row);
         json_t *fr = json_object_get(payload, "featureRange");
+        int f0 = fr ? (int)json_integer_value(json_array_get(fr, 0)) : 0;
         if (fr && json_integer_value(json_array_get(fr, 1)) > d_sae) {
             http_reply_error(r, 400, "invalid_field", "featureRange: end %lld is beyond the SAE's %d features",
                              (long long)json_integer_value(json_array_get(fr, 1)), d_sae);
+        } else if (job_dashboard_width_ok(f0, fr ? (int)json_integer_value(json_array_get(fr, 1)) : d_sae,
+                                          app->cfg->job_max_features, err, sizeof err)) {
+            http_reply_error(r, 400, "too_many_features", "%s", err);
         } else {
             char *text = json_dumps(payload, JSON_COMPACT);
             int64_t id;

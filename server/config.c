@@ -43,6 +43,8 @@ static const cfg_option options[] = {
      "dashboard job worker threads started by `saed serve` (0 = HTTP only)"},
     {"job-lease", "SAED_JOB_LEASE", T_INT, "60", 3, 3600, F(job_lease_s),
      "seconds a job's lease lasts without a heartbeat; then the sweeper hands it to another worker"},
+    {"job-max-features", "SAED_JOB_MAX_FEATURES", T_INT, "131072", 1, 1 << 24, F(job_max_features),
+     "most features one dashboard job covers; a wider SAE is split with featureRange, one job per range"},
     {"compute-threads", "SAED_COMPUTE_THREADS", T_INT, "2", 1, 256, F(compute_threads),
      "threads that run compute routes (live activations, search, steering) off the HTTP threads"},
     {"compute-queue", "SAED_COMPUTE_QUEUE", T_INT, "16", 0, 4096, F(compute_queue),

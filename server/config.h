@@ -26,6 +26,7 @@ typedef struct saed_config {
     char *data_roots[CFG_MAX_LIST]; /* realpath'd, owned */
     int workers;
     int job_lease_s;
+    int job_max_features;
     int compute_threads;
     int compute_queue;
     long long engine_cache;     /* bytes */

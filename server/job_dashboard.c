@@ -107,6 +107,16 @@ int job_dashboard_payload(json_t *body, char *const *roots, int nroots, json_t *
     return 0;
 }
 
+int job_dashboard_width_ok(int f0, int f1, int max, char *err, size_t errlen)
+{
+    if (f1 - f0 <= max) return 0;
+    snprintf(err, errlen,
+             "featureRange: %d features in one job is more than SAED_JOB_MAX_FEATURES (%d): split the SAE into ranges "
+             "of at most %d features, one job each (featureRange [%d, %d], [%d, %d], ...)",
+             f1 - f0, max, max, f0, f0 + max, f0 + max, f0 + 2 * max < f1 ? f0 + 2 * max : f1);
+    return -1;
+}
+
 static int geti(json_t *p, const char *k) { return (int)json_integer_value(json_object_get(p, k)); }
 
 typedef struct prog {
@@ -330,6 +340,11 @@ int job_dashboard_run(job_ctx *c, char *err, size_t errlen)
     if (fr) {
         ro.f0 = (int)json_integer_value(json_array_get(fr, 0));
         ro.f1 = (int)json_integer_value(json_array_get(fr, 1));
+    }
+    /* a job queued by hand (or before the limit was lowered) is refused here too */
+    if (job_dashboard_width_ok(ro.f0, ro.f1 > 0 ? ro.f1 : sae_config(s)->d_sae, c->cfg->job_max_features, err, errlen)) {
+        rc = JOB_FATAL;
+        goto out;
     }
     ro.progress = on_progress;
     ro.ud = &pg;

@@ -13,6 +13,10 @@
 int job_dashboard_payload(json_t *body, char *const *roots, int nroots, json_t **payload, char *err, size_t errlen,
                           int *forbidden);
 
+/* Whether a job over features [f0, f1) fits max features (SAED_JOB_MAX_FEATURES): 0, or -1
+ * with err saying how to split the SAE. */
+int job_dashboard_width_ok(int f0, int f1, int max, char *err, size_t errlen);
+
 /* JOB_DONE, JOB_STOPPED, JOB_RETRY or JOB_FATAL (err says why). */
 int job_dashboard_run(job_ctx *c, char *err, size_t errlen);
 

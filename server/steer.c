@@ -10,9 +10,11 @@
 #include "engine/generate.h"
 #include "engine/live.h"      // defines: live_tokenize
 #include "engine/sample.h"
+#include "engine/tok_prompt.h"
 #include "server/compute.h"
 #include "server/engines.h"
 #include "server/log.h"
+#include "server/steer_chat.h"
 
 struct steer_plan {
     saed_app *app;
@@ -24,16 +26,21 @@ struct steer_plan {
     const eng_ref *model;        /* held from prepare to free */
     steer_set *set;
     int processing;
-    int32_t *ids;                /* the prompt with BOS */
-    int T;
+    int32_t *ids[2];             /* each run's prompt ([STEER_STEERED], [STEER_DEFAULT]), BOS included */
+    int T[2];
+    unsigned char *skip;         /* steer-chat without steer_special_tokens: STEERED prompt positions left alone */
+    char *chat_key[2];           /* steer-chat: each run's conversation as stored (steer_chat_key) */
+    char *rendered[2];           /* steer-chat: each run's rendered prompt */
 };
 
 void steer_out_free(steer_out *o)
 {
     for (int k = 0; k < 2; k++) {
         free(o->text[k]);
+        free(o->prompt[k]);
         json_decref(o->logprobs[k]);
         o->text[k] = NULL;
+        o->prompt[k] = NULL;
         o->logprobs[k] = NULL;
     }
 }
@@ -45,16 +52,21 @@ void steer_plan_free(steer_plan *p)
         free(p->stored_id[k]);
         free(p->stored_text[k]);
         free(p->stored_lp[k]);
+        free(p->ids[k]);
+        free(p->chat_key[k]);
+        free(p->rendered[k]);
     }
     if (p->model) engines_put(p->app->engines, p->model);
     steer_free(p->set);
-    free(p->ids);
+    free(p->skip);
     free(p->prompt);
     free(p->features_json);
     free(p);
 }
 
 bool steer_plan_stored(const steer_plan *p) { return p->stored_id[STEER_STEERED] && p->stored_id[STEER_DEFAULT]; }
+
+const char *steer_plan_rendered(const steer_plan *p, int k) { return p->rendered[k] ? p->rendered[k] : ""; }
 
 /* ---- text ---- */
 
@@ -195,6 +207,60 @@ static char *dup_or_null(const PGresult *r, int col)
     return PQgetisnull(r, 0, col) ? NULL : strdup(PQgetvalue(r, 0, col));
 }
 
+/* steer-chat: each run's conversation rendered with the model's chat template, and its key. */
+static int render_chats(steer_plan *p, const char *model_path, svc_err *e)
+{
+    chat_template t = {0};
+    if (steer_chat_template(p->q.model_id, model_path, &t, e)) return -1;
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (!(p->rendered[k] = steer_chat_render(&t, p->q.chat[k], e))) rc = -1;
+        else if (!(p->chat_key[k] = steer_chat_key(p->q.chat[k]))) rc = svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
+    }
+    chat_template_free(&t);
+    return rc;
+}
+
+/* Run k's prompt ids. /api/steer tokenizes as activation/new does (live_tokenize: the BOS
+ * prepended unless the prompt starts with it, every "<|endoftext|>" in it the BOS id, as
+ * upstream); steer-chat tokenizes the rendered conversation as HF's add_special_tokens=False
+ * (the template writes the BOS itself where the model wants one) and, without
+ * steer_special_tokens, marks the STEERED prompt's special tokens to be left unsteered. */
+static int tokenize_run(steer_plan *p, int k, int ctx, svc_err *e)
+{
+    const tokenizer *tok = p->model->tok;
+    char err[600];
+    int32_t *ids = NULL;
+    int n;
+    if (p->q.chat[0]) {
+        const char *text = p->rendered[k];
+        n = tok_encode_special(tok, text, strlen(text), &ids, err, sizeof err);
+        if (n == 0) {
+            free(ids);
+            return svc_fail(e, SVC_INVALID, "invalid_field", "the rendered conversation is empty");
+        }
+        if (n > ctx) n = -2;
+    } else {
+        n = live_tokenize(tok, p->prompt, strlen(p->prompt), ctx, &ids, err, sizeof err);
+    }
+    if (n == -2) {
+        free(ids);
+        return svc_fail(e, SVC_INVALID, "too_long", "prompt is more than the model's context of %d tokens (BOS included)", ctx);
+    }
+    if (n < 0) return svc_fail(e, SVC_INVALID, "invalid_field", "prompt: %s", err);
+    p->ids[k] = ids;
+    p->T[k] = n;
+    if (n + p->q.n_tokens > ctx)
+        return svc_fail(e, SVC_INVALID, "too_long",
+                        "prompt is %d tokens (BOS included) and n_tokens is %d: together over the model's context of %d", n,
+                        p->q.n_tokens, ctx);
+    if (k == STEER_STEERED && p->q.chat[0] && !p->q.steer_special) {
+        if (!(p->skip = malloc((size_t)n))) return svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
+        for (int t = 0; t < n; t++) p->skip[t] = (unsigned char)tok_special_id(tok, ids[t]);
+    }
+    return 0;
+}
+
 steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err *e)
 {
     steer_plan *p = calloc(1, sizeof *p);
@@ -260,8 +326,16 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
         svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         goto bad;
     }
-    r = db_exec(c, DB_STEER_FIND, (const char *const[]){q->model_id, p->prompt, p->num[0], p->num[1], p->num[2], p->num[3],
-                                                        p->num[4], p->num[5], p->num[6], p->features_json});
+    if (q->chat[0]) {
+        if (render_chats(p, model_path, e)) goto bad;
+        r = db_exec(c, DB_STEER_CHAT_FIND,
+                    (const char *const[]){q->model_id, p->chat_key[STEER_DEFAULT], p->chat_key[STEER_STEERED], p->num[0],
+                                          p->num[1], p->num[2], p->num[3], p->num[4], p->num[5], p->num[6],
+                                          p->features_json, q->steer_special ? "true" : "false"});
+    } else {
+        r = db_exec(c, DB_STEER_FIND, (const char *const[]){q->model_id, p->prompt, p->num[0], p->num[1], p->num[2],
+                                                            p->num[3], p->num[4], p->num[5], p->num[6], p->features_json});
+    }
     if (db_kind(r) != DB_OK) {
         registry_db_err(e, r, "looking up stored outputs");
         goto bad;
@@ -281,31 +355,9 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
         svc_fail(e, SVC_INTERNAL, "internal", "could not load model '%s' (see the server log)", q->model_id);
         goto bad;
     }
-    /* Tokenized as activation/new tokenizes (live_tokenize): the BOS prepended unless the
-     * prompt starts with it, and every "<|endoftext|>" in it the BOS id, as upstream. */
     const int ctx = model_config(p->model->model)->n_ctx;
-    int32_t *ids = NULL;
-    int n = live_tokenize(p->model->tok, p->prompt, strlen(p->prompt), ctx, &ids, err, sizeof err);
-    if (n == -2) {
-        svc_fail(e, SVC_INVALID, "too_long", "prompt is more than the model's context of %d tokens (BOS included)", ctx);
-        goto bad;
-    }
-    if (n < 0) {
-        svc_fail(e, SVC_INVALID, "invalid_field", "prompt: %s", err);
-        goto bad;
-    }
-    p->T = n;
-    p->ids = realloc(ids, sizeof(int32_t) * (size_t)(p->T + 1));
-    if (!p->ids) {
-        free(ids);
-        svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
-        goto bad;
-    }
-    if (p->T + q->n_tokens > ctx) {
-        svc_fail(e, SVC_INVALID, "too_long", "prompt is %d tokens (BOS included) and n_tokens is %d: together over the model's context of %d",
-             p->T, q->n_tokens, ctx);
-        goto bad;
-    }
+    for (int k = 0; k < 2; k++)
+        if (tokenize_run(p, k, ctx, e)) goto bad;
     if (!p->stored_id[STEER_STEERED] && build_set(p, saes, e)) goto bad;
 good:
     free(saes);
@@ -344,7 +396,11 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
         gen_opts o = {.n_tokens = p->q.n_tokens, .temperature = p->q.temperature, .freq_penalty = p->q.freq_penalty,
                       .seed = sample_seed_from_double(p->q.seed), .eos = tok_eos_id(p->model->tok),
                       .n_logprobs = p->q.n_logprobs, .hooks = h, .nhooks = nh, .processing = p->processing};
-        if (!(g[k] = gen_start(p->model->model, p->ids, p->T, &o, err, sizeof err))) {
+        /* the mask covers the prefill only: generated tokens are always steered */
+        if (h && p->skip) steer_skip(p->set, p->skip, p->T[k]);
+        g[k] = gen_start(p->model->model, p->ids[k], p->T[k], &o, err, sizeof err);
+        if (h && p->skip) steer_skip(p->set, NULL, 0);
+        if (!g[k]) {
             log_error("steering: %s", err);
             svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
             goto done;
@@ -380,6 +436,10 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
         }
     }
     for (int k = 0; k < 2; k++) {
+        if (p->rendered[k] && !(out->prompt[k] = strdup(p->rendered[k]))) {
+            svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
+            goto done;
+        }
         if (!g[k]) continue;
         if (!(out->text[k] = decode(tok, gen_ids(g[k]), gen_count(g[k]), false))) {
             svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
@@ -407,7 +467,16 @@ int steer_store(db_conn *c, steer_plan *p, steer_out *out, svc_err *e)
     for (int k = 0; k < 2; k++)
         if (out->logprobs[k] && !p->stored_id[k]) lp[k] = json_dumps(out->logprobs[k], JSON_COMPACT);
     const char *s_id = p->stored_id[STEER_STEERED], *d_id = p->stored_id[STEER_DEFAULT];
-    PGresult *r = db_exec(c, DB_STEER_STORE,
+    PGresult *r;
+    if (p->q.chat[0])
+        r = db_exec(c, DB_STEER_CHAT_STORE,
+                    (const char *const[]){p->q.model_id, p->chat_key[STEER_DEFAULT], p->chat_key[STEER_STEERED], p->num[0],
+                                          p->num[1], p->num[2], p->num[3], p->num[4], p->num[5], p->num[6], p->features_json,
+                                          p->q.steer_special ? "true" : "false", s_id ? NULL : out->text[STEER_STEERED],
+                                          lp[STEER_STEERED], s_id, d_id ? NULL : out->text[STEER_DEFAULT], lp[STEER_DEFAULT],
+                                          d_id, p->rendered[STEER_STEERED], p->rendered[STEER_DEFAULT]});
+    else
+        r = db_exec(c, DB_STEER_STORE,
                           (const char *const[]){p->q.model_id, p->prompt, p->num[0], p->num[1], p->num[2], p->num[3], p->num[4],
                                                 p->num[5], p->num[6], p->features_json,
                                                 s_id ? NULL : out->text[STEER_STEERED], lp[STEER_STEERED], s_id,

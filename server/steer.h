@@ -30,6 +30,11 @@ typedef struct steer_req {
     double temperature, freq_penalty, seed, strength_multiplier;
     int n_tokens, n_logprobs;
     steer_method method;
+    /* POST /api/steer-chat: each run's conversation ([STEER_STEERED], [STEER_DEFAULT]: borrowed
+     * arrays of {role, content}), rendered with the model's chat template (generation prompt
+     * added) and tokenized as HF's add_special_tokens=False; NULL for /api/steer. */
+    json_t *chat[2];
+    bool steer_special;  /* steer-chat: steer the prompt's special tokens too */
 } steer_req;
 
 enum { STEER_STEERED, STEER_DEFAULT };
@@ -39,17 +44,21 @@ typedef struct steer_out {
     char *text[2];       /* [STEER_STEERED], [STEER_DEFAULT] */
     json_t *logprobs[2]; /* [{token, logprob, topLogprobs}] per token, or NULL when n_logprobs is 0 */
     char id[64];         /* the STEERED output's id once stored */
+    char *prompt[2];     /* steer-chat: each run's rendered prompt as the tokenizer decodes it */
 } steer_out;
 void steer_out_free(steer_out *o);
 
 typedef struct steer_plan steer_plan;
 
 /* Checks the model and the features (404 unknown, 400 when the request cannot run: context
- * too small, a feature's SAE at a hook the model cannot steer...), looks up stored outputs and,
+ * too small, a feature's SAE at a hook the model cannot steer, a chat request for a model
+ * without a chat template or one the template refuses...), looks up stored outputs and,
  * unless both are stored, loads what generation needs. NULL with e. */
 steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err *e);
 /* Both outputs came from the store: steer_generate only copies them. */
 bool steer_plan_stored(const steer_plan *p);
+/* steer-chat: run k's rendered prompt ("" for /api/steer). */
+const char *steer_plan_rendered(const steer_plan *p, int k);
 void steer_plan_free(steer_plan *p);
 
 /* Called after each step with both texts so far (a character whose bytes are not all there yet

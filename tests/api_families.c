@@ -25,6 +25,118 @@ static void fam_post(srv *s, const char *path, const char *body, int want, resp 
         t_fail(__FILE__, __LINE__, "POST %s %.200s: %d, wanted %d: %.400s", path, body, r->status, want, r->body);
 }
 
+/* A steer-chat request: model, DEFAULT's and STEERED's user message, feature model, index,
+ * strength, steer_special_tokens, then more fields (",..." or ""). */
+#define STEER_CHAT_BODY                                                                                                \
+    "{\"modelId\":\"%s\",\"defaultChatMessages\":[{\"role\":\"user\",\"content\":\"%s\"}],"                              \
+    "\"steeredChatMessages\":[{\"role\":\"user\",\"content\":\"%s\"}],\"features\":[{\"modelId\":\"%s\","                \
+    "\"layer\":\"1-std\",\"index\":%d,\"strength\":%d}],\"temperature\":0,\"n_tokens\":6,\"seed\":16,"                  \
+    "\"strength_multiplier\":1,\"steer_special_tokens\":%s%s}"
+
+/* Llama-3's chat format for one user turn with the generation prompt, as Meta documents it. */
+#define LLAMA3_CHAT(user)                                                                                              \
+    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n" user                                               \
+    "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+
+/* steer-chat on a model with Llama-3's tokenizer and chat template: the conversation rendered
+ * in Llama-3's format, each run's raw = that prompt + its generation, chatTemplate = the
+ * conversation + the assistant turn; DEFAULT equals /api/steer's DEFAULT on the rendered
+ * prompt (the same ids: it starts with the BOS), and with steer_special_tokens true STEERED
+ * equals /api/steer's STEERED too (no position left out); stored and answered again. */
+static void fam_steer_chat(srv *s, const char *id, int f)
+{
+    char body[2048];
+    resp r;
+    snprintf(body, sizeof body, STEER_CHAT_BODY, id, "Hello there", "Hello there", id, f, 80, "true", "");
+    fam_post(s, "/api/steer-chat", body, 200, &r);
+    json_t *j = resp_json(&r), *sj = json_object_get(j, "STEERED"), *dj = json_object_get(j, "DEFAULT");
+    const char *sraw = json_string_value(json_object_get(sj, "raw")), *draw = json_string_value(json_object_get(dj, "raw"));
+    const char *want = LLAMA3_CHAT("Hello there");
+    CHECK(sraw && draw && !strncmp(sraw, want, strlen(want)) && !strncmp(draw, want, strlen(want)));
+    char *sgen = strdup(sraw ? sraw + strlen(want) : ""), *dgen = strdup(draw ? draw + strlen(want) : "");
+    json_t *dchat = json_object_get(dj, "chatTemplate");
+    CHECK_INT(json_array_size(dchat), 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(dchat, 1), "role")), "assistant");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(dchat, 1), "content")), dgen);
+    CHECK(json_is_true(json_object_get(json_object_get(j, "settings"), "steer_special_tokens")));
+    char id1[80];
+    snprintf(id1, sizeof id1, "%s", json_string_value(json_object_get(j, "id")) ? json_string_value(json_object_get(j, "id")) : "");
+    CHECK(id1[0]);
+    json_decref(j);
+    resp_free(&r);
+
+    /* the same ids through /api/steer: the rendered prompt, newlines escaped for JSON */
+    char prompt[512] = "";
+    for (const char *p = want, *end = want + strlen(want); p < end; p++) {
+        size_t n = strlen(prompt);
+        if (*p == '\n') snprintf(prompt + n, sizeof prompt - n, "\\n");
+        else snprintf(prompt + n, sizeof prompt - n, "%c", *p);
+    }
+    snprintf(body, sizeof body,
+             "{\"prompt\":\"%s\",\"modelId\":\"%s\",\"features\":[{\"modelId\":\"%s\",\"layer\":\"1-std\",\"index\":%d,"
+             "\"strength\":80}],\"temperature\":0,\"n_tokens\":6,\"seed\":16,\"strength_multiplier\":1}",
+             prompt, id, id, f);
+    fam_post(s, "/api/steer", body, 200, &r);
+    j = resp_json(&r);
+    CHECK_STR(json_string_value(json_object_get(j, "DEFAULT")), dgen);
+    CHECK_STR(json_string_value(json_object_get(j, "STEERED")), sgen);
+    json_decref(j);
+    resp_free(&r);
+
+    /* answered from the store: the same id; steer_special_tokens false is another request */
+    snprintf(body, sizeof body, STEER_CHAT_BODY, id, "Hello there", "Hello there", id, f, 80, "true", "");
+    fam_post(s, "/api/steer-chat", body, 200, &r);
+    j = resp_json(&r);
+    CHECK_STR(json_string_value(json_object_get(j, "id")), id1);
+    json_decref(j);
+    resp_free(&r);
+    snprintf(body, sizeof body, STEER_CHAT_BODY, id, "Hello there", "Hello there", id, f, 80, "false", "");
+    fam_post(s, "/api/steer-chat", body, 200, &r);
+    j = resp_json(&r);
+    const char *id2 = json_string_value(json_object_get(j, "id"));
+    if (id2 && !strcmp(id2, id1)) t_fail(__FILE__, __LINE__, "steer_special_tokens false was answered by the true output");
+    char dwant[1024];
+    snprintf(dwant, sizeof dwant, "%s%s", want, dgen);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "DEFAULT"), "raw")), dwant);
+    json_decref(j);
+    resp_free(&r);
+
+    /* two conversations: each run renders its own */
+    snprintf(body, sizeof body, STEER_CHAT_BODY, id, "Hi", "Bye", id, f, 80, "true", "");
+    fam_post(s, "/api/steer-chat", body, 200, &r);
+    j = resp_json(&r);
+    const char *d2 = json_string_value(json_object_get(json_object_get(j, "DEFAULT"), "raw"));
+    const char *s2 = json_string_value(json_object_get(json_object_get(j, "STEERED"), "raw"));
+    CHECK(d2 && !strncmp(d2, LLAMA3_CHAT("Hi"), strlen(LLAMA3_CHAT("Hi"))));
+    CHECK(s2 && !strncmp(s2, LLAMA3_CHAT("Bye"), strlen(LLAMA3_CHAT("Bye"))));
+    json_decref(j);
+    resp_free(&r);
+
+    /* streamed: events, the last one the full answer */
+    snprintf(body, sizeof body, STEER_CHAT_BODY, id, "Stream", "Stream", id, f, 80, "true", ",\"stream\":true");
+    fam_post(s, "/api/steer-chat", body, 200, &r);
+    CHECK_CONTAINS(r.body, "data: {");
+    CHECK_CONTAINS(r.body, "\"chatTemplate\"");
+    const char *last = r.body ? strstr(r.body, "\"shareUrl\":\"/api/steer/") : NULL;
+    CHECK(last != NULL);
+    resp_free(&r);
+
+    /* bad requests name the field */
+    snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"defaultChatMessages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+             "\"steeredChatMessages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"features\":[{\"modelId\":\"%s\","
+             "\"layer\":\"1-std\",\"index\":%d,\"strength\":1}],\"temperature\":0,\"n_tokens\":6,\"seed\":16,"
+             "\"strength_multiplier\":1}", id, id, f);
+    fam_post(s, "/api/steer-chat", body, 400, &r);
+    CHECK_CONTAINS(r.body, "steer_special_tokens");
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"defaultChatMessages\":[{\"role\":\"robot\",\"content\":\"hi\"}]}", id);
+    fam_post(s, "/api/steer-chat", body, 400, &r);
+    CHECK_CONTAINS(r.body, "defaultChatMessages[0].role");
+    resp_free(&r);
+    free(sgen);
+    free(dgen);
+}
+
 /* tok_dir: a folder with tokenizer.json + tokenizer_config.json to use instead of GPT-2's
  * vocabulary files (NULL: GPT-2's). */
 static void fam_end_to_end_tok(const fixture_rotary *fx, const char *tok_dir);
@@ -116,12 +228,15 @@ static void fam_end_to_end_tok(const fixture_rotary *fx, const char *tok_dir)
     json_decref(j);
     resp_free(&r);
 
-    if (tok_dir) {
-        /* a chat template: steer-chat says it is not rendered yet */
-        snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"defaultChatMessages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", id);
-        fam_post(&s, "/api/steer-chat", body, 501, &r);
-        CHECK_CONTAINS(r.body, "does not render chat templates yet");
+    if (!tok_dir) {
+        /* GPT-2's vocabulary files: no chat template */
+        snprintf(body, sizeof body, STEER_CHAT_BODY, id, "hi", "hi", id, f, 80, "false", "");
+        fam_post(&s, "/api/steer-chat", body, 400, &r);
+        CHECK_CONTAINS(r.body, "no_chat_template");
         resp_free(&r);
+    }
+    if (tok_dir) {
+        fam_steer_chat(&s, id, f);
         /* the model's own BOS first, marked special, and the token strings are the tokenizer's */
         snprintf(body, sizeof body, "{\"modelId\":\"%s\",\"source\":\"1-std\",\"text\":\"" TEXT "\",\"numResults\":2,"
                  "\"ignoreBos\":false}", id);

@@ -13,6 +13,49 @@
 
 
 
+/* SAED_JOB_MAX_FEATURES: a job wider than it is refused with how to split the SAE; a range
+ * within it is queued. */
+TEST(api_dashboard_job_width_limit)
+{
+    char root[] = "/tmp/saed-jobw-XXXXXX";
+    CHECK(mkdtemp(root) != NULL);
+    char corpus[300], roots[600], body[1200];
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", root);
+    tests_write_corpus(corpus, 4, 10, 1);
+    snprintf(roots, sizeof roots, "tests/data:%s", root);
+    char url[512];
+    srv s;
+    if (srv_fresh(&s, url, sizeof url,
+                  (const char *const[]){"--migrate", "--data-roots", roots, "--workers", "0", "--job-max-features", "16", NULL}))
+        return;
+    resp r;
+    http(&s, "POST", "/api/models", NULL, "{\"id\":\"tiny-a\",\"path\":\"tests/data/models/tiny-a\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-standard\",\"setName\":\"std\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"saeId\":\"1-std\",\"dataset\":{\"path\":\"%s\"}}", corpus);
+    http(&s, "POST", "/api/dashboard-jobs", NULL, body, &r);
+    CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "too_many_features");
+    CHECK_CONTAINS(r.body, "more than SAED_JOB_MAX_FEATURES (16)");
+    CHECK_CONTAINS(r.body, "[0, 16], [16, 32]");
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"saeId\":\"1-std\",\"dataset\":{\"path\":\"%s\"},\"featureRange\":[8,25]}", corpus);
+    http(&s, "POST", "/api/dashboard-jobs", NULL, body, &r);
+    CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "17 features in one job");
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"saeId\":\"1-std\",\"dataset\":{\"path\":\"%s\"},\"featureRange\":[16,32]}", corpus);
+    http(&s, "POST", "/api/dashboard-jobs", NULL, body, &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    CHECK_INT(srv_stop(&s), 0);
+    snprintf(body, sizeof body, "rm -rf '%s'", root);
+    if (system(body)) {}
+}
+
 TEST(api_dashboard_jobs_end_to_end)
 {
     char root[] = "/tmp/saed-jobs-XXXXXX";

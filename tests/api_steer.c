@@ -534,13 +534,20 @@ TEST(api_steer_stream_frames_and_validation)
     resp_free(&r);
 
     /* Chat steering: no chat template for GPT-2 models. */
-    http(&s, "POST", "/api/steer-chat", NULL, "{\"modelId\":\"tiny-a\",\"defaultChatMessages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+#define CHAT_BODY(model)                                                                                               \
+    "{\"modelId\":\"" model "\",\"defaultChatMessages\":[{\"role\":\"user\",\"content\":\"hi\"}],"                    \
+    "\"steeredChatMessages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"features\":[{\"modelId\":\"" model "\","         \
+    "\"layer\":\"1-std\",\"index\":1,\"strength\":1}],\"temperature\":0,\"n_tokens\":4,\"seed\":1,"                     \
+    "\"strength_multiplier\":1,\"steer_special_tokens\":true}"
+    http(&s, "POST", "/api/steer-chat", NULL, CHAT_BODY("tiny-a"), &r);
     CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "no_chat_template");
     CHECK_CONTAINS(r.body, "model has no chat template");
     resp_free(&r);
-    http(&s, "POST", "/api/steer-chat", NULL, "{\"modelId\":\"nope\"}", &r);
+    http(&s, "POST", "/api/steer-chat", NULL, CHAT_BODY("nope"), &r);
     CHECK_INT(r.status, 404);
     resp_free(&r);
+#undef CHAT_BODY
     http(&s, "POST", "/api/steer-chat/", NULL, "{}", &r);
     CHECK_INT(r.status, 400);
     resp_free(&r);
