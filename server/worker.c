@@ -68,6 +68,19 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
     return cancel; /* a failed heartbeat (-1) is retried at the next call; the lease is 60 s */
 }
 
+/* After the job is handed back (so that /readyz saying so means the job already waits for
+ * another worker): counts the worker as stopped when its compute device failed. Returns 1 then. */
+static int mark_failed(worker_pool *p, const char *wid, const job_ctx *c, const char *err)
+{
+    if (!c->device_failed) return 0;
+    log_error("worker %s: compute device failed, taking no more jobs: %s", wid, err);
+    pthread_mutex_lock(&p->mu);
+    if (!p->unhealthy_why[0]) snprintf(p->unhealthy_why, sizeof p->unhealthy_why, "worker %s: %s", wid, err);
+    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add(&p->unhealthy, 1);
+    return 1;
+}
+
 /* Returns 1 when the worker's compute device failed. */
 static int run_one(worker_pool *p, db_conn *db, const char *wid, int slot, job *j)
 {
@@ -77,18 +90,11 @@ static int run_one(worker_pool *p, db_conn *db, const char *wid, int slot, job *
     log_info("job %lld (%s) attempt %d/%d started by %s", (long long)j->id, j->kind, j->attempt, j->max_attempts, wid);
     int r = !strcmp(j->kind, "dashboard") ? job_dashboard_run(&c, err, sizeof err) : JOB_FATAL;
     if (r == JOB_FATAL && !err[0]) snprintf(err, sizeof err, "no runner for job kind '%s'", j->kind);
-    if (c.device_failed) {
-        log_error("worker %s: compute device failed, taking no more jobs: %s", wid, err);
-        pthread_mutex_lock(&p->mu);
-        if (!p->unhealthy_why[0]) snprintf(p->unhealthy_why, sizeof p->unhealthy_why, "worker %s: %s", wid, err);
-        pthread_mutex_unlock(&p->mu);
-        atomic_fetch_add(&p->unhealthy, 1);
-    }
     char st[32] = "";
     if (r == JOB_DONE) {
         log_info("job %lld completed", (long long)j->id);
     } else if (r == JOB_STOPPED) {
-        if (c.lease_lost) return c.device_failed;
+        if (c.lease_lost) return mark_failed(p, wid, &c, err);
         if (atomic_load(&p->stopping)) {
             /* Shutting down: hand the job back at once rather than waiting for the lease. */
             jobs_fail(db, j, "worker shut down", 0, st, sizeof st);
@@ -101,7 +107,7 @@ static int run_one(worker_pool *p, db_conn *db, const char *wid, int slot, job *
         if (jobs_fail(db, j, err, r == JOB_FATAL, st, sizeof st) == 1)
             log_warn("job %lld attempt %d failed (%s): %s", (long long)j->id, j->attempt, st, err);
     }
-    return c.device_failed;
+    return mark_failed(p, wid, &c, err);
 }
 
 static void *worker_main(void *arg)
