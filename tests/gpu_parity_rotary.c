@@ -167,9 +167,11 @@ static uint16_t *rand16(gp *g, size_t n, int bf16)
  * beta 0.5, against the CPU's 16-bit path and against fp32 gemm on the widened weights. */
 static void op_gemm_w16(gp *g)
 {
+    /* the last: a down projection's K (d_mlp 14336) over more weight rows than the device
+     * widens at once (128 MB of float32 = 2304 rows), so a second block starts at row 2304 */
     static const int shapes[][3] = {{67, 45, 83}, {1, 130, 64}, {5, 1000, 96}, {128, 768, 768}, {33, 512, 4096},
-                                    {3, 4096, 1024}};
-    int nshapes = g->quick ? 3 : 6;
+                                    {3, 4096, 1024}, {2, 2500, 14336}};
+    int nshapes = g->quick ? 3 : 7;
     for (int s = 0; s < nshapes; s++)
         for (int v = 0; v < 4; v++) {
             const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], bf16 = v & 1, padded = v >> 1;
