@@ -68,7 +68,8 @@ $(BUILD)/tests/saed-tests: $(TEST_OBJS) $(BUILD)/obj/tools/fixture.o $(LIB_OBJS)
 
 # GPU parity (tests/gpu_parity.c): every backend op and the pipeline, CUDA against the CPU.
 # Prints "skipped: <reason>" and exits 0 without a device; `make gpu-parity` passes --require.
-GPU_PARITY_OBJS := $(BUILD)/obj/tests/gpu_parity.o $(BUILD)/obj/tests/gpu_parity_e2e.o
+GPU_PARITY_OBJS := $(BUILD)/obj/tests/gpu_parity.o $(BUILD)/obj/tests/gpu_parity_e2e.o \
+                   $(BUILD)/obj/tests/gpu_parity_rotary.o $(BUILD)/obj/tests/gpu_parity_families.o
 $(BUILD)/tests/gpu-parity: $(GPU_PARITY_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,7 +1,8 @@
 // cuda_backend.cu: the CUDA backend (backend.h) built into saed-cuda.so when nvcc is found and
 // loaded by backend.c at run time. This file holds the backend object — one device, one
 // stream, one cuBLAS handle — memory, the GEMM and the op table; the kernels and their
-// launchers live in cuda_kernels.cu, cuda_attention.cu and cuda_select.cu (cuda_ops.h).
+// launchers live in cuda_kernels.cu, cuda_attention.cu, cuda_select.cu, cuda_rotary.cu and
+// cuda_gemm16.cu (cuda_ops.h).
 //
 // Every op makes its device current first (a thread may serve backends on several devices),
 // queues work on the backend's stream and returns; only ops that write host memory wait.
@@ -166,13 +167,43 @@ static int cuda_copy2d(saed_backend *b, float *dst, int ldd, const float *src, i
 static int cuda_attention(saed_backend *b, float *z, float *pattern, const float *q, int ldq, const float *k,
                           const float *v, int ldkv, long sbkv, const attn_shape *s)
 {
-    if (s->NKV != s->NH || s->softcap > 0 || s->window > 0 || s->scale != 1.0f / sqrtf((float)s->hd)) {
-        snprintf(b->err, sizeof b->err, "attention: grouped, soft-capped or windowed attention is not on CUDA yet");
-        return -1;
-    }
     return enter(b) ? -1
-                    : done(b, cu_attention(ST, impl_of(b)->blas, b->precision, z, pattern, q, ldq, k, v, ldkv, sbkv,
-                                           s->B, s->Tq, s->Tk, s->NH, s->hd, ERR));
+                    : done(b, cu_attention(ST, impl_of(b)->blas, b->precision, z, pattern, q, ldq, k, v, ldkv, sbkv, s,
+                                           ERR));
+}
+
+static int cuda_rmsnorm(saed_backend *b, float *out, const float *inp, const float *w, int N, int C, float eps)
+{
+    return enter(b) ? -1 : done(b, cu_rmsnorm(ST, out, inp, w, N, C, eps, ERR));
+}
+
+static int cuda_rotary(saed_backend *b, float *x, int ld, int B, int T, int nh, int hd, int rot, const float *cs,
+                       int pos0)
+{
+    return enter(b) ? -1 : done(b, cu_rotary(ST, x, ld, B, T, nh, hd, rot, cs, pos0, ERR));
+}
+
+static int cuda_act(saed_backend *b, float *out, const float *in, size_t n, backend_act a)
+{
+    return enter(b) ? -1 : done(b, cu_act(ST, out, in, NULL, n, (int)a, ERR));
+}
+
+static int cuda_glu(saed_backend *b, float *out, const float *gate, const float *up, size_t n, backend_act a)
+{
+    return enter(b) ? -1 : done(b, cu_act(ST, out, gate, up, n, (int)a, ERR));
+}
+
+static int cuda_softcap(saed_backend *b, float *x, size_t n, float cap)
+{
+    return enter(b) ? -1 : done(b, cu_softcap(ST, x, n, cap, ERR));
+}
+
+static int cuda_gemm_w16(saed_backend *b, int M, int N, int K, const float *A, int lda, const uint16_t *W, int bf16,
+                         float beta, float *C, int ldc)
+{
+    return enter(b) ? -1
+                    : done(b, cu_gemm_w16(ST, impl_of(b)->blas, b->precision, M, N, K, A, lda, W, bf16, beta, C, ldc,
+                                          ERR));
 }
 
 static int cuda_argmax_rows(saed_backend *b, int32_t *idx, const float *x, int N, int C)
@@ -323,6 +354,12 @@ extern "C" __attribute__((visibility("default"))) saed_backend *saed_cuda_backen
     b->embed = cuda_embed;
     b->copy2d = cuda_copy2d;
     b->attention = cuda_attention;
+    b->rmsnorm = cuda_rmsnorm;
+    b->rotary = cuda_rotary;
+    b->act = cuda_act;
+    b->glu = cuda_glu;
+    b->softcap = cuda_softcap;
+    b->gemm_w16 = cuda_gemm_w16;
     b->argmax_rows = cuda_argmax_rows;
     b->topk_rows = cuda_topk_rows;
     b->masked_relu = cuda_masked_relu;

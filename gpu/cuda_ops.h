@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+extern "C" {
+#include "gpu/backend.h" // defines: attn_shape, backend_act, backend_precision
+}
+
 #define CU_THREADS 256
 
 static inline int cu_ok(cudaError_t e, const char *what, char *err, size_t errlen)
@@ -81,10 +85,25 @@ int cu_scatter_rows(cudaStream_t st, float *x, const float *vals_host, const int
 // GEMM (cuda_backend.cu's wrapper is the one caller): cuBLAS compute type for a precision.
 cublasComputeType_t cu_compute_type(int precision);
 
-// Attention (cuda_attention.cu).
+// Attention (cuda_attention.cu) over the whole attn_shape: grouped key/value heads, any scale,
+// soft-capped scores, sliding windows.
 int cu_attention(cudaStream_t st, cublasHandle_t blas, int precision, float *z, float *pattern, const float *q, int ldq,
-                 const float *k, const float *v, int ldkv, long sbkv, int B, int Tq, int Tk, int NH, int hd, char *err,
-                 size_t errlen);
+                 const float *k, const float *v, int ldkv, long sbkv, const attn_shape *s, char *err, size_t errlen);
+
+// The rotary families' ops (cuda_rotary.cu); shapes as in backend.h. cu_act with up = NULL is
+// the act op, with up the glu op (act(in) · up).
+int cu_rmsnorm(cudaStream_t st, float *out, const float *inp, const float *w, int N, int C, float eps, char *err,
+               size_t errlen);
+int cu_rotary(cudaStream_t st, float *x, int ld, int B, int T, int nh, int hd, int rot, const float *cs, int pos0,
+              char *err, size_t errlen);
+int cu_act(cudaStream_t st, float *out, const float *in, const float *up, size_t n, int a, char *err, size_t errlen);
+int cu_softcap(cudaStream_t st, float *x, size_t n, float cap, char *err, size_t errlen);
+
+// C (M,N) = A (M,K) · Wᵀ + beta · C with W (N,K) 16-bit on the device (cuda_gemm16.cu): W
+// widened block by block to float32 and multiplied at the given precision, or under bf16
+// precision with BF16 weights, A rounded to BF16 and one 16-bit cuBLAS product.
+int cu_gemm_w16(cudaStream_t st, cublasHandle_t blas, int precision, int M, int N, int K, const float *A, int lda,
+                const uint16_t *W, int bf16, float beta, float *C, int ldc, char *err, size_t errlen);
 
 // Selections (cuda_select.cu): results land in host memory, so these synchronize.
 int cu_argmax_rows(cudaStream_t st, int32_t *idx_host, const float *x, int N, int C, char *err, size_t errlen);

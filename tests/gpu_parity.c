@@ -6,6 +6,8 @@
  * machine that is meant to have one). --device cpu-as-device runs every comparison against the
  * CPU backend posing as a device (host_memory = 0): a self-test of this program and of the
  * engine's device paths (hook copies, sparse feature fetch) on machines without a GPU.
+ * tests/gpu_parity_rotary.c and gpu_parity_families.c cover the rotary families' ops and
+ * checkpoints.
  * Tolerances are per op, atol + rtol·|ref|: 0 where the kernel repeats the CPU's float
  * operations one for one, GEMM-sized where summation order differs. Exit status 1 on any
  * mismatch. */
@@ -106,7 +108,7 @@ float *gp_rand(gp *g, size_t n, float lo, float hi)
     return x;
 }
 
-static void *xmalloc(size_t n)
+void *gp_alloc(size_t n)
 {
     void *p = calloc(1, n ? n : 1);
     if (!p) {
@@ -115,6 +117,8 @@ static void *xmalloc(size_t n)
     }
     return p;
 }
+
+#define xmalloc gp_alloc
 
 float *gp_up(gp *g, const float *h, size_t n)
 {
@@ -134,15 +138,19 @@ void gp_down(gp *g, float *h, const float *d, size_t n)
     }
 }
 
-static float *dup(const float *x, size_t n)
+float *gp_dup(const float *x, size_t n)
 {
     float *y = xmalloc(sizeof(float) * n);
     memcpy(y, x, sizeof(float) * n);
     return y;
 }
 
-/* An op's return codes: both 0, or the failure reported. */
-static int both_ok(gp *g, const char *name, int rc_cpu, int rc_dev)
+#define dup gp_dup
+#define both_ok gp_both_ok
+
+uint64_t gp_next(gp *g) { return next64(&g->rng); }
+
+int gp_both_ok(gp *g, const char *name, int rc_cpu, int rc_dev)
 {
     if (rc_cpu == 0 && rc_dev == 0) return 1;
     gp_check(g, 0, name, "cpu rc %d (%s), device rc %d (%s)", rc_cpu, rc_cpu ? backend_error(g->cpu) : "",
@@ -333,31 +341,47 @@ static void op_embed_copy(gp *g)
     free(wte), free(wpe), free(oc), free(od), free(src), free(dc), free(dd);
 }
 
-/* Attention as the model calls it: q/k/v inside the fused qkv rows, or k/v from a cache. */
+/* Attention as the model calls it: q/k/v inside the fused qkv rows ([q (NH·hd) | k (NKV·hd) |
+ * v (NKV·hd)]), or k/v from a cache with room for 3 more positions. The GPT-2 shapes first,
+ * then the rotary families': grouped heads (NKV = 1, NKV < NH), Gemma's scale and soft-cap,
+ * windows shorter than the sequence, one query against a cache. */
 static void op_attention(gp *g)
 {
-    struct { int B, NH, hd, Tq, Tk, cache, pattern; } cs[] = {
-        {3, 4, 16, 19, 19, 0, 1}, {3, 4, 16, 19, 19, 0, 0}, {2, 4, 16, 5, 23, 1, 1},
-        {1, 2, 8, 1, 1, 0, 1},    {8, 12, 64, 128, 128, 0, 0}, {4, 12, 64, 128, 128, 0, 1},
+    struct { int B, NH, NKV, hd, Tq, Tk, cache, pattern, window; float softcap, scale; } cs[] = {
+        {3, 4, 4, 16, 19, 19, 0, 1, 0, 0, 0},     {3, 4, 4, 16, 19, 19, 0, 0, 0, 0, 0},
+        {2, 4, 4, 16, 5, 23, 1, 1, 0, 0, 0},      {1, 2, 2, 8, 1, 1, 0, 1, 0, 0, 0},
+        {3, 8, 2, 16, 19, 19, 0, 1, 0, 0, 0},     {2, 4, 1, 32, 23, 23, 0, 1, 4, 5.0f, 0},
+        {2, 6, 6, 8, 30, 30, 0, 0, 7, 0, 0.25f},  {3, 8, 2, 16, 1, 23, 1, 1, 4, 50.0f, 0},
+        {2, 8, 2, 16, 5, 23, 1, 1, 8, 0, 0},      {2, 4, 1, 12, 1, 1, 0, 1, 1, 30.0f, 0.0625f},
+        {2, 8, 4, 256, 40, 40, 0, 1, 16, 50.0f, 0.0625f},
+        {8, 12, 12, 64, 128, 128, 0, 0, 0, 0, 0}, {4, 12, 12, 64, 128, 128, 0, 1, 0, 0, 0},
+        {2, 32, 8, 128, 128, 128, 0, 0, 64, 0, 0},
     };
-    int ncase = g->quick ? 4 : 6;
+    int ncase = g->quick ? 11 : (int)(sizeof cs / sizeof cs[0]);
     for (int ci = 0; ci < ncase; ci++) {
-        const int B = cs[ci].B, NH = cs[ci].NH, hd = cs[ci].hd, Tq = cs[ci].Tq, Tk = cs[ci].Tk, C = NH * hd;
-        const int ldq = 3 * C, ldkv = cs[ci].cache ? C : 3 * C;
-        const long sbkv = cs[ci].cache ? (long)(Tk + 3) * C : (long)Tq * 3 * C;
-        size_t nq = (size_t)B * Tq * ldq, nkv = cs[ci].cache ? (size_t)B * (Tk + 3) * C : nq;
-        float *q = gp_rand(g, nq, -2, 2), *kv = cs[ci].cache ? gp_rand(g, nkv, -2, 2) : q;
-        float *vv = cs[ci].cache ? gp_rand(g, nkv, -2, 2) : q + 2 * C, *k = cs[ci].cache ? kv : q + C;
+        const int B = cs[ci].B, NH = cs[ci].NH, NKV = cs[ci].NKV, hd = cs[ci].hd, Tq = cs[ci].Tq, Tk = cs[ci].Tk;
+        const int C = NH * hd, KV = NKV * hd, W = C + 2 * KV, cache = cs[ci].cache;
+        const int ldq = W, ldkv = cache ? KV : W;
+        const long sbkv = cache ? (long)(Tk + 3) * KV : (long)Tq * W;
+        size_t nq = (size_t)B * Tq * ldq, nkv = cache ? (size_t)B * (Tk + 3) * KV : nq;
+        float *q = gp_rand(g, nq, -2, 2), *kv = cache ? gp_rand(g, nkv, -2, 2) : q;
+        float *vv = cache ? gp_rand(g, nkv, -2, 2) : q + C + KV, *k = cache ? kv : q + C;
         size_t nz = (size_t)B * Tq * C, np = (size_t)B * NH * Tq * Tk;
         float *zc = xmalloc(sizeof(float) * nz), *zd = xmalloc(sizeof(float) * nz);
         float *pc = xmalloc(sizeof(float) * np), *pd = xmalloc(sizeof(float) * np);
-        float *dq = gp_up(g, q, nq), *dk = cs[ci].cache ? gp_up(g, kv, nkv) : dq + C;
-        float *dv = cs[ci].cache ? gp_up(g, vv, nkv) : dq + 2 * C;
+        float *dq = gp_up(g, q, nq), *dk = cache ? gp_up(g, kv, nkv) : dq + C;
+        float *dv = cache ? gp_up(g, vv, nkv) : dq + C + KV;
         float *dz = gp_up(g, zc, nz), *dp = cs[ci].pattern ? gp_up(g, pc, np) : NULL;
-        char name[96];
-        snprintf(name, sizeof name, "attention B%d H%d hd%d %d/%d%s%s", B, NH, hd, Tq, Tk, cs[ci].cache ? " cache" : "",
+        char name[128], extra[64] = "";
+        if (NKV != NH) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " KV%d", NKV);
+        if (cs[ci].window) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " win%d", cs[ci].window);
+        if (cs[ci].softcap > 0) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " cap%g", cs[ci].softcap);
+        if (cs[ci].scale > 0) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " scale%g", cs[ci].scale);
+        snprintf(name, sizeof name, "attention B%d H%d%s hd%d %d/%d%s%s", B, NH, extra, hd, Tq, Tk, cache ? " cache" : "",
                  cs[ci].pattern ? " +pattern" : "");
-        attn_shape sh = {.B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .NKV = NH, .hd = hd, .scale = 1.0f / sqrtf((float)hd)};
+        attn_shape sh = {.B = B, .Tq = Tq, .Tk = Tk, .NH = NH, .NKV = NKV, .hd = hd,
+                         .scale = cs[ci].scale > 0 ? cs[ci].scale : 1.0f / sqrtf((float)hd),
+                         .softcap = cs[ci].softcap, .window = cs[ci].window};
         int rc = g->cpu->attention(g->cpu, zc, cs[ci].pattern ? pc : NULL, q, ldq, k, vv, ldkv, sbkv, &sh);
         int rd = g->dev->attention(g->dev, dz, dp, dq, ldq, dk, dv, ldkv, sbkv, &sh);
         if (both_ok(g, name, rc, rd)) {
@@ -365,25 +389,30 @@ static void op_attention(gp *g)
             gp_cmp(g, name, zc, zd, nz, 1e-5, 1e-4);
             if (dp) {
                 gp_down(g, pd, dp, np);
-                char pn[112];
+                char pn[160];
                 snprintf(pn, sizeof pn, "%s: pattern", name);
                 gp_cmp(g, pn, pc, pd, np, 1e-6, 1e-4);
             }
         }
         g->dev->release(g->dev, dq), g->dev->release(g->dev, dz);
         if (dp) g->dev->release(g->dev, dp);
-        if (cs[ci].cache) {
+        if (cache) {
             g->dev->release(g->dev, dk), g->dev->release(g->dev, dv);
             free(kv), free(vv);
         }
         free(q), free(zc), free(zd), free(pc), free(pd);
     }
-    /* Tq > Tk is an error on both */
+    /* Tq > Tk, and query heads that do not split over the key/value heads, are errors on both */
     float one = 0;
     attn_shape bad = {.B = 1, .Tq = 2, .Tk = 1, .NH = 1, .NKV = 1, .hd = 1, .scale = 1.0f};
     gp_check(g, g->cpu->attention(g->cpu, &one, NULL, &one, 1, &one, &one, 1, 1, &bad) == -1 &&
                     g->dev->attention(g->dev, &one, NULL, &one, 1, &one, &one, 1, 1, &bad) == -1,
              "attention refuses Tq > Tk", "cpu: %s | device: %s", backend_error(g->cpu), backend_error(g->dev));
+    attn_shape odd = {.B = 1, .Tq = 1, .Tk = 1, .NH = 3, .NKV = 2, .hd = 1, .scale = 1.0f};
+    int rc = g->cpu->attention(g->cpu, &one, NULL, &one, 3, &one, &one, 2, 2, &odd);
+    int rd = g->dev->attention(g->dev, &one, NULL, &one, 3, &one, &one, 2, 2, &odd);
+    gp_check(g, rc == -1 && rd == -1 && strstr(backend_error(g->dev), "key/value heads"),
+             "attention refuses NH % NKV != 0", "cpu: %s | device: %s", backend_error(g->cpu), backend_error(g->dev));
 }
 
 static void op_select(gp *g)
@@ -516,6 +545,7 @@ void gp_ops(gp *g)
     op_elementwise(g);
     op_embed_copy(g);
     op_attention(g);
+    gp_ops_rotary(g);
     op_select(g);
     op_nonzeros(g);
 }
@@ -551,6 +581,7 @@ int main(int argc, char **argv)
     printf("gpu-parity: %s against %s%s\n", g.dev->device, g.cpu->device, g.quick ? " (quick)" : "");
     gp_ops(&g);
     gp_e2e(&g);
+    gp_families(&g);
     gp_precision(&g);
     int healthy = !g.dev->healthy || g.dev->healthy(g.dev) == 0;
     gp_check(&g, healthy, "device healthy at the end", "%s", healthy ? "" : backend_error(g.dev));

@@ -27,12 +27,22 @@ int gp_cmp_i32(gp *g, const char *name, const int32_t *ref, const int32_t *got, 
 int gp_cmp_i64(gp *g, const char *name, const int64_t *ref, const int64_t *got, size_t n);
 
 float gp_uniform(gp *g, float lo, float hi);
+uint64_t gp_next(gp *g);                              /* 64 random bits */
+void *gp_alloc(size_t n);                             /* zero-filled; exits when out of memory */
+float *gp_dup(const float *x, size_t n);              /* malloc'd copy */
+/* An op's return codes on both backends: 1 when both are 0, else the failure is reported. */
+int gp_both_ok(gp *g, const char *name, int rc_cpu, int rc_dev);
 float *gp_rand(gp *g, size_t n, float lo, float hi);  /* malloc'd */
 /* Device copies: alloc + upload, download; failures are reported and abort the program. */
 float *gp_up(gp *g, const float *h, size_t n);
 void gp_down(gp *g, float *h, const float *d, size_t n);
 
+/* The JSON values of a .jsonl file, one per line (NULL and *n = 0 when it cannot be read). */
+struct json_t **gp_read_jsonl(const char *path, int *n);
+
 void gp_ops(gp *g);        /* every backend op on random inputs */
+void gp_ops_rotary(gp *g); /* the rotary families' ops and attention shapes (gpu_parity_rotary.c) */
+void gp_families(gp *g);   /* the rotary family checkpoints end to end (gpu_parity_families.c) */
 void gp_e2e(gp *g);        /* tiny-a forward, golden SAE encodes, a small dashboard */
 void gp_precision(gp *g);  /* tf32 and bf16 errors against the CPU (reported, loosely bounded) */
 

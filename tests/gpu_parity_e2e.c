@@ -71,7 +71,7 @@ static double ref_diff(const capture *c, json_t *ref)
     return worst;
 }
 
-static json_t **read_jsonl(const char *path, int *n)
+json_t **gp_read_jsonl(const char *path, int *n)
 {
     FILE *f = fopen(path, "r");
     json_t **v = NULL;
@@ -106,7 +106,7 @@ static int32_t *json_ids(json_t *cs, int *T)
 static void forward_cases(gp *g, model *md, model *mc)
 {
     int n = 0;
-    json_t **cases = read_jsonl(FWD_CASES, &n);
+    json_t **cases = gp_read_jsonl(FWD_CASES, &n);
     gp_check(g, n == 4, "forward cases read", "%d of 4 from %s", n, FWD_CASES);
     const int L = model_config(md)->n_layer, V = model_config(md)->vocab_size;
     for (int i = 0; i < n; i++)
@@ -256,7 +256,7 @@ static int encode_on(saed_backend *be, sae *s, const float *x, int T, float *f, 
 static void sae_cases(gp *g, model *mc)
 {
     int n = 0;
-    json_t **cases = read_jsonl(SAE_DATA "/sae_cases.jsonl", &n);
+    json_t **cases = gp_read_jsonl(SAE_DATA "/sae_cases.jsonl", &n);
     gp_check(g, n == 24, "SAE cases read", "%d of 24", n);
     for (int i = 0; i < n; i++) {
         json_t *cs = cases[i];
@@ -513,6 +513,27 @@ void gp_e2e(gp *g)
 
 /* ---- tf32 / bf16 ---- */
 
+/* A float's BF16 by truncation, and its IEEE half (round to nearest; |x| well inside the
+ * normal range, as the test's values are). */
+static uint16_t to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)(u >> 16);
+}
+
+static uint16_t to_f16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    uint16_t s = (uint16_t)((u >> 16) & 0x8000);
+    int e = (int)((u >> 23) & 0xff) - 127 + 15;
+    if (e < 1) return s; /* below half's normal range: 0 */
+    uint32_t m = u & 0x7fffff, r = m >> 13, rest = m & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (r & 1))) r++;
+    return (uint16_t)(s | (((uint32_t)e << 10) + r)); /* a mantissa carry bumps the exponent */
+}
+
 void gp_precision(gp *g)
 {
     static const backend_precision ps[] = {BACKEND_TF32, BACKEND_BF16};
@@ -525,6 +546,21 @@ void gp_precision(gp *g)
     g->cpu->gemm(g->cpu, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, Cc, N);
     double cmax = 0;
     for (size_t i = 0; i < (size_t)M * N; i++) cmax = fmax(cmax, fabs(Cc[i]));
+    /* W (N,K) = Bᵀ in BF16 (truncated) and F16 (the CPU's reference product on the widened
+     * values in C16) */
+    uint16_t *W16[2] = {calloc((size_t)N * K, 2), calloc((size_t)N * K, 2)}, *dW16[2] = {NULL, NULL};
+    float *C16[2] = {calloc((size_t)M * N, sizeof(float)), calloc((size_t)M * N, sizeof(float))};
+    for (int h = 0; h < 2; h++) {
+        if (!W16[h] || !C16[h]) continue;
+        for (int n = 0; n < N; n++)
+            for (int kk = 0; kk < K; kk++) W16[h][(size_t)n * K + kk] = h ? to_f16(B[(size_t)kk * N + n]) : to_bf16(B[(size_t)kk * N + n]);
+        g->cpu->gemm_w16(g->cpu, M, N, K, A, K, W16[h], !h, 0.0f, C16[h], N);
+        dW16[h] = g->dev->alloc(g->dev, (size_t)N * K * 2);
+        if (!dW16[h] || g->dev->upload(g->dev, dW16[h], W16[h], (size_t)N * K * 2)) {
+            printf("FAIL device memory: %s\n", backend_error(g->dev));
+            exit(1);
+        }
+    }
     char err[512];
     model *md = model_load(TINY, g->dev, err, sizeof err), *mc = model_load(TINY, g->cpu, err, sizeof err);
     const int V = md ? model_config(md)->vocab_size : 0, T = 11;
@@ -550,8 +586,28 @@ void gp_precision(gp *g)
         gp_check(g, wg / cmax <= bound[p] && wl <= bound[p], name,
                  "gemm 512x768x768 max|d| %.2e (%.1e of max|C|), tiny-a logits max|d| %.2e (bound %.0e)", wg, wg / cmax, wl,
                  bound[p]);
+        /* 16-bit weights: B's columns rounded to BF16 / F16 as W (N,K); under bf16 the BF16
+         * weights take the device's 16-bit product, the F16 ones its widening path */
+        for (int h = 0; h < 2; h++) {
+            double w16 = INFINITY, wmax = 0;
+            if (W16[h] && g->dev->gemm_w16(g->dev, M, N, K, dA, K, dW16[h], !h, 0.0f, dC, N) == 0) {
+                gp_down(g, Cd, dC, (size_t)M * N);
+                w16 = 0;
+                for (size_t i = 0; i < (size_t)M * N; i++) {
+                    w16 = fmax(w16, fabs(Cd[i] - C16[h][i]));
+                    wmax = fmax(wmax, fabs(C16[h][i]));
+                }
+            }
+            snprintf(name, sizeof name, "precision %s gemm_w16 %s", backend_precision_name(ps[p]), h ? "f16" : "bf16");
+            gp_check(g, w16 / wmax <= bound[p], name, "512x768x768 max|d| %.2e (%.1e of max|C|, bound %.0e)", w16,
+                     w16 / wmax, bound[p]);
+        }
     }
     g->dev->precision = BACKEND_FP32;
+    for (int h = 0; h < 2; h++) {
+        if (dW16[h]) g->dev->release(g->dev, dW16[h]);
+        free(W16[h]), free(C16[h]);
+    }
     g->dev->release(g->dev, dA), g->dev->release(g->dev, dB), g->dev->release(g->dev, dC);
     free(A), free(B), free(Cc), free(Cd), free(lc), free(ld);
     model_free(md);
