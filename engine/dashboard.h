@@ -120,6 +120,7 @@ typedef struct dash_opts {
     int per_interval;   /* examples drawn per interval (5) */
     int hist_bins;      /* histogram of non-zero values (50) */
     int hist_sub;       /* fine-grid buckets per histogram bin, even, ≥ 2 (16): memory vs accuracy */
+    int hist_exact_max; /* distinct non-zero values a feature keeps exactly, ≥ 2 (2048) */
     int interval_zeros; /* 1: the lowest interval's population includes zeros, as SAEDashboard (1) */
     int interval_cap;   /* hard cap on interval survivors per feature (1024) */
     int corr_block;     /* correlated-feature block size; 0 = off (2048) */
@@ -156,6 +157,8 @@ typedef struct dash_feature {
     float *hist_values;               /* bin centres */
     int64_t *hist_heights;
     int hist_exact;                   /* histogram and binContains equal a brute force */
+    int64_t hist_err_max;             /* at most this many non-zeros sit in a bin next to their
+                                       * brute-force bin (0 when hist_exact) */
     int examples_exact;               /* 0 only if interval_cap was hit */
     int n_corr_neurons;
     int32_t corr_neuron_idx[DASH_TOP3];
