@@ -80,7 +80,7 @@ void dash_opts_default(dash_opts *o)
     o->n_intervals = 5;
     o->per_interval = 5;
     o->hist_bins = 50;
-    o->hist_sub = 16;
+    o->hist_sub = 96;
     o->hist_exact_max = 2048;
     o->interval_zeros = 1;
     o->interval_cap = 1024;
