@@ -592,6 +592,7 @@ static json_t *dx_run_settings(dx *x, const char *dir, int B)
     put(x, s, "tokens_processed", json_integer(x->r->tokens));
     put(x, s, "hist_bins", json_integer(so->hist_bins));
     put(x, s, "hist_sub", json_integer(so->hist_sub));
+    put(x, s, "hist_exact_max", json_integer(so->hist_exact_max));
     put(x, s, "interval_zeros", json_boolean(so->interval_zeros));
     put(x, s, "interval_cap", json_integer(so->interval_cap));
     put(x, s, "corr_block", json_integer(so->corr_block));

@@ -80,7 +80,8 @@ void dash_opts_default(dash_opts *o)
     o->n_intervals = 5;
     o->per_interval = 5;
     o->hist_bins = 50;
-    o->hist_sub = 16;
+    o->hist_sub = 96;
+    o->hist_exact_max = 2048;
     o->interval_zeros = 1;
     o->interval_cap = 1024;
     o->corr_block = 2048;
@@ -117,8 +118,13 @@ typedef struct fstate {
     key_ent *sky;             /* interval survivors, sorted by (v, key, prompt, pos) */
     int ncell;                /* reject filter (sky_cells): cells of width cw over [0, max] */
     double cw;
-    int dmode, dn;            /* distribution: 0 = dn sorted (value, count); 1 = grid */
-    double gA, gu;            /* grid bucket j covers [gA + j·gu, gA + (j+1)·gu) */
+    /* value distribution: dmode 0 = exact: ex holds dn sorted distinct (value, count) pairs,
+     * then dt values appended since as (v, 1) in arrival order, capacity dcap; dmode 1 = grid:
+     * G counts, bucket j covers [gA + j·gu, gA + (j+1)·gu) */
+    int dmode, dn, dt, dcap;
+    struct val_cnt *ex;
+    uint32_t *grid;
+    double gA, gu;
     /* captured example values (capture_values): one record per (feature, prompt) that some
      * candidate entry refers to, sorted by prompt, its non-zero values in `it` */
     struct vrec *rec;
@@ -146,7 +152,7 @@ typedef struct unit {
     float *L, *R;             /* scratch for sky_needed (interval_cap each) */
     uint64_t *kk;             /* scratch for sky_cells (per_interval) */
     uint8_t *keep;
-    val_cnt *conv;            /* scratch for the exact → grid conversion */
+    val_cnt *tmp;             /* scratch for dist_compact (Ecap pairs) */
 } unit;
 
 typedef struct dash_scratch dash_scratch;
@@ -160,13 +166,13 @@ struct dash_acc {
     dash_opts o;
     int f0, F, T, d_in;
     int n_cand;               /* most candidate entries per feature: top_k + interval_cap + per_interval */
-    int G, D;                 /* grid buckets, exact (value, count) capacity */
+    int G;                    /* grid buckets */
+    int E, Ecap;              /* most distinct values kept exactly; their store's capacity */
     int64_t n_positions, n_unmasked, next_prompt;
     fstate *fs;
     top_ent *top;             /* (F, top_k) */
     key_ent *zero;            /* (F, per_interval) */
     uint64_t *tau;            /* (F, 2·n_intervals + 3) per-cell k-th smallest survivor key */
-    void *dist;               /* (F, G·4 bytes) */
     double *cn;               /* (F, d_in) Σ f·x_j, or NULL */
     double *sx, *sx2;         /* (d_in) */
     int n_units;
@@ -185,8 +191,6 @@ struct dash_acc {
     int n_zo, cap_batch;
 };
 
-static inline val_cnt *dist_exact(dash_acc *a, int j) { return (val_cnt *)((char *)a->dist + (size_t)j * a->G * 4); }
-static inline uint32_t *dist_grid(dash_acc *a, int j) { return (uint32_t *)((char *)a->dist + (size_t)j * a->G * 4); }
 
 /* ---- batch scratch ---- */
 
@@ -356,60 +360,120 @@ static void grid_add(dash_acc *a, fstate *s, uint32_t *cnt, double v, uint32_t c
     cnt[j] += c;
 }
 
-static void dist_add(dash_acc *a, int j, fstate *s, float v, val_cnt *conv)
+static int vc_cmp(const void *x, const void *y)
 {
-    if (s->dmode == 1) {
-        grid_add(a, s, dist_grid(a, j), v, 1);
-        return;
-    }
-    val_cnt *e = dist_exact(a, j);
-    int lo = 0, hi = s->dn;
-    while (lo < hi) {
-        int m = (lo + hi) / 2;
-        if (e[m].v < v) lo = m + 1;
-        else hi = m;
-    }
-    if (lo < s->dn && e[lo].v == v) {
-        e[lo].c++;
-        return;
-    }
-    if (s->dn < a->D) {
+    float a = ((const val_cnt *)x)->v, b = ((const val_cnt *)y)->v;
+    return (a > b) - (a < b);
+}
+
+/* The (E+1)-th distinct value arrived somewhere in the tail: replays the tail in arrival order
+ * into the sorted pairs up to that value, then moves to the grid fitted to the E values kept
+ * and feeds it the rest in order, so the grid is the one that adding values one at a time
+ * would give, whenever the compaction ran. -1 out of memory. */
+static int dist_overflow(dash_acc *a, fstate *s, val_cnt *tmp)
+{
+    int t = s->dt, i;
+    val_cnt *e = s->ex;
+    memcpy(tmp, e + s->dn, (size_t)t * sizeof *tmp);
+    s->dt = 0;
+    for (i = 0; i < t; i++) {
+        float v = tmp[i].v;
+        int lo = 0, hi = s->dn;
+        while (lo < hi) {
+            int m = (lo + hi) / 2;
+            if (e[m].v < v) lo = m + 1;
+            else hi = m;
+        }
+        if (lo < s->dn && e[lo].v == v) {
+            e[lo].c++;
+            continue;
+        }
+        if (s->dn == a->E) break;
         memmove(e + lo + 1, e + lo, (size_t)(s->dn - lo) * sizeof *e);
-        e[lo].v = v;
-        e[lo].c = 1;
+        e[lo] = (val_cnt){v, 1};
         s->dn++;
-        return;
     }
-    /* Too many distinct values: a grid of G buckets fitted to the values seen so far. */
-    memcpy(conv, e, (size_t)s->dn * sizeof *e);
-    uint32_t *cnt = dist_grid(a, j);
-    memset(cnt, 0, (size_t)a->G * sizeof *cnt);
+    uint32_t *g = calloc((size_t)a->G, sizeof *g);
+    if (!g) return -1;
+    s->grid = g;
     s->dmode = 1;
-    s->gA = conv[0].v;
-    s->gu = ((double)conv[s->dn - 1].v - conv[0].v) / (a->G - 1);
-    for (int i = 0; i < s->dn; i++) grid_add(a, s, cnt, conv[i].v, conv[i].c);
-    grid_add(a, s, cnt, v, 1);
+    s->gA = e[0].v;
+    s->gu = ((double)e[s->dn - 1].v - e[0].v) / (a->G - 1); /* E ≥ 2 distinct values: > 0 */
+    for (int k = 0; k < s->dn; k++) grid_add(a, s, g, e[k].v, e[k].c);
+    for (; i < t; i++) grid_add(a, s, g, tmp[i].v, 1);
+    free(s->ex);
+    s->ex = NULL;
+    s->dn = s->dcap = 0;
+    return 0;
+}
+
+/* Sorts the tail into the distinct pairs (amortized: the store at least doubles or keeps a
+ * quarter free, so each value is moved O(1) times), grows the store, or hands over to
+ * dist_overflow. -1 out of memory. */
+static int dist_compact(dash_acc *a, fstate *s, val_cnt *tmp)
+{
+    int n = s->dn, t = s->dt;
+    val_cnt *e = s->ex;
+    if (t) {
+        memcpy(tmp, e + n, (size_t)t * sizeof *tmp);
+        qsort(tmp, (size_t)t, sizeof *tmp, vc_cmp);
+        int d = n;
+        for (int i = 0, k = 0; k < t; k++) {
+            if (k && tmp[k].v == tmp[k - 1].v) continue;
+            while (i < n && e[i].v < tmp[k].v) i++;
+            if (i == n || e[i].v != tmp[k].v) d++;
+        }
+        if (d > a->E) return dist_overflow(a, s, tmp);
+        /* merge from the back: the write index stays above the unread pairs */
+        int w = n + t, i = n - 1, k = t - 1;
+        while (i >= 0 || k >= 0) {
+            val_cnt x = k < 0 || (i >= 0 && e[i].v > tmp[k].v) ? e[i--] : tmp[k--];
+            if (w < n + t && e[w].v == x.v) e[w].c += x.c;
+            else e[--w] = x;
+        }
+        s->dn = n + t - w;
+        s->dt = 0;
+        memmove(e, e + w, (size_t)s->dn * sizeof *e);
+    }
+    if (s->dcap < a->Ecap && s->dn >= s->dcap / 2) {
+        int nc = s->dcap ? 2 * s->dcap : 16;
+        if (nc > a->Ecap) nc = a->Ecap;
+        val_cnt *ne = realloc(s->ex, (size_t)nc * sizeof *ne);
+        if (!ne) return -1;
+        s->ex = ne;
+        s->dcap = nc;
+    }
+    return 0;
+}
+
+/* -1 out of memory. */
+static int dist_add(dash_acc *a, fstate *s, float v, val_cnt *tmp)
+{
+    if (s->dmode == 0 && s->dn + s->dt == s->dcap && dist_compact(a, s, tmp)) return -1;
+    if (s->dmode == 1) grid_add(a, s, s->grid, v, 1);
+    else s->ex[s->dn + s->dt++] = (val_cnt){v, 1};
+    return 0;
 }
 
 /* Visits the distribution as (lowest, highest value, count) items; exact items have lo = hi. */
 typedef void (*dist_fn)(void *ctx, double lo, double hi, double c);
 
-static void dist_visit(dash_acc *a, int j, const fstate *s, dist_fn fn, void *ctx)
+/* The tail must have been compacted (dt = 0). */
+static void dist_visit(const dash_acc *a, const fstate *s, dist_fn fn, void *ctx)
 {
     if (s->dmode == 0) {
-        const val_cnt *e = dist_exact(a, j);
-        for (int i = 0; i < s->dn; i++) fn(ctx, e[i].v, e[i].v, e[i].c);
+        for (int i = 0; i < s->dn; i++) fn(ctx, s->ex[i].v, s->ex[i].v, s->ex[i].c);
         return;
     }
-    const uint32_t *cnt = dist_grid(a, j);
     for (int i = 0; i < a->G; i++)
-        if (cnt[i]) fn(ctx, s->gA + i * s->gu, s->gA + (i + 1) * s->gu, cnt[i]);
+        if (s->grid[i]) fn(ctx, s->gA + i * s->gu, s->gA + (i + 1) * s->gu, s->grid[i]);
 }
 
 typedef struct hist_ctx {
     float lo, hi;             /* histc range (already widened when lo = hi) */
     int bins;
     double *h;
+    double cut;               /* counts of grid buckets that straddle a bin edge */
 } hist_ctx;
 
 static void hist_item(void *ctx, double a, double b, double c)
@@ -431,6 +495,7 @@ static void hist_item(void *ctx, double a, double b, double c)
         h->h[ba] += c;
         return;
     }
+    h->cut += c;
     double w = ((double)h->hi - h->lo) / h->bins;
     for (int i = ba; i <= bb; i++) {
         double el = h->lo + i * w, er = el + w;
@@ -637,6 +702,7 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
     else if (o->hist_sub < 2 || o->hist_sub % 2 || (long)o->hist_bins * o->hist_sub < 4 ||
              (long)o->hist_bins * o->hist_sub > (1L << 24))
         bad = "hist_sub must be even, >= 2, with hist_bins*hist_sub in 4..16777216";
+    else if (o->hist_exact_max < 2 || o->hist_exact_max > (1 << 24)) bad = "hist_exact_max must be in 2..16777216";
     else if (o->interval_cap < 2 * o->per_interval + 16) bad = "interval_cap must be >= 2*per_interval+16";
     else if (o->corr_block < 0) bad = "corr_block must be >= 0";
     if (bad) {
@@ -651,7 +717,8 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
     a->T = T;
     a->d_in = d_in;
     a->G = o->hist_bins * o->hist_sub;
-    a->D = a->G / 2;
+    a->E = o->hist_exact_max;
+    a->Ecap = a->E + a->E / 4 + 8;
     a->n_cand = o->top_k + o->interval_cap + o->per_interval;
     a->next_prompt = INT64_MIN;
     int F = a->F;
@@ -659,11 +726,10 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
     a->fs = calloc((size_t)F, sizeof *a->fs);
     a->top = malloc((size_t)F * (o->top_k ? o->top_k : 1) * sizeof *a->top);
     a->zero = malloc((size_t)F * (o->per_interval ? o->per_interval : 1) * sizeof *a->zero);
-    a->dist = mem_zalloc((size_t)F, (size_t)a->G * 4);
     a->tau = malloc((size_t)F * (2 * (size_t)o->n_intervals + 3) * sizeof *a->tau);
-    if (!a->fs || !a->top || !a->zero || !a->dist || !a->tau) goto oom;
+    if (!a->fs || !a->top || !a->zero || !a->tau) goto oom;
     bytes += (size_t)F * (sizeof *a->fs + (size_t)o->top_k * sizeof *a->top +
-                          (size_t)o->per_interval * sizeof *a->zero + (size_t)a->G * 4 +
+                          (size_t)o->per_interval * sizeof *a->zero +
                           (2 * (size_t)o->n_intervals + 3) * sizeof *a->tau);
     for (int j = 0; j < F; j++) {
         a->fs[j].g = feat_hash(o->seed, f0 + j);
@@ -697,9 +763,9 @@ dash_acc *dash_acc_new(const dash_opts *o, int f0, int f1, int T, int d_in, char
         u->R = malloc((size_t)o->interval_cap * sizeof *u->R);
         u->keep = malloc((size_t)o->interval_cap);
         u->kk = malloc(((size_t)o->per_interval + 1) * sizeof *u->kk);
-        u->conv = malloc((size_t)a->D * sizeof *u->conv);
-        if (!u->pp || !u->L || !u->R || !u->keep || !u->kk || !u->conv) goto oom;
-        bytes += ((size_t)a->n_cand + 1) * sizeof *u->pp + (size_t)o->interval_cap * 9 + (size_t)a->D * sizeof *u->conv +
+        u->tmp = malloc((size_t)a->Ecap * sizeof *u->tmp);
+        if (!u->pp || !u->L || !u->R || !u->keep || !u->kk || !u->tmp) goto oom;
+        bytes += ((size_t)a->n_cand + 1) * sizeof *u->pp + (size_t)o->interval_cap * 9 + (size_t)a->Ecap * sizeof *u->tmp +
                  ((size_t)o->per_interval + 1) * sizeof *u->kk;
         if (cb && nb > 1) {
             u->pairs = mem_zalloc(nb * (nb - 1) / 2, sizeof *u->pairs);
@@ -725,6 +791,8 @@ void dash_acc_free(dash_acc *a)
             free(a->fs[j].sky);
             free(a->fs[j].rec);
             free(a->fs[j].it);
+            free(a->fs[j].ex);
+            free(a->fs[j].grid);
         }
     for (int i = 0; i < a->n_units; i++) {
         unit *u = &a->units[i];
@@ -735,13 +803,12 @@ void dash_acc_free(dash_acc *a)
         free(u->R);
         free(u->keep);
         free(u->kk);
-        free(u->conv);
+        free(u->tmp);
     }
     free(a->units);
     free(a->fs);
     free(a->top);
     free(a->zero);
-    free(a->dist);
     free(a->tau);
     free(a->cn);
     free(a->sx);
@@ -756,7 +823,8 @@ size_t dash_acc_bytes(const dash_acc *a)
     size_t b = a->fixed_bytes + (size_t)a->cap_batch * (sizeof *a->hp + sizeof *a->zo);
     for (int j = 0; j < a->F; j++) {
         const fstate *s = &a->fs[j];
-        b += (size_t)s->cap_sky * sizeof(key_ent) + (size_t)s->cap_rec * sizeof(vrec) + s->cap_it * sizeof(vitem);
+        b += (size_t)s->cap_sky * sizeof(key_ent) + (size_t)s->cap_rec * sizeof(vrec) + s->cap_it * sizeof(vitem) +
+             (size_t)s->dcap * sizeof(val_cnt) + (s->grid ? (size_t)a->G * sizeof *s->grid : 0);
     }
     for (int i = 0; i < a->n_units; i++)
         if (a->units[i].scr) b += sizeof(dash_scratch) + scratch_bytes(a->units[i].scr);
@@ -780,7 +848,7 @@ static void feat_update(dash_acc *a, unit *u, int j, float v, int64_t prompt, in
     if (v > s->max) s->max = v;
     top_ent t = {v, pos, prompt};
     top_push(a->top + (size_t)j * a->o.top_k, &s->n_top, a->o.top_k, &t);
-    dist_add(a, j, s, v, u->conv);
+    if (dist_add(a, s, v, u->tmp)) *oom = 1;
     if (a->o.per_interval) {
         key_ent e = {h + s->g, prompt, pos, v};
         if (sky_add(a, s, j, &e, u)) *oom = 1;
@@ -1249,11 +1317,13 @@ typedef struct fin_job {
 } fin_job;
 
 /* 0, -1 out of memory, -2 an example without captured values (a bug). */
-static int finish_one(dash_acc *a, int j, dash_feature *f, key_ent *cand, double *hb)
+static int finish_one(dash_acc *a, int j, dash_feature *f, key_ent *cand, double *hb, val_cnt *tmp)
 {
     const dash_opts *o = &a->o;
     fstate *s = &a->fs[j];
     int n = o->n_intervals, k = o->per_interval;
+    /* the multiset is unchanged, so more batches may follow */
+    if (s->dmode == 0 && s->dt && dist_compact(a, s, tmp)) return -1;
     f->n_positions = a->n_positions;
     f->n_nonzero = s->n_nz;
     f->frac_nonzero = a->n_positions ? (double)s->n_nz / (double)a->n_positions : 0;
@@ -1292,7 +1362,7 @@ static int finish_one(dash_acc *a, int j, dash_feature *f, key_ent *cand, double
             qsort(f->examples + ne, (size_t)nc, sizeof *f->examples, ex_cmp);
             ne += nc;
             range_ctx rc = {iv->lo, iv->hi, 0};
-            dist_visit(a, j, s, range_item, &rc);
+            dist_visit(a, s, range_item, &rc);
             if (q == 0 && o->interval_zeros) rc.sum += (double)(a->n_positions - s->n_nz);
             iv->contains = a->n_positions ? rc.sum / (double)a->n_positions : 0;
         }
@@ -1305,13 +1375,13 @@ static int finish_one(dash_acc *a, int j, dash_feature *f, key_ent *cand, double
         }
         /* histogram of the non-zero values */
         int nb = o->hist_bins;
-        hist_ctx hc = {s->min_nz, s->max, nb, hb};
+        hist_ctx hc = {s->min_nz, s->max, nb, hb, 0};
         if (s->min_nz == s->max) {
             hc.lo = (float)((double)s->min_nz - 1);
             hc.hi = (float)((double)s->max + 1);
         }
         memset(hb, 0, (size_t)nb * sizeof *hb);
-        dist_visit(a, j, s, hist_item, &hc);
+        dist_visit(a, s, hist_item, &hc);
         f->hist_values = malloc((size_t)nb * sizeof *f->hist_values);
         f->hist_heights = malloc((size_t)nb * sizeof *f->hist_heights);
         float *edges = malloc(((size_t)nb + 1) * sizeof *edges);
@@ -1331,6 +1401,7 @@ static int finish_one(dash_acc *a, int j, dash_feature *f, key_ent *cand, double
             f->hist_values[i] = (edges[i] + edges[i + 1]) / 2;
         }
         free(edges);
+        f->hist_err_max = (int64_t)ceil(hc.cut);
         f->n_hist = nb;
     }
     /* correlations over the unmasked positions */
@@ -1378,14 +1449,16 @@ static void finish_range(void *ctx, size_t begin, size_t end)
     int k = a->o.per_interval;
     key_ent *cand = malloc(((size_t)a->o.interval_cap + (size_t)k + 1) * sizeof *cand);
     double *hb = malloc((size_t)a->o.hist_bins * sizeof *hb);
-    if (!cand || !hb) job->oom = 1;
-    for (size_t j = begin; j < end && cand && hb; j++) {
-        int rc = finish_one(a, (int)j, &job->out[j], cand, hb);
+    val_cnt *tmp = malloc((size_t)a->Ecap * sizeof *tmp);
+    if (!cand || !hb || !tmp) job->oom = 1;
+    for (size_t j = begin; j < end && cand && hb && tmp; j++) {
+        int rc = finish_one(a, (int)j, &job->out[j], cand, hb, tmp);
         if (rc == -1) job->oom = 1;
         if (rc == -2) job->lost = 1;
     }
     free(cand);
     free(hb);
+    free(tmp);
 }
 
 int dash_acc_finish(dash_acc *a, dash_feature **out, char *err, size_t errlen)

@@ -395,6 +395,7 @@ static dash_opts test_opts(void)
     dash_opts_default(&o);
     o.corr_block = 16;
     o.seed = 42;
+    o.hist_exact_max = 400; /* features with more distinct values exercise the grid */
     return o;
 }
 
@@ -417,10 +418,10 @@ TEST(dashboard_stats_equal_brute_force)
 
 TEST(dashboard_exact_histogram_all_features)
 {
-    /* hist_sub 64: 1600 distinct values per feature fit, more than the 1024 positions */
+    /* 1024 distinct values per feature fit, as many as the positions */
     ds d = ds_make(64);
     dash_opts o = test_opts();
-    o.hist_sub = 64;
+    o.hist_exact_max = 1024;
     o.corr_block = 64; /* one block: every pair of features compared */
     o.top_k = 7;
     o.per_interval = 3;
@@ -620,16 +621,19 @@ TEST(dashboard_feature_range_matches_full_run)
 
 TEST(dashboard_memory_flat_in_prompts)
 {
-    ds small = ds_make(100), big = ds_make(1000);
+    ds small = ds_make(1000), big = ds_make(2000);
     dash_opts o = test_opts();
+    /* the exact value store grows with a feature's distinct values up to hist_exact_max, then
+     * the fixed grid takes over: a small limit puts every feature at its bound early */
+    o.hist_exact_max = 16;
     dash_acc *a = feed(&small, &o, 0, small.F, 10, 1), *b = feed(&big, &o, 0, big.F, 10, 1);
     if (a && b) {
         size_t sa = dash_acc_bytes(a), sb = dash_acc_bytes(b);
-        printf("    accumulator bytes: %zu at 100 prompts, %zu at 1000\n", sa, sb);
+        printf("    accumulator bytes: %zu at 1000 prompts, %zu at 2000\n", sa, sb);
         CHECK(sb <= sa + sa / 10);
-        dash_feature *r = finish(b);
-        if (r) check_all(&big, &o, 0, big.F, r, 1); /* still exact at 16000 positions */
-        dash_features_free(r, big.F);
+        dash_feature *r = finish(a);
+        if (r) check_all(&small, &o, 0, small.F, r, 1); /* still exact at 16000 positions */
+        dash_features_free(r, small.F);
     }
     dash_acc_free(a);
     dash_acc_free(b);
@@ -706,6 +710,10 @@ TEST(dashboard_rejects_bad_input)
     o.hist_sub = 3;
     CHECK(dash_acc_new(&o, 0, 4, 8, 0, err, sizeof err) == NULL);
     CHECK_CONTAINS(err, "hist_sub");
+    dash_opts_default(&o);
+    o.hist_exact_max = 1;
+    CHECK(dash_acc_new(&o, 0, 4, 8, 0, err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, "hist_exact_max");
     CHECK(dash_acc_new(NULL, 4, 4, 8, 0, err, sizeof err) == NULL);
     dash_acc *a = dash_acc_new(NULL, 0, 4, 2, 3, err, sizeof err);
     float acts[16] = {0}, x[12] = {0};
