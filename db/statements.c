@@ -304,6 +304,19 @@ const db_statement db_statements[DB_N_STMTS] = {
         EXPORT_RANGE EXPORT_ACT_ORDER, 4, 0},
 
     /* ---- steering ---- */
+/* The [{layer, index, strength}] of a request's features (JSON parameter p) as rows. */
+#define STEER_FEATURES(p) "SELECT * FROM json_to_recordset(" p "::json) AS x(layer text, index text, strength float8)"
+/* Candidate c (a STEERED output) was made with exactly the features and strengths of "want";
+ * then the latest such one is s, and the one row found: d's and s's id, text and logprobs. */
+#define STEER_SAME_FEATURES                                                                             \
+    " AND NOT EXISTS (SELECT f.layer, f.index, f.strength FROM steer_output_features f WHERE f.\"steerOutputId\" = c.id" \
+    " EXCEPT SELECT * FROM want)"                                                                       \
+    " AND NOT EXISTS (SELECT * FROM want EXCEPT SELECT f.layer, f.index, f.strength FROM steer_output_features f" \
+    " WHERE f.\"steerOutputId\" = c.id)"                                                                \
+    " ORDER BY \"createdAt\" DESC, id LIMIT 1)"
+#define STEER_FOUND                                                                                     \
+    " SELECT d.id, d.\"outputText\", d.logprobs, s.id, s.\"outputText\", s.logprobs"                    \
+    " FROM (SELECT 1) one LEFT JOIN d ON true LEFT JOIN s ON true"
     [DB_STEER_SAE] = {"steer_sae", "SELECT path, \"dSae\" FROM saes WHERE \"modelId\" = $1 AND id = $2", 2, 1},
     /* Stored outputs that answer a request: the latest DEFAULT with the same prompt and settings
      * ($1 model, $2 prompt, $3 temperature, $4 n_tokens, $5 freq_penalty, $6 seed, $7 n_logprobs),
@@ -314,17 +327,11 @@ const db_statement db_statements[DB_N_STMTS] = {
         " FROM steer_outputs WHERE \"modelId\" = $1 AND type IN ('DEFAULT', 'STEERED') AND \"inputTextMd5\" = md5($2)"
         " AND \"inputText\" = $2 AND \"inputTextChatTemplate\" IS NULL AND version = 2 AND temperature = $3::float8"
         " AND \"numTokens\" = $4::int AND \"freqPenalty\" = $5::float8 AND seed = $6::float8 AND \"nLogprobs\" = $7::int),"
-        " want AS (SELECT * FROM json_to_recordset($10::json) AS x(layer text, index text, strength float8)),"
+        " want AS (" STEER_FEATURES("$10") "),"
         " d AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'DEFAULT' ORDER BY \"createdAt\" DESC, id LIMIT 1),"
         " s AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'STEERED' AND \"strengthMultiplier\" = $8::float8"
         " AND \"steerMethod\" = $9"
-        " AND NOT EXISTS (SELECT f.layer, f.index, f.strength FROM steer_output_features f WHERE f.\"steerOutputId\" = c.id"
-        " EXCEPT SELECT * FROM want)"
-        " AND NOT EXISTS (SELECT * FROM want EXCEPT SELECT f.layer, f.index, f.strength FROM steer_output_features f"
-        " WHERE f.\"steerOutputId\" = c.id)"
-        " ORDER BY \"createdAt\" DESC, id LIMIT 1)"
-        " SELECT d.id, d.\"outputText\", d.logprobs, s.id, s.\"outputText\", s.logprobs"
-        " FROM (SELECT 1) one LEFT JOIN d ON true LEFT JOIN s ON true", 10, 1},
+        STEER_SAME_FEATURES STEER_FOUND, 10, 1},
     /* Saves a request's outputs in one statement: $1-$10 as in steer_find; the STEERED output
      * ($11 text, $12 logprobs JSON) unless $13 names a stored one, the DEFAULT ($14, $15) unless
      * $16 does. The two are linked both ways (connectedDefaultOutputId, connectedSteerOutputIds).
@@ -345,7 +352,7 @@ const db_statement db_statements[DB_N_STMTS] = {
         " 2, $7::int, did FROM ids WHERE $13::text IS NULL),"
         " f AS (INSERT INTO steer_output_features (\"steerOutputId\", \"modelId\", layer, index, strength)"
         " SELECT ids.sid, $1, x.layer, x.index, x.strength FROM ids,"
-        " json_to_recordset($10::json) AS x(layer text, index text, strength float8) WHERE $13::text IS NULL)"
+        " (" STEER_FEATURES("$10") ") x WHERE $13::text IS NULL)"
         " SELECT sid, did FROM ids", 16, 0},
     /* A stored STEERED output with its DEFAULT, features and settings, as GET /api/steer/{id}
      * returns it. */
@@ -372,18 +379,12 @@ const db_statement db_statements[DB_N_STMTS] = {
         " FROM steer_outputs WHERE \"modelId\" = $1 AND type IN ('DEFAULT', 'STEERED')"
         " AND \"inputTextChatTemplateMd5\" IN (md5($2), md5($3)) AND version = 2 AND temperature = $4::float8"
         " AND \"numTokens\" = $5::int AND \"freqPenalty\" = $6::float8 AND seed = $7::float8 AND \"nLogprobs\" = $8::int),"
-        " want AS (SELECT * FROM json_to_recordset($11::json) AS x(layer text, index text, strength float8)),"
+        " want AS (" STEER_FEATURES("$11") "),"
         " d AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'DEFAULT' AND chat = $2"
         " ORDER BY \"createdAt\" DESC, id LIMIT 1),"
         " s AS (SELECT id, \"outputText\", logprobs FROM c WHERE type = 'STEERED' AND chat = $3"
         " AND \"strengthMultiplier\" = $9::float8 AND \"steerMethod\" = $10 AND \"steerSpecialTokens\" = $12::bool"
-        " AND NOT EXISTS (SELECT f.layer, f.index, f.strength FROM steer_output_features f WHERE f.\"steerOutputId\" = c.id"
-        " EXCEPT SELECT * FROM want)"
-        " AND NOT EXISTS (SELECT * FROM want EXCEPT SELECT f.layer, f.index, f.strength FROM steer_output_features f"
-        " WHERE f.\"steerOutputId\" = c.id)"
-        " ORDER BY \"createdAt\" DESC, id LIMIT 1)"
-        " SELECT d.id, d.\"outputText\", d.logprobs, s.id, s.\"outputText\", s.logprobs"
-        " FROM (SELECT 1) one LEFT JOIN d ON true LEFT JOIN s ON true", 12, 1},
+        STEER_SAME_FEATURES STEER_FOUND, 12, 1},
     /* Saves a steer-chat request's outputs: $1-$12 as in steer_chat_find; the STEERED output
      * ($13 text, $14 logprobs) unless $15 names a stored one, the DEFAULT ($16, $17) unless $18
      * does; $19 / $20 the STEERED / DEFAULT rendered prompts (inputText). outputTextChatTemplate
@@ -408,8 +409,11 @@ const db_statement db_statements[DB_N_STMTS] = {
         " FROM ids WHERE $15::text IS NULL),"
         " f AS (INSERT INTO steer_output_features (\"steerOutputId\", \"modelId\", layer, index, strength)"
         " SELECT ids.sid, $1, x.layer, x.index, x.strength FROM ids,"
-        " json_to_recordset($11::json) AS x(layer text, index text, strength float8) WHERE $15::text IS NULL)"
+        " (" STEER_FEATURES("$11") ") x WHERE $15::text IS NULL)"
         " SELECT sid, did FROM ids", 20, 0},
+#undef STEER_FEATURES
+#undef STEER_SAME_FEATURES
+#undef STEER_FOUND
 #undef EXPORT_TS
 #undef EXPORT_SUFFIX
 #undef EXPORT_RANGE

@@ -96,6 +96,17 @@ TEST(api_404_405_trailing_slash)
     CHECK_INT(srv_stop(&s), 0);
 }
 
+/* Reads a hand-sent request's answer until the server closes (or n - 1 bytes), NUL-terminated,
+ * and closes fd. */
+static void recv_close(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    ssize_t k;
+    while (got < n - 1 && (k = recv(fd, buf + got, n - 1 - got, 0)) > 0) got += (size_t)k;
+    buf[got] = '\0';
+    close(fd);
+}
+
 TEST(api_413_body_limit)
 {
     srv s;
@@ -121,12 +132,8 @@ TEST(api_413_body_limit)
                                 "Content-Length: %zu\r\nConnection: close\r\n\r\n", strlen(big));
     CHECK(send(fd, head, strlen(head), 0) > 0);
     CHECK(send(fd, big, strlen(big), 0) == (ssize_t)strlen(big));
-    char buf[2048] = "";
-    size_t got = 0;
-    ssize_t k;
-    while (got < sizeof buf - 1 && (k = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) got += (size_t)k;
-    buf[got] = '\0';
-    close(fd);
+    char buf[2048];
+    recv_close(fd, buf, sizeof buf);
     CHECK_CONTAINS(buf, "HTTP/1.1 413");
     CHECK_CONTAINS(buf, "body_too_large");
     big[4000] = '\0';
@@ -154,12 +161,8 @@ TEST(api_malformed_chunked_is_400_and_the_server_stays_up)
         snprintf(req, sizeof req, "POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                                   "Transfer-Encoding: chunked\r\n\r\n%s", bad[i]);
         CHECK(send(fd, req, strlen(req), 0) > 0);
-        char buf[2048] = "";
-        size_t got = 0;
-        ssize_t k;
-        while (got < sizeof buf - 1 && (k = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) got += (size_t)k;
-        buf[got] = '\0';
-        close(fd);
+        char buf[2048];
+        recv_close(fd, buf, sizeof buf);
         if (strncmp(buf, "HTTP/1.1 400", 12)) t_fail(__FILE__, __LINE__, "chunks %zu: %.200s", i, buf);
     }
     resp r;

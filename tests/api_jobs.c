@@ -13,6 +13,18 @@
 
 
 
+/* Registers tests/data's tiny-a model and its standard SAE (1-std). */
+static void register_tiny_a(srv *s)
+{
+    resp r;
+    http(s, "POST", "/api/models", NULL, "{\"id\":\"tiny-a\",\"path\":\"tests/data/models/tiny-a\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    http(s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-standard\",\"setName\":\"std\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+}
+
 /* SAED_JOB_MAX_FEATURES: a job wider than it is refused with how to split the SAE; a range
  * within it is queued. */
 TEST(api_dashboard_job_width_limit)
@@ -29,12 +41,7 @@ TEST(api_dashboard_job_width_limit)
                   (const char *const[]){"--migrate", "--data-roots", roots, "--workers", "0", "--job-max-features", "16", NULL}))
         return;
     resp r;
-    http(&s, "POST", "/api/models", NULL, "{\"id\":\"tiny-a\",\"path\":\"tests/data/models/tiny-a\"}", &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
-    http(&s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-standard\",\"setName\":\"std\"}", &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
+    register_tiny_a(&s);
     snprintf(body, sizeof body, "{\"modelId\":\"tiny-a\",\"saeId\":\"1-std\",\"dataset\":{\"path\":\"%s\"}}", corpus);
     http(&s, "POST", "/api/dashboard-jobs", NULL, body, &r);
     CHECK_INT(r.status, 400);
@@ -68,12 +75,7 @@ TEST(api_dashboard_jobs_end_to_end)
     srv s;
     if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", "--data-roots", roots, "--workers", "1", NULL})) return;
     resp r;
-    http(&s, "POST", "/api/models", NULL, "{\"id\":\"tiny-a\",\"path\":\"tests/data/models/tiny-a\"}", &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
-    http(&s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-standard\",\"setName\":\"std\"}", &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
+    register_tiny_a(&s);
 
     /* Validation. */
     http(&s, "POST", "/api/dashboard-jobs", NULL, "{\"modelId\":\"tiny-a\",\"saeId\":\"1-std\"}", &r);
