@@ -186,7 +186,7 @@ static inline float exp_poly(float x)
     p = p * f + 2.4022650695910071e-1f;
     p = p * f + 6.9314718055994531e-1f;
     p = p * f + 1.0f;
-    union { float f; int i; } u = {.i = ((int)n + 127) << 23};
+    union { float f; unsigned i; } u = {.i = (unsigned)((int)n + 127) << 23}; /* unsigned: NaN inputs shift no sign bit */
     return p * u.f;
 }
 
