@@ -143,7 +143,8 @@ UCD_DIR ?= /usr/share/unicode
 .PHONY: bench-tokenizer unicode-tables
 bench-tokenizer: $(BUILD)/bench/tokenizer
 	$(BUILD)/bench/tokenizer
-$(BUILD)/bench/tokenizer: $(BUILD)/obj/bench/tokenizer.o $(BUILD)/obj/bench/common.o $(BUILD)/obj/engine/tokenizer.o $(BUILD)/obj/engine/unicode.o
+$(BUILD)/bench/tokenizer: $(BUILD)/obj/bench/tokenizer.o $(BUILD)/obj/bench/common.o $(BUILD)/obj/engine/tokenizer.o $(BUILD)/obj/engine/tok_split.o $(BUILD)/obj/engine/unicode.o \
+  $(patsubst %,$(BUILD)/obj/gpu/%.o,blas detgemm par cpu_kernels cpu_avx512)
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 unicode-tables:

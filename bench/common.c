@@ -3,10 +3,15 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "gpu/blas.h"        // defines: blas_fused
+#include "gpu/cpu_kernels.h" // defines: cpu_kernels, cpu_kernels_check
+#include "gpu/detgemm.h"     // defines: detgemm_fma
 
 #define SGEMM_SECONDS 2.0
 
@@ -82,5 +87,18 @@ int bench_copy_hook(void *ud, hook_point hp, float *act, int B, int T, int width
 {
     (void)hp;
     memcpy(ud, act, sizeof(float) * (size_t)B * T * width);
+    return 0;
+}
+
+int bench_print_kernels(void)
+{
+    char err[256];
+    if (cpu_kernels_check(err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    printf("kernels: %s products (SAED_GEMM), %s element-wise, attention and statistics kernels (SAED_CPU_KERNELS)\n",
+           blas_fused() ? (detgemm_fma() ? "detgemm AVX2+FMA" : "detgemm portable") : "OpenBLAS",
+           cpu_kernels_name(cpu_kernels()));
     return 0;
 }

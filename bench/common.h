@@ -20,6 +20,10 @@ double bench_sgemm_gflops(int n, double *burst);
 /* The threads that measurement uses: OPENBLAS_NUM_THREADS when set, else the online cores. */
 int bench_sgemm_threads(void);
 
+/* Prints which CPU kernel set (gpu/cpu_kernels.h) and GEMM path (gpu/blas.h) run; 0, or -1
+ * with the reason on stderr when SAED_CPU_KERNELS asks for a set this machine cannot run. */
+int bench_print_kernels(void);
+
 /* splitmix64: the next 64 random bits of state *s. */
 uint64_t bench_next(uint64_t *s);
 /* Uniform in [0, 1). */

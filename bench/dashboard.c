@@ -694,6 +694,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "--device %s: expected cpu, cuda or cuda:N\n", bn.device);
         return 2;
     }
+    if (bench_print_kernels()) return 2;
     if (strcmp(bn.device, "cpu")) return main_device(&bn);
     if (bn.n1 <= 0) bn.n1 = bn.quick ? 64 : 2048;
     bn.n2 = 2 * bn.n1;

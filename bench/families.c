@@ -17,8 +17,6 @@
 
 #include "bench/common.h"
 #include "engine/model.h"
-#include "gpu/blas.h"
-#include "gpu/cpu_avx512.h"
 #include "tools/fixture.h"
 
 static int noop_hook(void *ud, hook_point hp, float *act, int B, int T, int width)
@@ -111,8 +109,7 @@ int main(int argc, char **argv)
     double burst, peak = bench_sgemm_gflops(quick ? 1024 : 2048, &burst);
     printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s sustained (fastest single run %.1f)\n",
            bench_sgemm_threads(), quick ? 1024 : 2048, quick ? 1024 : 2048, peak, burst);
-    printf("kernels: %s products, %s element-wise ops\n", blas_fused() ? "detgemm (AVX2+FMA)" : "OpenBLAS",
-           cpu_avx512_usable() ? "AVX-512" : "portable");
+    if (bench_print_kernels()) return 2;
     int rc = 0;
     fixture_rotary tiny = {.model_type = "llama", .d_model = 2048, .n_layer = 22, .n_head = 32, .n_kv_head = 4,
                            .d_mlp = 5632, .n_ctx = 2048, .vocab = 32000, .bf16 = 1, .seed = 1};

@@ -58,6 +58,7 @@ int main(int argc, char **argv)
 {
     backend_blas_env(argv);
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    if (bench_print_kernels()) return 2;
     const int B = quick ? 4 : 32, T = 128;
     double burst, peak = bench_sgemm_gflops(quick ? 1024 : 2048, &burst);
     printf("sgemm (OpenBLAS, %d threads, %dx%d square): %.1f GFLOP/s sustained (fastest single run %.1f)\n",

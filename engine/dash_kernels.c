@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "engine/dashboard.h" // defines: dash_histc_bin
+#include "gpu/cpu_kernels.h"  // defines: cpu_kernels
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DK_X86 1
 #include <immintrin.h> // defines: _mm512_loadu_si512, _mm512_test_epi32_mask
-#include <pthread.h>   // defines: pthread_once
 #endif
 
 /* ---- non-zeros of a row ---- */
@@ -59,18 +59,11 @@ __attribute__((target("avx512f"))) static int nz_avx512(const float *row, int n,
     return k;
 }
 
-static pthread_once_t best_once = PTHREAD_ONCE_INIT;
-static int have_avx512;
-
-static void pick_best(void)
-{
-    __builtin_cpu_init();
-    have_avx512 = __builtin_cpu_supports("avx512f");
-}
+/* The set cpu_kernels.h chose (SAED_CPU_KERNELS can force the portable loops). */
+#define have_avx512 (cpu_kernels() == CPU_K_AVX512)
 
 int dk_nonzeros(const float *row, int n, int32_t *idx)
 {
-    pthread_once(&best_once, pick_best);
     return have_avx512 ? nz_avx512(row, n, idx) : nz_generic(row, n, idx);
 }
 #else
@@ -178,7 +171,6 @@ __attribute__((target("avx512f"))) static void accum_avx512(double *c, const flo
 void dk_accum_rows(double *c, const float *x, int d, const dk_pv *e, int m)
 {
 #ifdef DK_X86
-    pthread_once(&best_once, pick_best);
     if (have_avx512) {
         accum_avx512(c, x, d, e, m);
         return;
@@ -321,26 +313,22 @@ __attribute__((target("avx512f"))) static void histc_avx512(const float *x, int 
 
 int dk_outside(const float *x, int n, float lo, float hi, int32_t *idx)
 {
-    pthread_once(&best_once, pick_best);
     return have_avx512 ? outside_avx512(x, n, lo, hi, idx) : outside_generic(x, n, lo, hi, idx);
 }
 
 int dk_scaled_at_least(const float *c, const float *inv, float s, int n, float thr, int32_t *idx)
 {
-    pthread_once(&best_once, pick_best);
     return have_avx512 ? scaled_avx512(c, inv, s, n, thr, idx) : scaled_generic(c, inv, s, n, thr, idx);
 }
 
 void dk_minmax(const float *x, int n, float *lo, float *hi)
 {
-    pthread_once(&best_once, pick_best);
     if (have_avx512) minmax_avx512(x, n, lo, hi);
     else minmax_generic(x, n, lo, hi);
 }
 
 void dk_histc(const float *x, int n, float lo, float hi, int bins, int64_t *h)
 {
-    pthread_once(&best_once, pick_best);
     if (have_avx512) histc_avx512(x, n, lo, hi, bins, h);
     else histc_generic(x, n, lo, hi, bins, h);
 }

@@ -4,7 +4,8 @@
  * element-wise and row-wise work. It is the fallback
  * when no GPU is present and the reference other backends are tested against, so accuracy
  * comes first: row statistics accumulate in double, GELU's tanh is computed from an exp
- * accurate to ~1 ulp. */
+ * accurate to ~1 ulp. The element-wise loops have AVX2 and AVX-512 versions (cpu_kernels.h
+ * picks the set) that give the same bits; attention's vector kernels differ by rounding. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +15,9 @@
 #include "gpu/backend.h"
 #include "gpu/blas.h"
 #include "gpu/blas16.h"
+#include "gpu/cpu_avx2.h"
 #include "gpu/cpu_avx512.h"
+#include "gpu/cpu_kernels.h"
 #include "gpu/mem.h"
 #include "gpu/par.h"
 
@@ -72,7 +75,8 @@ typedef struct row_job {
 static void ln_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    const int C = j->C, wide = cpu_avx512_usable();
+    const int C = j->C;
+    const cpu_kernel_set ks = cpu_kernels();
     for (size_t r = r0; r < r1; r += 4) {
         int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
         const float *x[4];
@@ -96,7 +100,8 @@ static void ln_rows(void *ctx, size_t r0, size_t r1)
             float *o = j->out + (r + q) * (size_t)C;
             float rstd = (float)(1.0 / sqrt(ss[q] / C + j->eps));
             float m = (float)mean[q];
-            if (wide) cpu_avx512_ln_row(o, x[q], m, rstd, j->w, j->bias, C);
+            if (ks == CPU_K_AVX512) cpu_avx512_ln_row(o, x[q], m, rstd, j->w, j->bias, C);
+            else if (ks == CPU_K_AVX2) cpu_avx2_ln_row(o, x[q], m, rstd, j->w, j->bias, C);
             else
                 for (int i = 0; i < C; i++) o[i] = (x[q][i] - m) * rstd * j->w[i] + j->bias[i];
         }
@@ -115,10 +120,11 @@ static int cpu_layernorm(saed_backend *b, float *out, const float *inp, const fl
 static void bias_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    const int wide = cpu_avx512_usable();
+    const cpu_kernel_set ks = cpu_kernels();
     for (size_t r = r0; r < r1; r++) {
         float *x = j->x + r * (size_t)j->C;
-        if (wide) cpu_avx512_add_row(x, j->bias, j->C);
+        if (ks == CPU_K_AVX512) cpu_avx512_add_row(x, j->bias, j->C);
+        else if (ks == CPU_K_AVX2) cpu_avx2_add_row(x, j->bias, j->C);
         else
             for (int i = 0; i < j->C; i++) x[i] += j->bias[i];
     }
@@ -180,7 +186,7 @@ static inline float exp_poly(float x)
     p = p * f + 2.4022650695910071e-1f;
     p = p * f + 6.9314718055994531e-1f;
     p = p * f + 1.0f;
-    union { float f; int i; } u = {.i = ((int)n + 127) << 23};
+    union { float f; unsigned i; } u = {.i = (unsigned)((int)n + 127) << 23}; /* unsigned: NaN inputs shift no sign bit */
     return p * u.f;
 }
 
@@ -190,8 +196,9 @@ static void gelu_range(void *ctx, size_t i0, size_t i1)
     const float *in = j->in;
     float *out = j->out;
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    if (cpu_avx512_usable()) {
-        cpu_avx512_gelu(out + i0, in + i0, i1 - i0);
+    const cpu_kernel_set ks = cpu_kernels();
+    if (ks != CPU_K_PORTABLE) {
+        (ks == CPU_K_AVX512 ? cpu_avx512_gelu : cpu_avx2_gelu)(out + i0, in + i0, i1 - i0);
         return;
     }
     for (size_t i = i0; i < i1; i++) {
@@ -215,8 +222,9 @@ static int cpu_gelu(saed_backend *b, float *out, const float *in, size_t n)
 static void add_range(void *ctx, size_t i0, size_t i1)
 {
     row_job *j = ctx;
-    if (cpu_avx512_usable()) {
-        cpu_avx512_add(j->out + i0, j->a + i0, j->b + i0, i1 - i0);
+    const cpu_kernel_set ks = cpu_kernels();
+    if (ks != CPU_K_PORTABLE) {
+        (ks == CPU_K_AVX512 ? cpu_avx512_add : cpu_avx2_add)(j->out + i0, j->a + i0, j->b + i0, i1 - i0);
         return;
     }
     for (size_t i = i0; i < i1; i++) j->out[i] = j->a[i] + j->b[i];
@@ -291,10 +299,12 @@ typedef struct attn_job {
     long sbkv;
     size_t h0;
     float scale;
+    int avx512;               /* 1: cpu_avx512.h's kernels, 0: cpu_avx2.h's */
     int oom;                  /* set by a worker whose scratch allocation failed */
 } attn_job;
 
-/* Heads [i0, i1) of the chunk with the AVX-512 kernels (cpu_avx512.h): scores for the causal
+/* Heads [i0, i1) of the chunk with the AVX-512 or AVX2 kernels (cpu_avx512.h, cpu_avx2.h, the
+ * same formulas and bits): scores for the causal
  * half only, softmax, weighted sum; each head on its own, so the pool runs them side by side
  * (OpenBLAS runs these 128×128×64 products one at a time and serializes concurrent calls).
  * Their sums run in a different order than OpenBLAS's and exp is a polynomial: the results
@@ -320,9 +330,15 @@ static void attn_heads(void *ctx, size_t i0, size_t i1)
         const float *kh = j->k + (size_t)bb * j->sbkv + (size_t)kvh * j->hd;
         const float *vh = j->v + (size_t)bb * j->sbkv + (size_t)kvh * j->hd;
         float *S = own ? own : j->S + i * per, *zh = j->z + (size_t)bb * j->Tq * C + (size_t)h * j->hd;
-        cpu_avx512_attn_scores(S, qh, j->ldq, kh, j->ldkv, j->Tq, j->Tk, j->hd, j->scale, kT);
-        cpu_avx512_attn_softmax(S, j->Tq, j->Tk);
-        cpu_avx512_attn_values(zh, C, S, vh, j->ldkv, j->Tq, j->Tk, j->hd);
+        if (j->avx512) {
+            cpu_avx512_attn_scores(S, qh, j->ldq, kh, j->ldkv, j->Tq, j->Tk, j->hd, j->scale, kT);
+            cpu_avx512_attn_softmax(S, j->Tq, j->Tk);
+            cpu_avx512_attn_values(zh, C, S, vh, j->ldkv, j->Tq, j->Tk, j->hd);
+        } else {
+            cpu_avx2_attn_scores(S, qh, j->ldq, kh, j->ldkv, j->Tq, j->Tk, j->hd, j->scale, kT);
+            cpu_avx2_attn_softmax(S, j->Tq, j->Tk);
+            cpu_avx2_attn_values(zh, C, S, vh, j->ldkv, j->Tq, j->Tk, j->hd);
+        }
     }
     free(kT);
     free(own);
@@ -347,10 +363,11 @@ static int cpu_attention(saed_backend *b, float *z, float *pattern, const float 
     size_t chunk = (size_t)(16u << 20) / per;
     if (chunk < 1) chunk = 1;
     if (chunk > heads) chunk = heads;
-    /* The AVX-512 kernels know the plain causal mask only. */
-    if (cpu_avx512_usable() && sh->softcap <= 0 && sh->window <= 0) {
+    /* The vector kernels know the plain causal mask only. */
+    const cpu_kernel_set ks = cpu_kernels();
+    if (ks != CPU_K_PORTABLE && sh->softcap <= 0 && sh->window <= 0) {
         attn_job j = {.z = z, .q = q, .k = k, .v = v, .ldq = ldq, .ldkv = ldkv, .Tq = Tq, .Tk = Tk, .NH = NH,
-                      .group = group, .hd = hd, .sbkv = sbkv, .scale = scale};
+                      .group = group, .hd = hd, .sbkv = sbkv, .scale = scale, .avx512 = ks == CPU_K_AVX512};
         if (!pattern) chunk = heads;
         for (size_t h0 = 0; h0 < heads; h0 += chunk) {
             j.S = pattern ? pattern + h0 * per : NULL;
@@ -401,6 +418,7 @@ static void rms_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
     const int C = j->C;
+    const cpu_kernel_set ks = cpu_kernels();
     for (size_t r = r0; r < r1; r++) {
         const float *x = j->in + r * (size_t)C;
         float *o = j->out + r * (size_t)C;
@@ -408,7 +426,9 @@ static void rms_rows(void *ctx, size_t r0, size_t r1)
         double ss = 0.0; /* float32 in HF; double keeps the row's sum independent of C's size */
         for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
         float inv = 1.0f / sqrtf((float)(ss / C) + j->eps);
-        if (j->w)
+        if (ks != CPU_K_PORTABLE) /* AVX-512 machines have AVX2: the same bits */
+            cpu_avx2_scale_row(o, x, inv, j->w, C);
+        else if (j->w)
             for (int i = 0; i < C; i++) o[i] = x[i] * inv * j->w[i];
         else
             for (int i = 0; i < C; i++) o[i] = x[i] * inv;
@@ -565,12 +585,13 @@ static int cpu_topk_rows(saed_backend *b, float *vals, int32_t *idx, const float
 static void masked_relu_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    const int C = j->C, wide = cpu_avx512_usable();
+    const int C = j->C;
+    const cpu_kernel_set ks = cpu_kernels();
     for (size_t r = r0; r < r1; r++) {
         const float *h = j->in + r * (size_t)C, *g = j->a ? j->a + r * (size_t)C : NULL;
         float *o = j->out + r * (size_t)C;
-        if (wide) {
-            cpu_avx512_masked_relu_row(o, h, j->w, g, C);
+        if (ks != CPU_K_PORTABLE) {
+            (ks == CPU_K_AVX512 ? cpu_avx512_masked_relu_row : cpu_avx2_masked_relu_row)(o, h, j->w, g, C);
             continue;
         }
         for (int i = 0; i < C; i++) {
@@ -591,12 +612,17 @@ static int cpu_masked_relu(saed_backend *b, float *out, const float *h, const fl
 static void bias_relu_rows(void *ctx, size_t r0, size_t r1)
 {
     row_job *j = ctx;
-    const int C = j->C, wide = cpu_avx512_usable();
+    const int C = j->C;
+    const cpu_kernel_set ks = cpu_kernels();
     const size_t words = ((size_t)C + 63) / 64;
     for (size_t r = r0; r < r1; r++) {
         float *x = j->x + r * (size_t)C;   /* one row (in cache) through every step */
         uint64_t *map = j->map ? j->map + r * words : NULL;
-        if (wide) {
+        if (ks == CPU_K_AVX2) {
+            cpu_avx2_bias_relu_map_row(x, j->bias, j->w, C, map);
+            continue;
+        }
+        if (ks == CPU_K_AVX512) {
             cpu_avx512_add_row(x, j->bias, C);
             cpu_avx512_masked_relu_row(x, x, j->w, NULL, C);
             if (map) cpu_avx512_nonzero_bits(x, C, map);

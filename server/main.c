@@ -6,6 +6,7 @@
 
 #include "db/migrate.h"
 #include "gpu/backend.h"
+#include "gpu/cpu_kernels.h"
 #include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
 #include "server/config.h"
@@ -303,6 +304,11 @@ static int cmd_version(void)
 int main(int argc, char **argv)
 {
     backend_blas_env(argv);
+    char kerr[256];
+    if (cpu_kernels_check(kerr, sizeof kerr)) { /* a forced kernel set this processor lacks */
+        fprintf(stderr, "saed: %s\n", kerr);
+        return 2;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? 2 : 0;
