@@ -1,6 +1,7 @@
-/* steer.c: see steer.h. The DEFAULT and STEERED runs each own a generation (KV cache,
- * generator, counts); they share the read-only model and steering set, and start from the same
- * seed, so with a zero coefficient they produce the same tokens. */
+/* steer.c: see steer.h. The DEFAULT and STEERED runs are two rows of one generation (each with
+ * its own generator and counts, one KV cache of two sequences); they share the read-only model
+ * and steering set, and start from the same seed, so with a zero coefficient they produce the
+ * same tokens. */
 #include "server/steer.h"
 
 #include <stdio.h>    // defines: snprintf
@@ -109,11 +110,11 @@ static char *decode(const tokenizer *tok, const int32_t *ids, int n, bool hold_t
     return t;
 }
 
-static json_t *logprobs_json(const tokenizer *tok, const gen *g)
+static json_t *logprobs_json(const tokenizer *tok, const gen *g, int r)
 {
     json_t *a = json_array();
-    const gen_token *t = gen_tokens(g);
-    for (int i = 0; a && i < gen_count(g); i++) {
+    const gen_token *t = gen_row_tokens(g, r);
+    for (int i = 0; a && i < gen_row_count(g, r); i++) {
         json_t *top = json_array();
         for (int k = 0; top && k < t[i].ntop; k++) {
             char *s = tok_token_str(tok, t[i].top_id[k]);
@@ -331,9 +332,13 @@ static int stored_out(const steer_plan *p, int k, steer_out *out, svc_err *e)
 int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, svc_err *e)
 {
     memset(out, 0, sizeof *out);
-    gen *g[2] = {NULL, NULL};
+    gen *g = NULL;
     char err[600];
     int rc = -1;
+    /* The outputs not stored yet, as rows of one generation: DEFAULT and STEERED share every
+     * forward (engine/generate.h), each row's tokens those it would get alone. */
+    gen_opts o[2];
+    int row[2] = {-1, -1}, nrows = 0;
     for (int k = 0; k < 2; k++) {
         if (p->stored_id[k]) {
             if (stored_out(p, k, out, e)) goto done;
@@ -341,36 +346,31 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
         }
         int nh = 0;
         const hook_req *h = k == STEER_STEERED ? steer_hooks(p->set, &nh) : NULL;
-        gen_opts o = {.n_tokens = p->q.n_tokens, .temperature = p->q.temperature, .freq_penalty = p->q.freq_penalty,
-                      .seed = sample_seed_from_double(p->q.seed), .eos = tok_eos_id(p->model->tok),
-                      .n_logprobs = p->q.n_logprobs, .hooks = h, .nhooks = nh, .processing = p->processing};
-        if (!(g[k] = gen_start(p->model->model, p->ids, p->T, &o, err, sizeof err))) {
+        o[nrows] = (gen_opts){.n_tokens = p->q.n_tokens, .temperature = p->q.temperature, .freq_penalty = p->q.freq_penalty,
+                              .seed = sample_seed_from_double(p->q.seed), .eos = tok_eos_id(p->model->tok),
+                              .n_logprobs = p->q.n_logprobs, .hooks = h, .nhooks = nh, .processing = p->processing};
+        row[k] = nrows++;
+    }
+    if (nrows && !(g = gen_start_rows(p->model->model, p->ids, p->T, o, nrows, err, sizeof err))) {
+        log_error("steering: %s", err);
+        svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
+        goto done;
+    }
+    const tokenizer *tok = p->model ? p->model->tok : NULL;
+    while (g && !gen_done(g)) {
+        if (compute_stopping(p->app->compute)) {
+            svc_fail(e, SVC_UNAVAILABLE, "shutting_down", "saed is shutting down; retry");
+            goto done;
+        }
+        if (gen_step(g, err, sizeof err) < 0) {
             log_error("steering: %s", err);
             svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
             goto done;
         }
-    }
-    const tokenizer *tok = p->model ? p->model->tok : NULL;
-    for (bool more = true; more;) {
-        more = false;
-        for (int k = 0; k < 2; k++) {
-            if (!g[k] || gen_done(g[k])) continue;
-            if (compute_stopping(p->app->compute)) {
-                svc_fail(e, SVC_UNAVAILABLE, "shutting_down", "saed is shutting down; retry");
-                goto done;
-            }
-            int s = gen_step(g[k], err, sizeof err);
-            if (s < 0) {
-                log_error("steering: %s", err);
-                svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
-                goto done;
-            }
-            more |= !gen_done(g[k]);
-        }
-        if (!cb || !more) continue;
+        if (!cb || gen_done(g)) continue;
         char *t[2];
         for (int k = 0; k < 2; k++)
-            t[k] = g[k] ? decode(tok, gen_ids(g[k]), gen_count(g[k]), true) : strdup(out->text[k]);
+            t[k] = row[k] >= 0 ? decode(tok, gen_row_ids(g, row[k]), gen_row_count(g, row[k]), true) : strdup(out->text[k]);
         int stop = !t[0] || !t[1] || cb(ud, t[STEER_STEERED], t[STEER_DEFAULT]);
         free(t[0]);
         free(t[1]);
@@ -380,17 +380,16 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
         }
     }
     for (int k = 0; k < 2; k++) {
-        if (!g[k]) continue;
-        if (!(out->text[k] = decode(tok, gen_ids(g[k]), gen_count(g[k]), false))) {
+        if (row[k] < 0) continue;
+        if (!(out->text[k] = decode(tok, gen_row_ids(g, row[k]), gen_row_count(g, row[k]), false))) {
             svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
             goto done;
         }
-        if (p->q.n_logprobs > 0) out->logprobs[k] = logprobs_json(tok, g[k]);
+        if (p->q.n_logprobs > 0) out->logprobs[k] = logprobs_json(tok, g, row[k]);
     }
     rc = 0;
 done:
-    gen_free(g[0]);
-    gen_free(g[1]);
+    gen_free(g);
     if (rc) steer_out_free(out);
     return rc;
 }
