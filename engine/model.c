@@ -753,10 +753,25 @@ kv_cache *kv_cache_new(model *m, int B, int Tmax, char *err, size_t errlen)
 
 int kv_cache_len(const kv_cache *c) { return c->len; }
 
+kv_cache *kv_cache_row(kv_cache *c, int b)
+{
+    const int L = c->m->cfg.n_layer;
+    const size_t off = (size_t)b * c->Tmax * c->m->kv_w;
+    kv_cache *r = calloc(1, sizeof *r);
+    if (r && (r->k = calloc((size_t)L, sizeof *r->k)) && (r->v = calloc((size_t)L, sizeof *r->v))) {
+        *r = (kv_cache){.m = c->m, .B = 1, .Tmax = c->Tmax, .len = c->len, .k = r->k, .v = r->v, .view = 1};
+        for (int l = 0; l < L; l++) r->k[l] = c->k[l] + off, r->v[l] = c->v[l] + off;
+        return r;
+    }
+    if (r) free(r->k);
+    free(r);
+    return NULL;
+}
+
 void kv_cache_free(kv_cache *c)
 {
     if (!c) return;
-    for (int l = 0; l < c->m->cfg.n_layer; l++) {
+    for (int l = 0; !c->view && l < c->m->cfg.n_layer; l++) {
         if (c->k && c->k[l]) c->m->be->release(c->m->be, c->k[l]);
         if (c->v && c->v[l]) c->m->be->release(c->m->be, c->v[l]);
     }

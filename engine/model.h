@@ -83,6 +83,10 @@ int model_forward(model *m, const int32_t *ids, int B, int T, const fwd_opts *o,
 /* KV cache for B sequences of up to Tmax tokens. */
 kv_cache *kv_cache_new(model *m, int B, int Tmax, char *err, size_t errlen);
 int kv_cache_len(const kv_cache *c);
+/* Sequence b of c as a cache of one sequence, sharing c's storage and starting at c's length:
+ * a batch's rows can go on alone when the others stop. c must outlive it, and is not to be
+ * run on again once the view has been (their lengths part). NULL when out of memory. */
+kv_cache *kv_cache_row(kv_cache *c, int b);
 void kv_cache_free(kv_cache *c);
 
 /* Forward FLOPs (multiply-add = 2) of B×T tokens through n_layers blocks, plus the unembedding

@@ -79,6 +79,7 @@ struct kv_cache {
     model *m;
     int B, Tmax, len;
     float **k, **v;           /* per layer (B,Tmax,NKV·hd), keys after rotary */
+    int view;                 /* 1: one row of another cache's storage (kv_cache_row) */
 };
 
 /* What an architecture plugs in: its weight loader, its block forward, and the hook points its

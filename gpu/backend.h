@@ -40,6 +40,9 @@ struct saed_backend {
     const char *name;       /* "cpu" or "cuda" */
     char device[160];       /* human description, e.g. "NVIDIA H100 (sm_90, 79 GiB)" */
     int host_memory;        /* 1: backend pointers are plain host memory */
+    int rows_exact;         /* 1: every op gives a row of a batch the same bits whatever the
+                             * other rows are and however many (CPU with detgemm's products):
+                             * generations over the same prompt may share forwards */
     backend_precision precision; /* read by gemm and attention on every call */
     char err[256];          /* last error */
 

@@ -91,10 +91,11 @@ void blas_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A
     blas_init();
     gjob g = {ta, tb, M, N, K, lda, ldb, ldc, par_threads(), 1, alpha, beta, A, B, C};
     if (M <= 0 || N <= 0) return;
-    /* worth a fork-join: about a million multiply-adds per core, or for one row (memory-bound:
-     * each core streams its own columns) a few hundred thousand */
+    /* worth a fork-join: about a million multiply-adds per core, or for a few rows
+     * (memory-bound: each core streams its own columns, read once for all rows) a few hundred
+     * thousand per row */
     double work = (double)M * N * K;
-    if (g.parts > 1 && work >= (M == 1 ? 2e5 : 1e6) * g.parts) {
+    if (g.parts > 1 && work >= (M <= 4 ? 2e5 * M : 1e6) * g.parts) {
         /* Each block packs all of the operand it shares: split columns (sharing A, M×K) when
          * M ≤ N, rows (sharing B, K×N) otherwise. */
         int cols_ok = N >= 64 * g.parts, rows_ok = M >= 16 * g.parts;

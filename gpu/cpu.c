@@ -746,6 +746,9 @@ saed_backend *backend_cpu_open(void)
     blas_init();
     snprintf(b->device, sizeof b->device, "CPU (%d threads, OpenBLAS one per product block)", par_threads());
     b->host_memory = 1;
+    /* OpenBLAS (AVX-512 machines, SAED_GEMM=openblas) takes sgemv for one row and sgemm for
+     * two: a row's bits then depend on its batch. Attention runs per (sequence, head). */
+    b->rows_exact = blas_fused();
     b->alloc = cpu_alloc;
     b->release = cpu_release;
     b->upload = cpu_copy;

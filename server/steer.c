@@ -1,6 +1,7 @@
-/* steer.c: see steer.h. The DEFAULT and STEERED runs each own a generation (KV cache,
- * generator, counts); they share the read-only model and steering set, and start from the same
- * seed, so with a zero coefficient they produce the same tokens. */
+/* steer.c: see steer.h. The DEFAULT and STEERED runs are two rows of one generation (each with
+ * its own generator and counts, one KV cache of two sequences); they share the read-only model
+ * and steering set, and start from the same seed, so with a zero coefficient they produce the
+ * same tokens. */
 #include "server/steer.h"
 
 #include <stdio.h>    // defines: snprintf
@@ -121,11 +122,11 @@ static char *decode(const tokenizer *tok, const int32_t *ids, int n, bool hold_t
     return t;
 }
 
-static json_t *logprobs_json(const tokenizer *tok, const gen *g)
+static json_t *logprobs_json(const tokenizer *tok, const gen *g, int r)
 {
     json_t *a = json_array();
-    const gen_token *t = gen_tokens(g);
-    for (int i = 0; a && i < gen_count(g); i++) {
+    const gen_token *t = gen_row_tokens(g, r);
+    for (int i = 0; a && i < gen_row_count(g, r); i++) {
         json_t *top = json_array();
         for (int k = 0; top && k < t[i].ntop; k++) {
             char *s = tok_token_str(tok, t[i].top_id[k]);
@@ -380,53 +381,93 @@ static int stored_out(const steer_plan *p, int k, steer_out *out, svc_err *e)
     return 0;
 }
 
+/* The outputs not stored yet, as rows of generations. DEFAULT and STEERED over one prompt are
+ * two rows of one generation that share every forward (engine/generate.h: each row's tokens
+ * are those it would get alone); chat runs whose conversations differ are two generations. */
+typedef struct steer_runs {
+    gen *g[2];
+    int gi[2], row[2]; /* output k is row row[k] of g[gi[k]]; gi[k] < 0: stored */
+    int ng;
+} steer_runs;
+
+static bool same_prompt(const steer_plan *p)
+{
+    return p->T[0] == p->T[1] && !memcmp(p->ids[0], p->ids[1], (size_t)p->T[0] * sizeof *p->ids[0]);
+}
+
+static int start_runs(steer_plan *p, steer_runs *r, char *err, size_t errlen)
+{
+    gen_opts o[2];
+    int ks[2], n = 0;
+    for (int k = 0; k < 2; k++) {
+        r->gi[k] = r->row[k] = -1;
+        if (p->stored_id[k]) continue;
+        int nh = 0;
+        const hook_req *h = k == STEER_STEERED ? steer_hooks(p->set, &nh) : NULL;
+        o[n] = (gen_opts){.n_tokens = p->q.n_tokens, .temperature = p->q.temperature, .freq_penalty = p->q.freq_penalty,
+                          .seed = sample_seed_from_double(p->q.seed), .eos = tok_eos_id(p->model->tok),
+                          .n_logprobs = p->q.n_logprobs, .hooks = h, .nhooks = nh, .processing = p->processing};
+        ks[n++] = k;
+    }
+    bool together = n == 2 && same_prompt(p);
+    for (int i = 0; i < n; i++) {
+        int k = ks[i], rows = together ? 2 : 1;
+        bool steered = together || k == STEER_STEERED;
+        /* the mask covers the prefill only: generated tokens are always steered; the STEERED
+         * row's hooks see only its own sequence, so the mask is its prompt's */
+        if (steered && p->skip) steer_skip(p->set, p->skip, p->T[STEER_STEERED]);
+        gen *g = gen_start_rows(p->model->model, p->ids[k], p->T[k], &o[i], rows, err, errlen);
+        if (steered && p->skip) steer_skip(p->set, NULL, 0);
+        if (!g) return -1;
+        r->g[r->ng] = g;
+        for (int j = 0; j < rows; j++) {
+            r->gi[ks[i + j]] = r->ng;
+            r->row[ks[i + j]] = j;
+        }
+        r->ng++;
+        if (together) break;
+    }
+    return 0;
+}
+
+static char *run_text(const tokenizer *tok, const steer_runs *r, int k, bool hold_tail)
+{
+    const gen *g = r->g[r->gi[k]];
+    return decode(tok, gen_row_ids(g, r->row[k]), gen_row_count(g, r->row[k]), hold_tail);
+}
+
 int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, svc_err *e)
 {
     memset(out, 0, sizeof *out);
-    gen *g[2] = {NULL, NULL};
+    steer_runs r = {.ng = 0};
     char err[600];
     int rc = -1;
-    for (int k = 0; k < 2; k++) {
-        if (p->stored_id[k]) {
-            if (stored_out(p, k, out, e)) goto done;
-            continue;
-        }
-        int nh = 0;
-        const hook_req *h = k == STEER_STEERED ? steer_hooks(p->set, &nh) : NULL;
-        gen_opts o = {.n_tokens = p->q.n_tokens, .temperature = p->q.temperature, .freq_penalty = p->q.freq_penalty,
-                      .seed = sample_seed_from_double(p->q.seed), .eos = tok_eos_id(p->model->tok),
-                      .n_logprobs = p->q.n_logprobs, .hooks = h, .nhooks = nh, .processing = p->processing};
-        /* the mask covers the prefill only: generated tokens are always steered */
-        if (h && p->skip) steer_skip(p->set, p->skip, p->T[k]);
-        g[k] = gen_start(p->model->model, p->ids[k], p->T[k], &o, err, sizeof err);
-        if (h && p->skip) steer_skip(p->set, NULL, 0);
-        if (!g[k]) {
-            log_error("steering: %s", err);
-            svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
-            goto done;
-        }
+    for (int k = 0; k < 2; k++)
+        if (p->stored_id[k] && stored_out(p, k, out, e)) goto done;
+    if (start_runs(p, &r, err, sizeof err)) {
+        log_error("steering: %s", err);
+        svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
+        goto done;
     }
     const tokenizer *tok = p->model ? p->model->tok : NULL;
     for (bool more = true; more;) {
         more = false;
-        for (int k = 0; k < 2; k++) {
-            if (!g[k] || gen_done(g[k])) continue;
+        for (int i = 0; i < r.ng; i++) {
+            if (gen_done(r.g[i])) continue;
             if (compute_stopping(p->app->compute)) {
                 svc_fail(e, SVC_UNAVAILABLE, "shutting_down", "saed is shutting down; retry");
                 goto done;
             }
-            int s = gen_step(g[k], err, sizeof err);
-            if (s < 0) {
+            if (gen_step(r.g[i], err, sizeof err) < 0) {
                 log_error("steering: %s", err);
                 svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
                 goto done;
             }
-            more |= !gen_done(g[k]);
+            more |= !gen_done(r.g[i]);
         }
         if (!cb || !more) continue;
         char *t[2];
-        for (int k = 0; k < 2; k++)
-            t[k] = g[k] ? decode(tok, gen_ids(g[k]), gen_count(g[k]), true) : strdup(out->text[k]);
+        for (int k = 0; k < 2; k++) t[k] = r.gi[k] >= 0 ? run_text(tok, &r, k, true) : strdup(out->text[k]);
         int stop = !t[0] || !t[1] || cb(ud, t[STEER_STEERED], t[STEER_DEFAULT]);
         free(t[0]);
         free(t[1]);
@@ -440,17 +481,16 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
             svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
             goto done;
         }
-        if (!g[k]) continue;
-        if (!(out->text[k] = decode(tok, gen_ids(g[k]), gen_count(g[k]), false))) {
+        if (r.gi[k] < 0) continue;
+        if (!(out->text[k] = run_text(tok, &r, k, false))) {
             svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
             goto done;
         }
-        if (p->q.n_logprobs > 0) out->logprobs[k] = logprobs_json(tok, g[k]);
+        if (p->q.n_logprobs > 0) out->logprobs[k] = logprobs_json(tok, r.g[r.gi[k]], r.row[k]);
     }
     rc = 0;
 done:
-    gen_free(g[0]);
-    gen_free(g[1]);
+    for (int i = 0; i < r.ng; i++) gen_free(r.g[i]);
     if (rc) steer_out_free(out);
     return rc;
 }
