@@ -4,7 +4,7 @@
  * scores are written in one statement tagged with the job id, so a job killed mid-way and
  * resumed skips what it finished, and a re-run replaces only what autointerp jobs wrote for
  * the same method and explainer model. Cancellation is looked up at most every 200 ms while
- * requests go out, so a cancelled job sends at most one more request per thread. */
+ * requests go out (in flight too), so a cancelled job abandons its requests and sends no more. */
 #include "server/job_autointerp.h"
 
 #include <inttypes.h>

@@ -42,6 +42,15 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
     return n;
 }
 
+/* libcurl's progress callback: a job told to stop (cancel, shutdown) abandons the request in
+ * flight instead of waiting up to SAED_LLM_TIMEOUT for it. */
+static int on_xfer(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    llm_client *c = ud;
+    return c->o.stop && c->o.stop(c->o.stop_ud);
+}
+
 int llm_wants_completion_tokens(const char *m)
 {
     if (!m) return 0;
@@ -129,12 +138,19 @@ int llm_chat(llm_client *c, json_t *messages, const llm_params *p, char **conten
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         CURLcode cc = curl_easy_perform(h);
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         curl_slist_free_all(hd);
         free(body);
         int transient = 0;
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+            free(rb.s);
+            return LLM_STOPPED;
+        }
         if (cc != CURLE_OK) {
             snprintf(err, errlen, "%s: %s", c->url, curl_easy_strerror(cc));
             transient = 1;
