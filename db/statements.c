@@ -627,6 +627,53 @@ const db_statement db_statements[DB_N_STMTS] = {
         " \"explanationScoreModelName\" text, \"initiatedByUserId\" text, \"jsonDetails\" text))"
         " SELECT (SELECT count(*) FROM up WHERE inserted), (SELECT count(*) FROM (SELECT id FROM up WHERE NOT inserted"
         " UNION SELECT id FROM sc WHERE id NOT IN (SELECT id FROM up WHERE inserted)) u)", 1, 0},
+
+    /* ---- autointerp (server/job_autointerp.c) ---- */
+    /* Features of the range that have stored examples and no explanation of this job yet. */
+    [DB_AI_TODO] = {"ai_todo",
+        "SELECT f.\"indexInt\" FROM features f WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.\"indexInt\" >= $3"
+        " AND f.\"indexInt\" < $4 AND EXISTS (SELECT 1 FROM activations a WHERE a.\"modelId\" = f.\"modelId\""
+        " AND a.layer = f.layer AND a.index = f.index) AND NOT EXISTS (SELECT 1 FROM explanations e WHERE"
+        " e.\"jobId\" = $5::bigint AND e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index)"
+        " ORDER BY f.\"indexInt\"", 5, 1},
+    /* One feature's inputs: its top positive logits and stored examples, strongest first,
+     * one per distinct text. */
+    [DB_AI_FEATURE] = {"ai_feature",
+        "SELECT json_build_object('pos_str', f.pos_str, 'acts', (SELECT coalesce(json_agg(json_build_object('tokens',"
+        " x.tokens, 'values', x.values) ORDER BY x.\"maxValue\" DESC, x.id), '[]') FROM (SELECT DISTINCT ON (a.tokens)"
+        " a.id, a.tokens, a.values, a.\"maxValue\" FROM activations a WHERE a.\"modelId\" = f.\"modelId\" AND a.layer = f.layer"
+        " AND a.index = f.index ORDER BY a.tokens, a.\"maxValue\" DESC) x))::text FROM features f"
+        " WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.index = $3", 3, 1},
+    /* Negatives: windows stored for other features of the SAE whose text is not among this
+     * feature's examples, in a fixed pseudo-random order. */
+    [DB_AI_NEGATIVES] = {"ai_negatives",
+        "SELECT coalesce(json_agg(x.tokens), '[]')::text FROM (SELECT a.tokens FROM activations a"
+        " WHERE a.\"modelId\" = $1 AND a.layer = $2 AND a.index <> $3 AND a.tokens NOT IN (SELECT b.tokens FROM activations b"
+        " WHERE b.\"modelId\" = $1 AND b.layer = $2 AND b.index = $3) ORDER BY md5(a.id || $3) LIMIT $4::int) x", 4, 1},
+    /* A job's explanation of one feature: replaces what autointerp jobs wrote for the same
+     * method and explainer model (never hand-written or imported rows), with its scores. */
+    [DB_AI_STORE] = {"ai_store",
+        "WITH d AS (DELETE FROM explanations WHERE \"modelId\" = $1 AND layer = $2 AND index = $3 AND \"jobId\" IS NOT NULL"
+        " AND \"typeName\" = $5 AND \"explanationModelName\" = $6),"
+        " e AS (INSERT INTO explanations (\"modelId\", layer, index, description, \"typeName\", \"explanationModelName\","
+        " \"authorId\", \"scoreV1\", \"scoreV2\", \"jobId\") VALUES ($1, $2, $3, $4, $5, $6, 'saed-autointerp', 0, $7::float8,"
+        " $8::bigint) RETURNING id),"
+        " sc AS (INSERT INTO explanation_scores (\"explanationId\", value, \"explanationScoreTypeName\", \"explanationScoreModelName\","
+        " \"jsonDetails\") SELECT e.id, x.value, x.t, x.m, x.j FROM e, json_to_recordset(coalesce($9::json, '[]')) AS"
+        " x(value float8, t text, m text, j text) RETURNING id)"
+        " SELECT e.id, (SELECT count(*) FROM sc) FROM e", 9, 0},
+    [DB_JOB_GET_KIND] = {"job_get_kind",
+        "SELECT row_to_json(v)::text FROM (SELECT id, kind, state, priority, payload, progress, attempt,"
+        " max_attempts AS \"maxAttempts\", \"modelId\", \"saeId\", worker_id AS \"workerId\","
+        " cancel_requested AS \"cancelRequested\", errors,"
+        " errors -> -1 ->> 'error' AS \"lastError\", created_at AS \"createdAt\", started_at AS \"startedAt\","
+        " finished_at AS \"finishedAt\", run_after AS \"runAfter\" FROM jobs WHERE id = $1 AND kind = $2) v", 2, 1},
+    [DB_JOB_LIST_KIND] = {"job_list_kind",
+        "SELECT coalesce(json_agg(v ORDER BY v.id DESC), '[]')::text FROM (SELECT id, kind, state, priority, progress,"
+        " attempt, max_attempts AS \"maxAttempts\", \"modelId\", \"saeId\", errors -> -1 ->> 'error' AS \"lastError\","
+        " created_at AS \"createdAt\", started_at AS \"startedAt\", finished_at AS \"finishedAt\" FROM jobs"
+        " WHERE kind = $6 AND ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR \"modelId\" = $2)"
+        " AND ($3::text IS NULL OR \"saeId\" = $3) ORDER BY id DESC LIMIT $4 OFFSET $5) v", 6, 1},
 #undef RA_TS
 #undef RA_NEURON_COLS
 #undef RA_ACTIVATIONS

@@ -76,6 +76,13 @@ enum db_stmt {
     DB_STEER_GET,
     DB_STEER_CHAT_FIND,
     DB_STEER_CHAT_STORE,
+    /* autointerp (server/job_autointerp.c) */
+    DB_AI_TODO,
+    DB_AI_FEATURE,
+    DB_AI_NEGATIVES,
+    DB_AI_STORE,
+    DB_JOB_GET_KIND,
+    DB_JOB_LIST_KIND,
     DB_N_STMTS
 };
 

@@ -29,6 +29,15 @@ void h_jobs_get(http_req *r);
 void h_jobs_list(http_req *r);
 void h_jobs_cancel(http_req *r);
 void h_export_dashboards(http_req *r);
+/* AutoInterp (jobs.c, autointerp.c). */
+void h_ai_jobs_create(http_req *r);
+void h_ai_jobs_get(http_req *r);
+void h_ai_jobs_list(http_req *r);
+void h_ai_jobs_cancel(http_req *r);
+void h_explanation_score(http_req *r);
+void h_v1_explain_default(http_req *r);
+void h_v1_score_fuzz_detection(http_req *r);
+void h_v1_score_embedding(http_req *r);
 /* Compute routes (run on the compute pool; no API key, like Neuronpedia's). */
 void h_activation_new(http_req *r);
 void h_search_all(http_req *r);

@@ -21,6 +21,17 @@ const http_route http_routes[] = {
     {"POST", "/api/dashboard-jobs", h_jobs_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     {"GET", "/api/dashboard-jobs/{id}", h_jobs_get, ROUTE_SCHEMA},
     {"POST", "/api/dashboard-jobs/{id}/cancel", h_jobs_cancel, ROUTE_AUTH | ROUTE_SCHEMA},
+    /* AutoInterp: jobs like the dashboard jobs; the scoring routes spend LLM requests, so the
+     * saed one needs a key; Neuronpedia's autointerp-server routes carry the caller's own
+     * LLM key (openrouterKey) and ask only the configured SAED_LLM_BASE_URL, so they are open. */
+    {"GET", "/api/autointerp-jobs", h_ai_jobs_list, ROUTE_SCHEMA},
+    {"POST", "/api/autointerp-jobs", h_ai_jobs_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
+    {"GET", "/api/autointerp-jobs/{id}", h_ai_jobs_get, ROUTE_SCHEMA},
+    {"POST", "/api/autointerp-jobs/{id}/cancel", h_ai_jobs_cancel, ROUTE_AUTH | ROUTE_SCHEMA},
+    {"POST", "/api/explanation/score", h_explanation_score, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
+    {"POST", "/v1/explain/default", h_v1_explain_default, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/v1/score/fuzz-detection", h_v1_score_fuzz_detection, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/v1/score/embedding", h_v1_score_embedding, ROUTE_JSON | ROUTE_SCHEMA},
     /* Like the SAE export: reads and compresses every stored row of the SAE, so a key is needed. */
     {"GET", "/api/export/{modelId}/{saeId}", h_export_dashboards, ROUTE_AUTH | ROUTE_SCHEMA},
     /* Live activations and searches: open like upstream's (a key, valid or not, is ignored);

@@ -80,6 +80,23 @@ static const cfg_option options[] = {
      "apply pending migrations when `saed serve` starts"},
     {"feature-cache", "SAED_FEATURE_CACHE", T_SIZE, "256M", 0, 1LL << 40, F(feature_cache),
      "memory for cached GET /api/feature responses (0 = no cache); kept true by database notifications"},
+    {"llm-base-url", "SAED_LLM_BASE_URL", T_STR, "", 0, 0, F(llm_base_url),
+     "OpenAI-compatible server (POST {url}/v1/chat/completions) used by the scoring routes when a request names "
+     "none, and by /v1/explain/default and /v1/score/fuzz-detection; autointerp jobs name their own"},
+    {"llm-model", "SAED_LLM_MODEL", T_STR, "", 0, 0, F(llm_model),
+     "model asked on SAED_LLM_BASE_URL when a request names none"},
+    {"llm-key-envs", "SAED_LLM_KEY_ENVS", T_STR, "OPENAI_API_KEY,OPENROUTER_API_KEY", 0, 0, F(llm_key_envs),
+     "comma-separated environment variables that a job's apiKeyEnv may name (the key itself is never stored)"},
+    {"llm-key-file", "SAED_LLM_KEY_FILE", T_STR, "", 0, 0, F(llm_key_file),
+     "file holding the LLM API key used when a request names no apiKeyEnv (empty: no key sent)"},
+    {"llm-timeout", "SAED_LLM_TIMEOUT", T_INT, "120", 1, 3600, F(llm_timeout_s),
+     "seconds one LLM request may take before it is abandoned and retried"},
+    {"llm-retries", "SAED_LLM_RETRIES", T_INT, "4", 0, 20, F(llm_retries),
+     "retries of an LLM request after 429, 5xx or a transport failure (backoff 0.5 s doubling, or Retry-After)"},
+    {"llm-max-requests", "SAED_LLM_MAX_REQUESTS", T_INT, "200000", 1, 2000000000, F(llm_max_requests),
+     "most LLM requests one autointerp job attempt may send (a job's maxRequests may only lower it)"},
+    {"llm-max-tokens", "SAED_LLM_MAX_TOKENS", T_INT, "200000000", 1, 2000000000, F(llm_max_tokens),
+     "most LLM tokens (the servers' usage.total_tokens) one autointerp job attempt may spend (maxTokens may lower it)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

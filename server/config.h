@@ -43,6 +43,15 @@ typedef struct saed_config {
     bool insecure;
     bool migrate;
     long long feature_cache;    /* bytes */
+    /* AutoInterp's LLM access (server/llm_client.h) */
+    char llm_base_url[512];     /* default OpenAI-compatible server for the scoring routes */
+    char llm_model[256];
+    char llm_key_envs[1024];    /* comma-separated environment variables a request may name */
+    char llm_key_file[1024];
+    int llm_timeout_s;
+    int llm_retries;
+    int llm_max_requests;       /* per job */
+    int llm_max_tokens;         /* per job */
 } saed_config;
 
 /* Fills cfg from defaults, then the environment, then argv (flags only; positional arguments

@@ -33,6 +33,10 @@ typedef struct job_ctx {
 /* Returns 0 to go on, 1 when the job was cancelled or its lease was lost (the runner stops). */
 int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t tokens);
 
+/* Heartbeats with a runner's own progress JSON: at most every lease/3 (5 s at most) unless
+ * force. 0 to go on, 1 to stop, as job_progress. */
+int job_heartbeat_json(job_ctx *c, const char *progress_json, int force);
+
 /* Runner results. */
 enum { JOB_DONE = 0, JOB_STOPPED = 1, JOB_RETRY = -1, JOB_FATAL = -2 };
 
