@@ -38,13 +38,8 @@ static int kinds_literal(const char *const *kinds, char *buf, size_t n)
     return 0;
 }
 
-int jobs_claim(db_conn *c, const char *worker_id, int lease_s, const char *const *kinds, job *j)
+static int claimed(PGresult *r, job *j)
 {
-    char ls[16], kl[512];
-    memset(j, 0, sizeof *j);
-    if (kinds_literal(kinds, kl, sizeof kl)) return -1;
-    snprintf(ls, sizeof ls, "%d", lease_s);
-    PGresult *r = db_exec(c, DB_JOB_CLAIM, (const char *const[]){worker_id, ls, kl});
     int rc = db_kind(r) != DB_OK ? -1 : PQntuples(r) == 1;
     if (rc == 1) {
         j->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -56,6 +51,24 @@ int jobs_claim(db_conn *c, const char *worker_id, int lease_s, const char *const
     }
     PQclear(r);
     return rc;
+}
+
+int jobs_claim(db_conn *c, const char *worker_id, int lease_s, const char *const *kinds, job *j)
+{
+    char ls[16], kl[512];
+    memset(j, 0, sizeof *j);
+    if (kinds_literal(kinds, kl, sizeof kl)) return -1;
+    snprintf(ls, sizeof ls, "%d", lease_s);
+    return claimed(db_exec(c, DB_JOB_CLAIM, (const char *const[]){worker_id, ls, kl}), j);
+}
+
+int jobs_claim_id(db_conn *c, const char *worker_id, int lease_s, int64_t id, job *j)
+{
+    char ls[16], is[24];
+    memset(j, 0, sizeof *j);
+    snprintf(ls, sizeof ls, "%d", lease_s);
+    snprintf(is, sizeof is, "%lld", (long long)id);
+    return claimed(db_exec(c, DB_JOB_CLAIM_ID, (const char *const[]){worker_id, ls, is}), j);
 }
 
 void job_clear(job *j)

@@ -23,6 +23,8 @@ int jobs_enqueue(db_conn *c, const char *kind, const char *payload_json, int pri
                  const char *model_id, const char *sae_id, int64_t *id, enum db_kind *why);
 /* 1 = claimed into *j, 0 = nothing to do, -1 = database error. kinds: NULL-terminated. */
 int jobs_claim(db_conn *c, const char *worker_id, int lease_s, const char *const *kinds, job *j);
+/* The same for job id only, while it is available. */
+int jobs_claim_id(db_conn *c, const char *worker_id, int lease_s, int64_t id, job *j);
 void job_clear(job *j);
 /* 1 = still ours (*cancel set when cancellation was requested), 0 = lease lost, -1 = error. */
 int jobs_heartbeat(db_conn *c, const job *j, const char *worker_id, int lease_s, const char *progress_json, int *cancel);

@@ -87,6 +87,13 @@ const db_statement db_statements[DB_N_STMTS] = {
         " WHERE id = (SELECT id FROM jobs WHERE state = 'available' AND run_after <= now() AND kind = ANY($3::text[])"
         " ORDER BY priority DESC, run_after, id FOR UPDATE SKIP LOCKED LIMIT 1)"
         " RETURNING id, kind, payload::text, attempt, max_attempts", 3, 0},
+    /* That job, when it is still waiting (`saed autointerp` runs the job it queued itself). */
+    [DB_JOB_CLAIM_ID] = {"job_claim_id",
+        "UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = $1,"
+        " lease_expires_at = now() + make_interval(secs => $2::int), heartbeat_at = now(),"
+        " started_at = coalesce(started_at, now())"
+        " WHERE id = $3 AND state = 'available'"
+        " RETURNING id, kind, payload::text, attempt, max_attempts", 3, 0},
     /* Extends the lease of a job this worker still holds; no row = the lease was lost. */
     [DB_JOB_HEARTBEAT] = {"job_heartbeat",
         "UPDATE jobs SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $4::int),"

@@ -7,6 +7,7 @@
 #include "db/migrate.h"
 #include "gpu/backend.h"
 #include "gpu/cpu_kernels.h"
+#include "server/cmd_autointerp.h"
 #include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
 #include "server/config.h"
@@ -57,6 +58,8 @@ static void usage(FILE *f)
             "  import-explanations FILE\n"
             "                        load a Neuronpedia explanation batch file (JSON lines, optionally gzip'd,\n"
             "                        e.g. explanations/batch-0.jsonl.gz); re-importing it changes nothing\n"
+            "  autointerp --job FILE  queue an AutoInterp job (FILE: the JSON body of POST /api/autointerp-jobs,\n"
+            "                        - for stdin) and run it in this process; exit 0 when it completed\n"
             "  dashboards --model DIR --sae DIR --dataset PATH --out DIR [options; --help]\n"
             "                        generate dashboards in-process and write the exports\n"
             "  version               print the version and the compute backends available\n"
@@ -407,6 +410,8 @@ int main(int argc, char **argv)
             memmove(&av[0], &av[1], (size_t)(ac - 1) * sizeof *av);
             ac--;
         }
+    } else if (!strcmp(cmd, "autointerp")) {
+        path = take_flag(&ac, av, "--job", &missing);
     } else if (strcmp(cmd, "serve") && strcmp(cmd, "migrate") && strcmp(cmd, "worker")) {
         fprintf(stderr, "saed: unknown command '%s' (see saed --help)\n", cmd);
         return 2;
@@ -425,6 +430,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "export-sae")) rc = cmd_export_sae(&cfg, sr.model_id, sr.id, sr.path, fmt);
     else if (!strcmp(cmd, "export")) rc = cmd_export(&cfg, sr.model_id, sr.id, sr.path, fmt, batch);
     else if (!strcmp(cmd, "import-explanations")) rc = cmd_import_explanations(&cfg, path);
+    else if (!strcmp(cmd, "autointerp")) rc = cmd_autointerp(&cfg, path);
     else rc = cmd_import_model(&cfg, id, path, display);
     config_free(&cfg);
     return rc;

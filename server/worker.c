@@ -122,6 +122,8 @@ static int run_one(worker_pool *p, db_conn *db, const char *wid, int slot, job *
     return mark_failed(p, wid, &c, err);
 }
 
+int workers_run_job(worker_pool *p, db_conn *db, const char *worker_id, job *j) { return run_one(p, db, worker_id, 0, j); }
+
 static void *worker_main(void *arg)
 {
     worker_arg *a = arg;

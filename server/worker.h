@@ -44,6 +44,9 @@ enum { JOB_DONE = 0, JOB_STOPPED = 1, JOB_RETRY = -1, JOB_FATAL = -2 };
  * share with the compute routes; it must outlive the pool. */
 worker_pool *workers_start(const saed_config *cfg, const char *id_prefix, int n, struct engines *eng, char *err,
                            size_t errlen);
+/* Runs claimed job j on the calling thread as a worker of p would (n may be 0) and records
+ * its outcome; 1 when the compute device failed. */
+int workers_run_job(worker_pool *p, db_conn *db, const char *worker_id, job *j);
 void workers_wake(worker_pool *p);
 /* Stops claiming, lets running jobs notice at their next progress call, joins the threads. */
 void workers_stop(worker_pool *p);

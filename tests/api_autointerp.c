@@ -305,6 +305,45 @@ static void check_validation(srv *s, standin *st)
     json_decref(call(s, "GET", "/api/autointerp-jobs/999999", NULL, 404));
 }
 
+/* `saed autointerp --job FILE`: the same job, queued and run in that process; a bad job file is
+ * refused naming the field, with exit 2, and queues nothing. */
+static void check_cli(const char *url, standin *st)
+{
+    const char *bin = getenv("SAED_BIN") ? getenv("SAED_BIN") : "build/saed";
+    char path[] = "/tmp/saed-ai-job-XXXXXX", cmd[2048];
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "{\"modelId\":\"tiny-a\",\"saeId\":\"1-std\",\"method\":\"oai_token-act-pair\",\"featureRange\":[0,2],"
+               "\"explainer\":{\"baseUrl\":\"http://127.0.0.1:%d/v1\",\"model\":\"cli-model\"}}", standin_port(st));
+    fclose(f);
+    long long before = scalar(url, "SELECT count(*) FROM jobs");
+    snprintf(cmd, sizeof cmd, "DATABASE_URL='%s' %s autointerp --job %s > /tmp/saed-ai-cli.out 2>&1", url, bin, path);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(scalar(url, "SELECT count(*) FROM explanations WHERE \"explanationModelName\" = 'cli-model'"
+                              " AND \"jobId\" IS NOT NULL AND description = 'the word cat'"), 2);
+    CHECK_INT(scalar(url, "SELECT count(*) FROM jobs WHERE kind = 'autointerp' AND state = 'completed'"
+                              " AND payload->'explainer'->>'model' = 'cli-model'"), 1);
+    f = fopen(path, "w");
+    fputs("{\"modelId\":\"tiny-a\",\"saeId\":\"1-std\",\"method\":\"guess\"}", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "DATABASE_URL='%s' %s autointerp --job %s > /tmp/saed-ai-cli.out 2>&1", url, bin, path);
+    int rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+    CHECK_INT(scalar(url, "SELECT count(*) FROM jobs"), before + 1);
+    FILE *o = fopen("/tmp/saed-ai-cli.out", "r");
+    char out[1024] = "";
+    if (o) {
+        size_t n = fread(out, 1, sizeof out - 1, o);
+        out[n] = '\0';
+        fclose(o);
+    }
+    CHECK_CONTAINS(out, "method");
+    unlink(path);
+    unlink("/tmp/saed-ai-cli.out");
+}
+
 /* Killed mid-way, resumed by the next server; then a re-run replaces autointerp's rows only;
  * cancel; budget. */
 static void check_resume_cancel(srv *s, const char *url, const char *const *args, standin *st, script *sc, char *body, size_t bn)
@@ -396,6 +435,7 @@ TEST(api_autointerp)
     check_first_job(&s, url, st, &sc, body, sizeof body);
     check_other_methods(&s, url, st, &sc, body, sizeof body);
     check_validation(&s, st);
+    check_cli(url, st);
     check_resume_cancel(&s, url, args, st, &sc, body, sizeof body);
     CHECK_INT(srv_stop(&s), 0);
     unsetenv("OPENAI_API_KEY");
