@@ -8,6 +8,7 @@
 #include "gpu/backend.h"
 #include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
+#include "server/cmd_hub.h"
 #include "server/config.h"
 #include "server/engines.h"
 #include "server/explanations.h"
@@ -50,6 +51,9 @@ static void usage(FILE *f)
             "                        register a SAELens SAE folder for a registered model\n"
             "  export-sae --model ID --sae ID --out DIR [--format saelens-v6|saelens-v5]\n"
             "                        write a registered SAE back in SAELens layout + pretrained_saes.yaml\n"
+            "  pull --repo R [--revision REV] [--path P] [--include GLOB]...\n"
+            "                        download a Hugging Face Hub snapshot into the Hub cache (SAED_HF_CACHE),\n"
+            "                        pinned to the commit the Hub answers with; prints its folder as JSON\n"
             "  export --model ID --sae ID --out DIR [--format neuronpedia|saedashboard] [--features-per-batch N]\n"
             "                        write a registered SAE's stored dashboards (Neuronpedia bulk-import\n"
             "                        files, or SAEDashboard batches of N features, default 128)\n"
@@ -312,6 +316,7 @@ int main(int argc, char **argv)
     char **av = argv + 2;
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
     if (!strcmp(cmd, "dashboards")) return cmd_dashboards(ac, av);
+    if (!strcmp(cmd, "pull")) return cmd_pull(ac, av);
     if (!strcmp(cmd, "config-docs")) {
         config_print_markdown(stdout);
         return 0;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "server/job_dashboard.h"
+#include "server/job_pull.h"
 #include "server/log.h"
 
 #define BEAT_EVERY_S_MAX 5.0
@@ -45,19 +46,9 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t tokens)
+/* Heartbeat with a progress object; 1 when the runner should stop. */
+static int beat(job_ctx *c, const char *prog)
 {
-    if (atomic_load(&c->pool->stopping)) return c->stop = 1;
-    double t = now_s(), every = c->cfg->job_lease_s / 3.0;
-    if (every > BEAT_EVERY_S_MAX) every = BEAT_EVERY_S_MAX;
-    if (t - c->last_beat < every && done < total) return 0;
-    c->last_beat = t;
-    double el = t - c->started, rate = el > 0 ? tokens / el : 0;
-    double frac = total > 0 ? (double)done / total : 0, eta = frac > 0 ? el / frac - el : 0;
-    char prog[512];
-    snprintf(prog, sizeof prog,
-             "{\"phase\":\"%s\",\"promptsDone\":%lld,\"promptsTotal\":%lld,\"tokensPerSecond\":%.0f,\"etaSeconds\":%.0f}",
-             phase, (long long)done, (long long)total, rate, eta);
     int cancel = 0, rc = jobs_heartbeat(c->db, c->j, c->worker_id, c->cfg->job_lease_s, prog, &cancel);
     if (rc == 0) {
         log_warn("job %lld: lease lost (attempt %d); stopping", (long long)c->j->id, c->j->attempt);
@@ -66,6 +57,42 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
     }
     if (cancel) c->stop = 1;
     return cancel; /* a failed heartbeat (-1) is retried at the next call; the lease is 60 s */
+}
+
+/* Whether a heartbeat is due (at most every lease/3 s, and at the end). */
+static int beat_due(job_ctx *c, int last)
+{
+    double t = now_s(), every = c->cfg->job_lease_s / 3.0;
+    if (every > BEAT_EVERY_S_MAX) every = BEAT_EVERY_S_MAX;
+    if (t - c->last_beat < every && !last) return 0;
+    c->last_beat = t;
+    return 1;
+}
+
+int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t tokens)
+{
+    if (atomic_load(&c->pool->stopping)) return c->stop = 1;
+    if (!beat_due(c, done >= total)) return 0;
+    double el = now_s() - c->started, rate = el > 0 ? tokens / el : 0;
+    double frac = total > 0 ? (double)done / total : 0, eta = frac > 0 ? el / frac - el : 0;
+    char prog[512];
+    snprintf(prog, sizeof prog,
+             "{\"phase\":\"%s\",\"promptsDone\":%lld,\"promptsTotal\":%lld,\"tokensPerSecond\":%.0f,\"etaSeconds\":%.0f}",
+             phase, (long long)done, (long long)total, rate, eta);
+    return beat(c, prog);
+}
+
+int job_progress_bytes(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t fetched)
+{
+    if (atomic_load(&c->pool->stopping)) return c->stop = 1;
+    if (!beat_due(c, done >= total)) return 0;
+    double el = now_s() - c->started, rate = el > 0 ? fetched / el : 0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0;
+    char prog[512];
+    snprintf(prog, sizeof prog,
+             "{\"phase\":\"%s\",\"bytesDone\":%lld,\"bytesTotal\":%lld,\"bytesPerSecond\":%.0f,\"etaSeconds\":%.0f}",
+             phase, (long long)done, (long long)total, rate, eta);
+    return beat(c, prog);
 }
 
 /* After the job is handed back (so that /readyz saying so means the job already waits for
@@ -88,7 +115,8 @@ static int run_one(worker_pool *p, db_conn *db, const char *wid, int slot, job *
                  .last_beat = now_s(), .started = now_s(), .slot = slot};
     char err[1024] = "";
     log_info("job %lld (%s) attempt %d/%d started by %s", (long long)j->id, j->kind, j->attempt, j->max_attempts, wid);
-    int r = !strcmp(j->kind, "dashboard") ? job_dashboard_run(&c, err, sizeof err) : JOB_FATAL;
+    int r = !strcmp(j->kind, "dashboard") ? job_dashboard_run(&c, err, sizeof err)
+            : !strcmp(j->kind, JOB_PULL_KIND) ? job_pull_run(&c, err, sizeof err) : JOB_FATAL;
     if (r == JOB_FATAL && !err[0]) snprintf(err, sizeof err, "no runner for job kind '%s'", j->kind);
     char st[32] = "";
     if (r == JOB_DONE) {
@@ -117,7 +145,7 @@ static void *worker_main(void *arg)
     char wid[340];
     snprintf(wid, sizeof wid, "%s:%d", p->prefix, a->index);
     db_pool *pool = db_pool_create(p->cfg->database_url, 1);
-    static const char *const kinds[] = {"dashboard", NULL};
+    static const char *const kinds[] = {"dashboard", JOB_PULL_KIND, NULL};
     double last_sweep = 0;
     int failed = 0;
     while (pool && !atomic_load(&p->stopping)) {

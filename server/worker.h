@@ -33,6 +33,10 @@ typedef struct job_ctx {
 /* Returns 0 to go on, 1 when the job was cancelled or its lease was lost (the runner stops). */
 int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t tokens);
 
+/* The same for a transfer: bytes done of total, and the rate (bytes/s over this attempt's
+ * fetched bytes, those not already cached) with the ETA it gives. */
+int job_progress_bytes(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t fetched);
+
 /* Runner results. */
 enum { JOB_DONE = 0, JOB_STOPPED = 1, JOB_RETRY = -1, JOB_FATAL = -2 };
 
