@@ -29,6 +29,7 @@ void h_saes_create(http_req *r);
 void h_saes_get(http_req *r);
 void h_saes_delete(http_req *r);
 void h_saes_export(http_req *r);
+void h_saes_push(http_req *r);
 void h_jobs_create(http_req *r);
 void h_jobs_get(http_req *r);
 void h_jobs_list(http_req *r);

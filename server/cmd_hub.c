@@ -1,5 +1,5 @@
-/* cmd_hub.c: see cmd_hub.h. `saed pull` runs hub_pull, the code of the API's pull jobs,
- * in-process (no database). */
+/* cmd_hub.c: see cmd_hub.h. Same code as the API: `saed pull` runs hub_pull (the pull jobs'
+ * download) in-process without a database, `saed push-sae` runs hub_push_sae on the registry. */
 #include "server/cmd_hub.h"
 
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include "server/config.h"
 #include "server/hub_cache.h"
 #include "server/hub_pull.h"
+#include "server/hub_push.h"
 #include "server/job_pull.h"
 
 #define MAX_INCLUDE 64
@@ -69,6 +70,17 @@ static const char *flag(int *argc, char **argv, const char *name, int *missing)
     return NULL;
 }
 
+static int swtch(int *argc, char **argv, const char *name)
+{
+    for (int i = 0; i < *argc; i++)
+        if (!strcmp(argv[i], name)) {
+            memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i - 1) * sizeof *argv);
+            (*argc)--;
+            return 1;
+        }
+    return 0;
+}
+
 int cmd_pull(int argc, char **argv)
 {
     int missing = 0;
@@ -105,6 +117,51 @@ int cmd_pull(int argc, char **argv)
         printf("{\"repo\":\"%s\",\"commit\":\"%s\",\"path\":\"%s\",\"files\":%d,\"bytes\":%lld,\"bytesDownloaded\":%lld}\n",
                q.repo, got.commit, got.dir, got.nfiles, (long long)got.bytes, (long long)got.downloaded);
         rc = 0;
+    }
+    config_free(&cfg);
+    return rc;
+}
+
+int cmd_push_sae(int argc, char **argv)
+{
+    int missing = 0;
+    hub_push_req q = {0};
+    q.model_id = flag(&argc, argv, "--model", &missing);
+    q.sae_id = flag(&argc, argv, "--sae", &missing);
+    q.repo = flag(&argc, argv, "--repo", &missing);
+    q.path = flag(&argc, argv, "--path", &missing);
+    q.revision = flag(&argc, argv, "--revision", &missing);
+    q.dashboard_url = flag(&argc, argv, "--dashboard-url", &missing);
+    q.is_private = swtch(&argc, argv, "--private");
+    q.create_pr = swtch(&argc, argv, "--create-pr");
+    if (missing || !q.model_id || !q.sae_id || !q.repo) {
+        fprintf(stderr, "saed push-sae: --model ID --sae ID --repo R are required "
+                        "([--path P] [--revision REV] [--private] [--create-pr] [--dashboard-url URL])\n");
+        return 2;
+    }
+    saed_config cfg;
+    char err[1024];
+    if (config_load(&cfg, argc, argv, err, sizeof err)) {
+        fprintf(stderr, "saed push-sae: invalid configuration: %s\n", err);
+        return 2;
+    }
+    int rc = 1;
+    db_conn *c = db_connect(cfg.database_url, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "saed push-sae: cannot connect to the database (DATABASE_URL): %s\n", err);
+    } else {
+        hub_conn h;
+        hub_conn_from_config(&h, &cfg);
+        char *json = NULL;
+        svc_err e;
+        if (hub_push_sae(c, &h, &q, &json, &e)) {
+            fprintf(stderr, "saed push-sae: %s\n", e.msg);
+        } else {
+            printf("%s\n", json);
+            rc = 0;
+        }
+        free(json);
+        db_close(c);
     }
     config_free(&cfg);
     return rc;

@@ -54,6 +54,10 @@ static void usage(FILE *f)
             "  pull --repo R [--revision REV] [--path P] [--include GLOB]...\n"
             "                        download a Hugging Face Hub snapshot into the Hub cache (SAED_HF_CACHE),\n"
             "                        pinned to the commit the Hub answers with; prints its folder as JSON\n"
+            "  push-sae --model ID --sae ID --repo ORG/NAME [--path P] [--revision BRANCH] [--private] [--create-pr]\n"
+            "           [--dashboard-url URL]\n"
+            "                        push a registered SAE's SAELens export to a Hub repo with a model card\n"
+            "                        section and its pretrained_saes.yaml entry (needs HF_TOKEN)\n"
             "  export --model ID --sae ID --out DIR [--format neuronpedia|saedashboard] [--features-per-batch N]\n"
             "                        write a registered SAE's stored dashboards (Neuronpedia bulk-import\n"
             "                        files, or SAEDashboard batches of N features, default 128)\n"
@@ -317,6 +321,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
     if (!strcmp(cmd, "dashboards")) return cmd_dashboards(ac, av);
     if (!strcmp(cmd, "pull")) return cmd_pull(ac, av);
+    if (!strcmp(cmd, "push-sae")) return cmd_push_sae(ac, av);
     if (!strcmp(cmd, "config-docs")) {
         config_print_markdown(stdout);
         return 0;

@@ -2,7 +2,8 @@
  * PostgreSQL against the stand-in Hub (tests/hubd.h) over loopback. Pull jobs, the cache
  * layout, resume after a cut connection, sha256 verification, sharded checkpoints, gated
  * repos with and without HF_TOKEN, 404s, 5xx retries, revisions pinned to the commit, and no
- * registration after any failure. */
+ * registration after any failure; pushing SAEs (repo create, preupload, LFS, NDJSON commit,
+ * model card, pretrained_saes.yaml, pull requests). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "server/sha256.h"
+#include "server/yaml_json.h"
 #include "tests/hubd.h"
 #include "tests/srv.h"
 #include "tests/t.h"
@@ -300,6 +302,155 @@ TEST(api_hub_pull_failures_register_nothing)
     rc = saed_run((const char *const[]){"pull", "--hf-endpoint", ep, NULL}, out, sizeof out, err, sizeof err);
     CHECK_INT(rc, 2);
     hubd_stop(h);
+    snprintf(p, sizeof p, "rm -rf '%s'", cache);
+    if (system(p)) {}
+}
+
+/* Count of needle in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+TEST(api_hub_push_sae)
+{
+    hubd *h = hubd_start();
+    CHECK(h != NULL);
+    if (!h) return;
+    hubd_write_token(h, "hf_write_token_abcdef");
+    char cache[] = "/tmp/saed-hfcache-XXXXXX", url[512];
+    CHECK(mkdtemp(cache) != NULL);
+    srv s;
+    if (srv_fresh(&s, url, sizeof url, (const char *const[]){"--migrate", "--data-roots", "tests/data", "--workers", "0",
+                                                             "--hf-endpoint", hubd_endpoint(h), "--hf-cache", cache,
+                                                             "--hf-token", "hf_write_token_abcdef", NULL})) {
+        hubd_stop(h);
+        return;
+    }
+    resp r;
+    http(&s, "POST", "/api/models", NULL, "{\"id\":\"tiny-a\",\"path\":\"tests/data/models/tiny-a\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-jumprelu\",\"setName\":\"jr\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-topk\",\"setName\":\"topk\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+
+    /* The first SAE: the repo is created, weights go through LFS, the rest inline. */
+    http(&s, "POST", "/api/saes/tiny-a/1-jr/push", NULL,
+         "{\"repo\":\"me/tiny-saes\",\"path\":\"blocks.1/jr\",\"dashboardUrl\":\"https://np.example/tiny\"}", &r);
+    CHECK_INT(r.status, 200);
+    json_t *j = resp_json(&r);
+    CHECK_STR(json_string_value(json_object_get(j, "repoId")), "me/tiny-saes");
+    CHECK_STR(json_string_value(json_object_get(j, "release")), "tiny-saes");
+    CHECK(json_is_null(json_object_get(j, "pullRequestUrl")));
+    CHECK_INT(strlen(json_string_value(json_object_get(j, "commitOid")) ?: ""), 40);
+    json_t *files = json_object_get(j, "files");
+    CHECK_INT(json_array_size(files), 4); /* cfg.json, weights, README.md, pretrained_saes.yaml (no density yet) */
+    json_decref(j);
+    resp_free(&r);
+    int lfs = -1;
+    size_t size = 0;
+    char *w = hubd_text(h, "me/tiny-saes", "blocks.1/jr/sae_weights.safetensors", &lfs, &size);
+    CHECK(w != NULL);
+    CHECK_INT(lfs, 1);
+    CHECK(size > 200000);
+    free(w);
+    char *cfg = hubd_text(h, "me/tiny-saes", "blocks.1/jr/cfg.json", &lfs, NULL);
+    CHECK_INT(lfs, 0);
+    CHECK_CONTAINS(cfg, "\"architecture\": \"jumprelu\"");
+    free(cfg);
+    CHECK_INT(hubd_uploads_with_auth(h), 0);
+    CHECK_CONTAINS(hubd_last_summary(h), "Upload SAE blocks.1/jr (tiny-a/1-jr)");
+    char *card = hubd_text(h, "me/tiny-saes", "README.md", NULL, NULL);
+    CHECK_CONTAINS(card, "library_name: saelens");
+    CHECK_CONTAINS(card, "| hook | `blocks.1.hook_resid_pre` |");
+    CHECK_CONTAINS(card, "| architecture | jumprelu |");
+    CHECK_CONTAINS(card, "| d_sae | 512 |");
+    CHECK_CONTAINS(card, "| L0 | 0 |");
+    CHECK_CONTAINS(card, "[tiny-a/1-jr](https://np.example/tiny/tiny-a/1-jr)");
+    free(card);
+
+    /* The second SAE of the release, from the CLI: same repo, same card, same release. */
+    char out[4096], err[4096];
+    const char *ep = hubd_endpoint(h);
+    int rc = saed_run((const char *const[]){"push-sae", "--model", "tiny-a", "--sae", "1-topk", "--repo", "me/tiny-saes", "--path",
+                                            "blocks.1/topk", "--database-url", url, "--hf-endpoint", ep, "--hf-token",
+                                            "hf_write_token_abcdef", NULL},
+                      out, sizeof out, err, sizeof err);
+    CHECK_INT(rc, 0);
+    CHECK_CONTAINS(out, "\"path\":\"blocks.1/topk\"");
+    /* Pushed again: its section and entry are replaced, not repeated. */
+    http(&s, "POST", "/api/saes/tiny-a/1-jr/push", NULL, "{\"repo\":\"me/tiny-saes\",\"path\":\"blocks.1/jr\"}", &r);
+    CHECK_INT(r.status, 200);
+    resp_free(&r);
+    card = hubd_text(h, "me/tiny-saes", "README.md", NULL, NULL);
+    CHECK_INT(count_of(card, "<!-- saed:sae blocks.1/jr -->"), 1);
+    CHECK_INT(count_of(card, "<!-- saed:sae blocks.1/topk -->"), 1);
+    CHECK_INT(count_of(card, "library_name: saelens"), 1);
+    CHECK_CONTAINS(card, "| architecture | topk |");
+    free(card);
+    char *y = hubd_text(h, "me/tiny-saes", "pretrained_saes.yaml", NULL, NULL);
+    char yerr[200];
+    json_t *doc = y ? yaml_to_json(y, strlen(y), yerr, sizeof yerr) : NULL;
+    json_t *rel = json_object_get(doc, "tiny-saes");
+    CHECK_INT(json_object_size(doc), 1);
+    CHECK_STR(json_string_value(json_object_get(rel, "repo_id")), "me/tiny-saes");
+    CHECK(json_is_null(json_object_get(rel, "conversion_func")));
+    json_t *saes = json_object_get(rel, "saes");
+    CHECK_INT(json_array_size(saes), 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(saes, 0), "path")), "blocks.1/jr");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(saes, 0), "id")), "blocks.1.hook_resid_pre");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(saes, 0), "neuronpedia")), "tiny-a/1-jr");
+    CHECK(json_is_number(json_object_get(json_array_get(saes, 0), "l0")));
+    CHECK_STR(json_string_value(json_object_get(json_array_get(saes, 1), "path")), "blocks.1/topk");
+    json_decref(doc);
+    free(y);
+
+    /* As a pull request: main keeps its two entries, the PR has three. */
+    http(&s, "POST", "/api/saes", NULL, "{\"modelId\":\"tiny-a\",\"path\":\"tests/data/sae/tiny-a-res-standard\",\"setName\":\"std\"}", &r);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes/tiny-a/1-std/push", NULL, "{\"repo\":\"me/tiny-saes\",\"path\":\"blocks.1/std\",\"createPr\":true}", &r);
+    CHECK_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "/me/tiny-saes/discussions/1\"");
+    resp_free(&r);
+    y = hubd_text(h, "me/tiny-saes", "pretrained_saes.yaml", NULL, NULL);
+    CHECK_INT(count_of(y, "path:"), 2);
+    free(y);
+    y = hubd_text(h, "me/tiny-saes@pr/1", "pretrained_saes.yaml", NULL, NULL);
+    CHECK_INT(count_of(y, "path:"), 3);
+    CHECK_CONTAINS(y, "\"blocks.1/std\"");
+    free(y);
+
+    /* Refusals: unknown SAE, bad repo id, and a token without write access (the Hub's 403). */
+    http(&s, "POST", "/api/saes/tiny-a/9-none/push", NULL, "{\"repo\":\"me/tiny-saes\"}", &r);
+    CHECK_INT(r.status, 404);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes/tiny-a/1-jr/push", NULL, "{\"repo\":\"me/../x\"}", &r);
+    CHECK_INT(r.status, 400);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes/tiny-a/1-jr/push", NULL, "{\"path\":\"x\"}", &r);
+    CHECK_INT(r.status, 400);
+    CHECK_CONTAINS(r.body, "repo: required");
+    resp_free(&r);
+    rc = saed_run((const char *const[]){"push-sae", "--model", "tiny-a", "--sae", "1-jr", "--repo", "me/other", "--database-url", url,
+                                        "--hf-endpoint", ep, "--hf-token", "hf_read_only_token_1", NULL},
+                  out, sizeof out, err, sizeof err);
+    CHECK_INT(rc, 1);
+    CHECK_CONTAINS(err, "creating repo me/other: forbidden");
+    rc = saed_run((const char *const[]){"push-sae", "--model", "tiny-a", "--sae", "1-jr", "--repo", "me/other", "--database-url", url,
+                                        "--hf-endpoint", ep, NULL},
+                  out, sizeof out, err, sizeof err);
+    CHECK_INT(rc, 1);
+    CHECK_CONTAINS(err, "needs HF_TOKEN");
+    CHECK(hubd_text(h, "me/other", "README.md", NULL, NULL) == NULL);
+    CHECK_INT(srv_stop(&s), 0);
+    hubd_stop(h);
+    char p[700];
     snprintf(p, sizeof p, "rm -rf '%s'", cache);
     if (system(p)) {}
 }

@@ -9,10 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "server/base64.h"
 #include "server/sha256.h"
 
-#define MAX_REPOS 12
+#define MAX_REPOS 16
 #define MAX_FILES 16
+#define MAX_PENDING 16
 #define MAX_LOG 1024
 
 typedef struct hfile {
@@ -41,7 +45,17 @@ struct hubd {
     int nlog;
     char *ranges[MAX_LOG];
     int nranges;
+    char write_token[64];
+    struct { char oid[65]; unsigned char *data; size_t size; int verified; } pending[MAX_PENDING];
+    int npending, uploads_with_auth, npr;
+    char last_summary[512];
 };
+
+/* A request body being received. */
+typedef struct body {
+    char *buf;
+    size_t len;
+} body;
 
 static hrepo *repo_of(hubd *h, const char *id)
 {
@@ -229,19 +243,292 @@ static enum MHD_Result storage(hubd *h, struct MHD_Connection *c, const char *sh
     return send_json(c, 404, "{\"error\":\"no such object\"}", NULL);
 }
 
+
+/* ---- push: repo create, preupload, LFS batch/upload/verify, commit ---- */
+
+static enum MHD_Result need_write(hubd *h, struct MHD_Connection *c, int *refused)
+{
+    const char *t = bearer(c);
+    *refused = 1;
+    if (!t) return send_json(c, 401, "{\"error\":\"Invalid credentials in Authorization header\"}", NULL);
+    if (strcmp(t, h->write_token)) return send_json(c, 403, "{\"error\":\"You don't have the rights to create a model under this namespace\"}", NULL);
+    *refused = 0;
+    return MHD_YES;
+}
+
+static void commit_id(const char *prev, const char *salt, char out[41])
+{
+    sha256_ctx c;
+    char hex[65];
+    sha256_init(&c);
+    sha256_update(&c, prev, strlen(prev));
+    sha256_update(&c, salt, strlen(salt));
+    sha256_final_hex(&c, hex);
+    memcpy(out, hex, 40);
+    out[40] = '\0';
+}
+
+static enum MHD_Result repo_create(hubd *h, struct MHD_Connection *c, const body *b)
+{
+    int refused;
+    enum MHD_Result k = need_write(h, c, &refused);
+    if (refused) return k;
+    json_t *j = json_loadb(b->buf ? b->buf : "", b->len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "name")), *org = json_string_value(json_object_get(j, "organization"));
+    char id[128], out[300];
+    snprintf(id, sizeof id, "%s%s%s", org ? org : "", org ? "/" : "", name ? name : "");
+    json_decref(j);
+    if (!name) return send_json(c, 400, "{\"error\":\"name is required\"}", NULL);
+    snprintf(out, sizeof out, "{\"error\":\"You already created this model repo\",\"url\":\"%s/%s\"}", h->ep, id);
+    if (repo_of(h, id)) return send_json(c, 409, out, NULL);
+    if (h->nr >= MAX_REPOS) return send_json(c, 500, "{\"error\":\"full\"}", NULL);
+    hrepo *r = &h->r[h->nr++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    commit_id(id, "init", r->commit);
+    snprintf(out, sizeof out, "{\"url\":\"%s/%s\",\"name\":\"%s\"}", h->ep, id, id);
+    return send_json(c, 200, out, NULL);
+}
+
+static enum MHD_Result preupload(hubd *h, struct MHD_Connection *c, const body *b)
+{
+    (void)h;
+    json_t *j = json_loadb(b->buf ? b->buf : "", b->len, 0, NULL), *out = json_array(), *f;
+    size_t i;
+    json_array_foreach(json_object_get(j, "files"), i, f) {
+        const char *path = json_string_value(json_object_get(f, "path")), *sample = json_string_value(json_object_get(f, "sample"));
+        size_t n = 0, pl = path ? strlen(path) : 0;
+        unsigned char *d = sample ? base64_decode(sample, strlen(sample), &n) : NULL;
+        /* The Hub's rule: .gitattributes LFS patterns (*.safetensors), files over 10 MB, binary samples. */
+        int lfs = (pl > 12 && !strcmp(path + pl - 12, ".safetensors")) || json_integer_value(json_object_get(f, "size")) > 10000000 ||
+                  (d && memchr(d, 0, n));
+        free(d);
+        json_array_append_new(out, json_pack("{s:s,s:s,s:b}", "path", path ? path : "", "uploadMode", lfs ? "lfs" : "regular",
+                                             "shouldIgnore", 0));
+    }
+    json_decref(j);
+    json_t *res = json_pack("{s:o}", "files", out);
+    char *t = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    enum MHD_Result k = send_json(c, 200, t, NULL);
+    free(t);
+    return k;
+}
+
+static int have_oid(hubd *h, const char *oid)
+{
+    for (int i = 0; i < h->nr; i++)
+        for (int j = 0; j < h->r[i].nf; j++)
+            if (h->r[i].f[j].lfs && !strcmp(h->r[i].f[j].sha, oid)) return 1;
+    return 0;
+}
+
+static enum MHD_Result lfs_batch(hubd *h, struct MHD_Connection *c, const char *repo, const body *b)
+{
+    int refused;
+    enum MHD_Result k = need_write(h, c, &refused);
+    if (refused) return k;
+    json_t *j = json_loadb(b->buf ? b->buf : "", b->len, 0, NULL), *out = json_array(), *o;
+    size_t i;
+    json_array_foreach(json_object_get(j, "objects"), i, o) {
+        const char *oid = json_string_value(json_object_get(o, "oid"));
+        json_int_t size = json_integer_value(json_object_get(o, "size"));
+        if (!oid) continue;
+        if (have_oid(h, oid)) {
+            json_array_append_new(out, json_pack("{s:s,s:I}", "oid", oid, "size", size));
+            continue;
+        }
+        char up[300], ver[300];
+        snprintf(up, sizeof up, "%s/lfs-upload/%s", h->ep, oid);
+        snprintf(ver, sizeof ver, "%s/%s.git/info/lfs/objects/verify", h->ep, repo);
+        json_array_append_new(out, json_pack("{s:s,s:I,s:{s:{s:s,s:{}},s:{s:s,s:{}}}}", "oid", oid, "size", size, "actions",
+                                             "upload", "href", up, "header", "verify", "href", ver, "header"));
+    }
+    json_decref(j);
+    json_t *res = json_pack("{s:s,s:o}", "transfer", "basic", "objects", out);
+    char *t = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    struct MHD_Response *rs = MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(rs, "Content-Type", "application/vnd.git-lfs+json");
+    k = MHD_queue_response(c, 200, rs);
+    MHD_destroy_response(rs);
+    return k;
+}
+
+static enum MHD_Result lfs_put(hubd *h, struct MHD_Connection *c, const char *oid, const body *b)
+{
+    if (bearer(c)) h->uploads_with_auth++;
+    sha256_ctx x;
+    char hex[65];
+    sha256_init(&x);
+    sha256_update(&x, b->buf ? b->buf : "", b->len);
+    sha256_final_hex(&x, hex);
+    if (strcmp(hex, oid)) return send_json(c, 400, "{\"error\":\"content does not match the oid\"}", NULL);
+    if (h->npending >= MAX_PENDING) return send_json(c, 500, "{\"error\":\"full\"}", NULL);
+    int i = h->npending++;
+    snprintf(h->pending[i].oid, sizeof h->pending[i].oid, "%s", oid);
+    h->pending[i].data = malloc(b->len + 1);
+    memcpy(h->pending[i].data, b->buf ? b->buf : "", b->len);
+    h->pending[i].size = b->len;
+    h->pending[i].verified = 0;
+    return send_json(c, 200, "{}", NULL);
+}
+
+static int pending_of(hubd *h, const char *oid)
+{
+    for (int i = h->npending - 1; i >= 0; i--)
+        if (!strcmp(h->pending[i].oid, oid)) return i;
+    return -1;
+}
+
+static enum MHD_Result lfs_verify(hubd *h, struct MHD_Connection *c, const body *b)
+{
+    int refused;
+    enum MHD_Result k = need_write(h, c, &refused);
+    if (refused) return k;
+    json_t *j = json_loadb(b->buf ? b->buf : "", b->len, 0, NULL);
+    const char *oid = json_string_value(json_object_get(j, "oid"));
+    int i = oid ? pending_of(h, oid) : -1;
+    int ok = i >= 0 && (json_int_t)h->pending[i].size == json_integer_value(json_object_get(j, "size"));
+    if (ok) h->pending[i].verified = 1;
+    json_decref(j);
+    return ok ? send_json(c, 200, "{}", NULL) : send_json(c, 404, "{\"error\":\"object not found\"}", NULL);
+}
+
+static void put_file(hrepo *r, const char *path, unsigned char *data, size_t n, int lfs)
+{
+    hfile *f = file_of(r, path);
+    if (!f && r->nf < MAX_FILES) f = &r->f[r->nf++];
+    if (!f) return free(data);
+    free(f->data);
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    f->data = data;
+    f->size = n;
+    f->lfs = lfs;
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, data, n);
+    sha256_final_hex(&c, f->sha);
+    memcpy(f->blob, f->sha, 40);
+    f->blob[40] = '\0';
+}
+
+static enum MHD_Result commit(hubd *h, struct MHD_Connection *c, const char *repo, const body *b)
+{
+    int refused;
+    enum MHD_Result k = need_write(h, c, &refused);
+    if (refused) return k;
+    hrepo *r = repo_of(h, repo);
+    if (!r) return send_json(c, 404, "{\"error\":\"Repository not found\"}", "RepoNotFound");
+    const char *pr = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "create_pr");
+    int as_pr = pr && !strcmp(pr, "1");
+    hrepo *t = r;
+    if (as_pr) {
+        if (h->nr >= MAX_REPOS) return send_json(c, 500, "{\"error\":\"full\"}", NULL);
+        /* The PR's files: a copy of the repo as it would be after the commit (refs/pr/N). */
+        t = &h->r[h->nr++];
+        *t = *r;
+        snprintf(t->id, sizeof t->id, "%s@pr/%d", repo, ++h->npr);
+        for (int i = 0; i < t->nf; i++) {
+            unsigned char *d = malloc(r->f[i].size + 1);
+            memcpy(d, r->f[i].data, r->f[i].size);
+            t->f[i].data = d;
+        }
+    }
+    char *text = malloc(b->len + 1), *save = NULL;
+    memcpy(text, b->buf ? b->buf : "", b->len);
+    text[b->len] = '\0';
+    int header = 0, bad = 0;
+    for (char *line = strtok_r(text, "\n", &save); line && !bad; line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(line, 0, NULL), *v = json_object_get(j, "value");
+        const char *key = json_string_value(json_object_get(j, "key"));
+        const char *path = json_string_value(json_object_get(v, "path"));
+        if (key && !strcmp(key, "header")) {
+            header = 1;
+            snprintf(h->last_summary, sizeof h->last_summary, "%s", json_string_value(json_object_get(v, "summary")) ?: "");
+        } else if (key && !strcmp(key, "file") && path) {
+            const char *ct = json_string_value(json_object_get(v, "content"));
+            size_t n = 0;
+            unsigned char *d = ct ? base64_decode(ct, strlen(ct), &n) : NULL;
+            if (!d) bad = 1;
+            else put_file(t, path, d, n, 0);
+        } else if (key && !strcmp(key, "lfsFile") && path) {
+            const char *oid = json_string_value(json_object_get(v, "oid"));
+            int i = oid ? pending_of(h, oid) : -1;
+            if (i < 0 || !h->pending[i].verified) {
+                bad = 2;
+            } else {
+                unsigned char *d = malloc(h->pending[i].size + 1);
+                memcpy(d, h->pending[i].data, h->pending[i].size);
+                put_file(t, path, d, h->pending[i].size, 1);
+            }
+        } else {
+            bad = 1;
+        }
+        json_decref(j);
+    }
+    free(text);
+    if (!header || bad)
+        return send_json(c, bad == 2 ? 422 : 400, bad == 2 ? "{\"error\":\"LFS object not uploaded or not verified\"}"
+                                                         : "{\"error\":\"malformed commit payload\"}", NULL);
+    commit_id(t->commit, h->last_summary, t->commit);
+    char out[600];
+    if (as_pr)
+        snprintf(out, sizeof out, "{\"commitUrl\":\"%s/%s/commit/%s\",\"commitOid\":\"%s\",\"pullRequestUrl\":\"%s/%s/discussions/%d\"}",
+                 h->ep, repo, t->commit, t->commit, h->ep, repo, h->npr);
+    else
+        snprintf(out, sizeof out, "{\"commitUrl\":\"%s/%s/commit/%s\",\"commitOid\":\"%s\"}", h->ep, repo, t->commit, t->commit);
+    return send_json(c, 200, out, NULL);
+}
+
+/* "/org/name.git/info/lfs/objects/<what>" -> repo; 0 when url is not one. */
+static int lfs_url(const char *url, const char *what, char *repo, size_t n)
+{
+    const char *g = strstr(url, ".git/info/lfs/objects/");
+    if (!g || strcmp(g + 22, what) || (size_t)(g - url - 1) >= n) return 0;
+    snprintf(repo, n, "%.*s", (int)(g - url - 1), url + 1);
+    return 1;
+}
+
+/* "/api/models/org/name/<verb>/<rev>" -> repo; 0 otherwise. */
+static int api_url(const char *url, const char *verb, char *repo, size_t n)
+{
+    const char *p = url + 12;
+    if (strncmp(url, "/api/models/", 12) || !take_repo(&p, repo, n)) return 0;
+    return !strncmp(p, verb, strlen(verb)) && p[strlen(verb)] == '/';
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+{
+    (void)cls, (void)c, (void)t;
+    body *b = *con_cls;
+    if (b) free(b->buf);
+    free(b);
+    *con_cls = NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)version, (void)upload;
+    (void)version;
     hubd *h = cls;
     if (!*con_cls) {
-        *con_cls = h;
+        *con_cls = calloc(1, sizeof(body));
         return MHD_YES;
     }
+    body *b = *con_cls;
     if (*upload_size) {
+        char *nb = realloc(b->buf, b->len + *upload_size + 1);
+        if (!nb) return MHD_NO;
+        memcpy(nb + b->len, upload, *upload_size);
+        b->buf = nb;
+        b->len += *upload_size;
+        nb[b->len] = '\0';
         *upload_size = 0;
         return MHD_YES;
     }
+    char repo[128];
     pthread_mutex_lock(&h->mu);
     if (h->nlog < MAX_LOG) {
         char line[600];
@@ -253,6 +540,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!strcmp(method, "GET") && !strncmp(url, "/api/models/", 12)) k = model_info(h, c, url + 12);
     else if ((head || !strcmp(method, "GET")) && !strncmp(url, "/lfs-storage/", 13)) k = storage(h, c, url + 13, head);
     else if ((head || !strcmp(method, "GET")) && strstr(url, "/resolve/")) k = resolve(h, c, url + 1, head);
+    else if (!strcmp(method, "POST") && !strcmp(url, "/api/repos/create")) k = repo_create(h, c, b);
+    else if (!strcmp(method, "POST") && api_url(url, "preupload", repo, sizeof repo)) k = preupload(h, c, b);
+    else if (!strcmp(method, "POST") && api_url(url, "commit", repo, sizeof repo)) k = commit(h, c, repo, b);
+    else if (!strcmp(method, "POST") && lfs_url(url, "batch", repo, sizeof repo)) k = lfs_batch(h, c, repo, b);
+    else if (!strcmp(method, "POST") && lfs_url(url, "verify", repo, sizeof repo)) k = lfs_verify(h, c, b);
+    else if (!strcmp(method, "PUT") && !strncmp(url, "/lfs-upload/", 12)) k = lfs_put(h, c, url + 12, b);
     else k = send_json(c, 404, "{\"error\":\"Not Found\"}", NULL);
     pthread_mutex_unlock(&h->mu);
     return k;
@@ -264,7 +557,8 @@ hubd *hubd_start(void)
     pthread_mutex_init(&h->mu, NULL);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, h,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_END);
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+                            MHD_OPTION_END);
     if (!h->d) {
         free(h);
         return NULL;
@@ -282,6 +576,7 @@ void hubd_stop(hubd *h)
         for (int j = 0; j < h->r[i].nf; j++) free(h->r[i].f[j].data);
     for (int i = 0; i < h->nlog; i++) free(h->log[i]);
     for (int i = 0; i < h->nranges; i++) free(h->ranges[i]);
+    for (int i = 0; i < h->npending; i++) free(h->pending[i].data);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -376,3 +671,36 @@ int hubd_saw_range(hubd *h, const char *range)
     pthread_mutex_unlock(&h->mu);
     return n;
 }
+
+void hubd_write_token(hubd *h, const char *token)
+{
+    pthread_mutex_lock(&h->mu);
+    snprintf(h->write_token, sizeof h->write_token, "%s", token);
+    pthread_mutex_unlock(&h->mu);
+}
+
+char *hubd_text(hubd *h, const char *repo, const char *path, int *lfs, size_t *size)
+{
+    char *out = NULL;
+    pthread_mutex_lock(&h->mu);
+    hfile *f = file_of(repo_of(h, repo), path);
+    if (f) {
+        out = malloc(f->size + 1);
+        memcpy(out, f->data, f->size);
+        out[f->size] = '\0';
+        if (lfs) *lfs = f->lfs;
+        if (size) *size = f->size;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return out;
+}
+
+int hubd_uploads_with_auth(hubd *h)
+{
+    pthread_mutex_lock(&h->mu);
+    int n = h->uploads_with_auth;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+const char *hubd_last_summary(hubd *h) { return h->last_summary; }

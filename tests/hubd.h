@@ -20,6 +20,29 @@
  *   GET  /lfs-storage/{sha256}
  *        The storage (a CDN on the real Hub): the bytes, with Range as above; no token needed.
  *
+ *   POST /api/repos/create  {"name", "organization", "private", "type"}
+ *        Needs a write token (none 401, another 403); 200 {"url"}; an existing repo 409 with
+ *        "You already created this model repo" (clients treat it as success when asked to).
+ *   POST /api/models/{repo}/preupload/{rev}[?create_pr=1]  {"files": [{"path", "size", "sample"}]}
+ *        "sample" is the file's first 512 bytes in base64; the answer says per file
+ *        {"path", "uploadMode": "lfs"|"regular", "shouldIgnore"}: LFS for the repo's
+ *        .gitattributes patterns (*.safetensors), files over 10 MB and binary samples.
+ *   POST /{repo}.git/info/lfs/objects/batch  (Content-Type/Accept application/vnd.git-lfs+json)
+ *        {"operation": "upload", "transfers": ["basic"], "objects": [{"oid", "size"}],
+ *        "hash_algo": "sha256", "ref": {"name"}} -> {"objects": [{"oid", "size", "actions":
+ *        {"upload": {"href", "header"}, "verify": {"href", "header"}}}]}; an object the Hub
+ *        already stores comes back without actions (nothing to upload).
+ *   PUT  {upload href}  the object's bytes (storage, presigned: no Hub token is sent there);
+ *        content whose sha256 is not the oid is refused.
+ *   POST {verify href}  {"oid", "size"} with the token: 200 once the object is stored.
+ *   POST /api/models/{repo}/commit/{rev}[?create_pr=1]  (application/x-ndjson)
+ *        Lines {"key": "header", "value": {"summary", "description"}}, then per file
+ *        {"key": "file", "value": {"path", "content" (base64), "encoding": "base64"}} or
+ *        {"key": "lfsFile", "value": {"path", "algo": "sha256", "oid", "size"}} (an oid not
+ *        uploaded and verified is refused, 422). Answer {"commitUrl", "commitOid"} and, with
+ *        create_pr=1, "pullRequestUrl": the commit then lands on refs/pr/N, not on the branch
+ *        (the stand-in keeps it as repo "{repo}@pr/N" for tests to read).
+ *
  * The stand-in names a regular file's blob by the first 40 hex digits of its sha256 where the
  * Hub uses git's sha1 of the blob; clients treat blob ids as opaque names either way.
  * Faults a test can ask for: the next N model-info answers are 503; the first LFS download of a
@@ -51,5 +74,13 @@ void hubd_cut_first_lfs(hubd *h, long bytes); /* each blob's first storage downl
  * whether any storage request carried Range header value range. */
 int hubd_count(hubd *h, const char *prefix);
 int hubd_saw_range(hubd *h, const char *range);
+
+/* The token that may create repos and push. */
+void hubd_write_token(hubd *h, const char *token);
+/* A copy of a file's bytes (NUL-terminated, malloc'd), or NULL; lfs and size when not NULL. */
+char *hubd_text(hubd *h, const char *repo, const char *path, int *lfs, size_t *size);
+/* LFS uploads that carried an Authorization header (the storage must not get the token). */
+int hubd_uploads_with_auth(hubd *h);
+const char *hubd_last_summary(hubd *h);
 
 #endif
