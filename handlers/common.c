@@ -12,7 +12,7 @@
 
 static const int svc_status[] = {
     [SVC_OK] = 200, [SVC_INVALID] = 400, [SVC_FORBIDDEN] = 403, [SVC_NOT_FOUND] = 404,
-    [SVC_CONFLICT] = 409, [SVC_UNAVAILABLE] = 503, [SVC_INTERNAL] = 500,
+    [SVC_CONFLICT] = 409, [SVC_UNAVAILABLE] = 503, [SVC_INTERNAL] = 500, [SVC_UPSTREAM] = 502,
 };
 
 void reply_svc(http_req *r, const svc_err *e)

@@ -11,6 +11,11 @@ void reply_json_text(http_req *r, int status, const char *text);    /* JSON buil
 /* dir as a .tar.gz of prefix/... (200 application/gzip, or 500); dir is left for the caller. */
 void reply_targz_dir(http_req *r, const char *dir, const char *prefix);
 
+/* pull.c: whether a POST /api/models (sae 0) or /api/saes (sae 1) body asks for a Hub pull,
+ * and the reply that queues it (target "model" or "sae"). */
+int body_is_pull(json_t *body, int sae);
+void reply_pull_job(http_req *r, const char *target);
+
 void h_healthz(http_req *r);
 void h_readyz(http_req *r);
 void h_openapi(http_req *r);
@@ -24,6 +29,7 @@ void h_saes_create(http_req *r);
 void h_saes_get(http_req *r);
 void h_saes_delete(http_req *r);
 void h_saes_export(http_req *r);
+void h_saes_push(http_req *r);
 void h_jobs_create(http_req *r);
 void h_jobs_get(http_req *r);
 void h_jobs_list(http_req *r);

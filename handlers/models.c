@@ -25,6 +25,10 @@ void h_models_create(http_req *r)
         http_reply_error(r, 400, "invalid_body", "request body must be a JSON object");
         return;
     }
+    if (body_is_pull(body, 0)) {
+        reply_pull_job(r, "model");
+        return;
+    }
     if (json_unpack_ex(body, &je, 0, "{s?s,s?s,s?s}", "id", &id, "path", &path, "displayName", &display)) {
         http_reply_error(r, 400, "invalid_field", "%s", je.text);
         return;
@@ -34,7 +38,7 @@ void h_models_create(http_req *r)
         return;
     }
     if (!path) {
-        http_reply_error(r, 400, "invalid_field", "path: required string");
+        http_reply_error(r, 400, "invalid_field", "path: required string (or hfRepoId to pull from the Hub)");
         return;
     }
     db_conn *c = http_db(r);

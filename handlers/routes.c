@@ -17,6 +17,8 @@ const http_route http_routes[] = {
     {"DELETE", "/api/saes/{modelId}/{id}", h_saes_delete, ROUTE_AUTH | ROUTE_SCHEMA},
     /* Export reads and compresses the whole SAE: a key is needed, like the write routes. */
     {"GET", "/api/saes/{modelId}/{id}/export", h_saes_export, ROUTE_AUTH | ROUTE_SCHEMA},
+    /* Hugging Face Hub: a push uses saed's HF_TOKEN, so a key is needed. */
+    {"POST", "/api/saes/{modelId}/{id}/push", h_saes_push, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     {"GET", "/api/dashboard-jobs", h_jobs_list, ROUTE_SCHEMA},
     {"POST", "/api/dashboard-jobs", h_jobs_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     {"GET", "/api/dashboard-jobs/{id}", h_jobs_get, ROUTE_SCHEMA},

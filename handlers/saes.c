@@ -30,6 +30,10 @@ void h_saes_create(http_req *r)
         http_reply_error(r, 400, "invalid_body", "request body must be a JSON object");
         return;
     }
+    if (body_is_pull(body, 1)) {
+        reply_pull_job(r, "sae");
+        return;
+    }
     if (json_unpack_ex(body, &je, 0, "{s?s,s?s,s?s,s?s,s?s,s?s,s?s}", "modelId", &in.model_id, "id", &in.id, "path",
                        &in.path, "setName", &in.set_name, "hfRepoId", &in.hf_repo_id, "hfFolderId", &in.hf_folder_id,
                        "description", &in.description)) {
@@ -41,7 +45,7 @@ void h_saes_create(http_req *r)
         return;
     }
     if (!in.path) {
-        http_reply_error(r, 400, "invalid_field", "path: required string");
+        http_reply_error(r, 400, "invalid_field", "path: required string (or hfRepoId to pull from the Hub)");
         return;
     }
     /* Registration loads and checks every weight: a compute task. The strings point into the

@@ -97,6 +97,15 @@ static const cfg_option options[] = {
      "most LLM requests one autointerp job attempt may send (a job's maxRequests may only lower it)"},
     {"llm-max-tokens", "SAED_LLM_MAX_TOKENS", T_INT, "200000000", 1, 2000000000, F(llm_max_tokens),
      "most LLM tokens (the servers' usage.total_tokens) one autointerp job attempt may spend (maxTokens may lower it)"},
+    {"hf-cache", "SAED_HF_CACHE", T_STR, "", 0, 0, F(hf_cache),
+     "Hugging Face Hub cache folder in the Hub's layout (models--org--name/snapshots/...); empty: $HF_HOME/hub, "
+     "else ~/.cache/huggingface/hub"},
+    {"hf-endpoint", "HF_ENDPOINT", T_STR, "https://huggingface.co", 0, 0, F(hf_endpoint),
+     "Hugging Face Hub endpoint (a mirror, or a local stand-in)"},
+    {"hf-token", "HF_TOKEN", T_STR, "", 0, 0, F(hf_token),
+     "Hugging Face access token: gated and private repos (pull), and every push (a write token)"},
+    {"hub-tries", "SAED_HUB_TRIES", T_INT, "5", 1, 50, F(hub_tries),
+     "attempts per Hub request on 5xx, 429 and cut connections (downloads resume with Range), with doubling backoff"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -246,6 +255,18 @@ static int finish(saed_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "SAED_GPU_PRECISION (--gpu-precision): '%s' is not one of fp32, tf32, bf16",
                  cfg->gpu_precision);
         return -1;
+    }
+    size_t el = strlen(cfg->hf_endpoint);
+    while (el && cfg->hf_endpoint[el - 1] == '/') cfg->hf_endpoint[--el] = '\0';
+    if (strncmp(cfg->hf_endpoint, "http://", 7) && strncmp(cfg->hf_endpoint, "https://", 8)) {
+        snprintf(err, errlen, "HF_ENDPOINT (--hf-endpoint): '%s' is not an http:// or https:// URL", cfg->hf_endpoint);
+        return -1;
+    }
+    if (!cfg->hf_cache[0]) {
+        /* huggingface_hub's own default, so both share one cache. */
+        const char *hh = getenv("HF_HOME"), *home = getenv("HOME");
+        if (hh && *hh) snprintf(cfg->hf_cache, sizeof cfg->hf_cache, "%s/hub", hh);
+        else snprintf(cfg->hf_cache, sizeof cfg->hf_cache, "%s/.cache/huggingface/hub", home && *home ? home : "/tmp");
     }
     strcpy(cfg->api_keys_buf, cfg->api_keys_raw);
     if (split(cfg->api_keys_buf, ',', cfg->api_keys, &cfg->n_api_keys)) {

@@ -52,6 +52,10 @@ typedef struct saed_config {
     int llm_retries;
     int llm_max_requests;       /* per job */
     int llm_max_tokens;         /* per job */
+    char hf_cache[1024];        /* Hub cache folder: SAED_HF_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub */
+    char hf_endpoint[512];      /* HF_ENDPOINT, no trailing slash */
+    char hf_token[512];         /* HF_TOKEN (never logged) */
+    int hub_tries;
 } saed_config;
 
 /* Fills cfg from defaults, then the environment, then argv (flags only; positional arguments

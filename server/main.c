@@ -10,6 +10,7 @@
 #include "server/cmd_autointerp.h"
 #include "server/cmd_dashboards.h"
 #include "server/cmd_engine.h"
+#include "server/cmd_hub.h"
 #include "server/config.h"
 #include "server/engines.h"
 #include "server/explanations.h"
@@ -52,6 +53,13 @@ static void usage(FILE *f)
             "                        register a SAELens SAE folder for a registered model\n"
             "  export-sae --model ID --sae ID --out DIR [--format saelens-v6|saelens-v5]\n"
             "                        write a registered SAE back in SAELens layout + pretrained_saes.yaml\n"
+            "  pull --repo R [--revision REV] [--path P] [--include GLOB]...\n"
+            "                        download a Hugging Face Hub snapshot into the Hub cache (SAED_HF_CACHE),\n"
+            "                        pinned to the commit the Hub answers with; prints its folder as JSON\n"
+            "  push-sae --model ID --sae ID --repo ORG/NAME [--path P] [--revision BRANCH] [--private] [--create-pr]\n"
+            "           [--dashboard-url URL]\n"
+            "                        push a registered SAE's SAELens export to a Hub repo with a model card\n"
+            "                        section and its pretrained_saes.yaml entry (needs HF_TOKEN)\n"
             "  export --model ID --sae ID --out DIR [--format neuronpedia|saedashboard] [--features-per-batch N]\n"
             "                        write a registered SAE's stored dashboards (Neuronpedia bulk-import\n"
             "                        files, or SAEDashboard batches of N features, default 128)\n"
@@ -321,6 +329,8 @@ int main(int argc, char **argv)
     char **av = argv + 2;
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
     if (!strcmp(cmd, "dashboards")) return cmd_dashboards(ac, av);
+    if (!strcmp(cmd, "pull")) return cmd_pull(ac, av);
+    if (!strcmp(cmd, "push-sae")) return cmd_push_sae(ac, av);
     if (!strcmp(cmd, "config-docs")) {
         config_print_markdown(stdout);
         return 0;

@@ -6,7 +6,8 @@
 
 #include "db/db.h"
 
-enum svc_kind { SVC_OK, SVC_INVALID, SVC_FORBIDDEN, SVC_NOT_FOUND, SVC_CONFLICT, SVC_UNAVAILABLE, SVC_INTERNAL };
+/* SVC_UPSTREAM: another service (the Hugging Face Hub) refused or failed: 502. */
+enum svc_kind { SVC_OK, SVC_INVALID, SVC_FORBIDDEN, SVC_NOT_FOUND, SVC_CONFLICT, SVC_UNAVAILABLE, SVC_INTERNAL, SVC_UPSTREAM };
 
 typedef struct svc_err {
     enum svc_kind kind;
@@ -34,6 +35,11 @@ int registry_sae_create(db_conn *c, char *const *roots, int nroots, const sae_re
  * pretrained_saes.yaml snippet; sparsity.safetensors when dashboards measured the density. */
 int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, int format, const char *out_dir,
                         svc_err *e);
+
+/* The same with the pretrained_saes.yaml entry naming repo_id and folder_id (NULL: the SAE's
+ * recorded hfRepoId / hfFolderId), as a push to the Hub needs. */
+int registry_sae_export_to(db_conn *c, const char *model_id, const char *sae_id, int format, const char *out_dir,
+                           const char *repo_id, const char *folder_id, svc_err *e);
 
 /* Returns 1 when the id is a valid model/SAE id. */
 int registry_id_valid(const char *id);

@@ -192,6 +192,12 @@ static int write_yaml(const char *path, const char *model_id, const char *sae_id
 int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, int format, const char *out_dir,
                         svc_err *e)
 {
+    return registry_sae_export_to(c, model_id, sae_id, format, out_dir, NULL, NULL, e);
+}
+
+int registry_sae_export_to(db_conn *c, const char *model_id, const char *sae_id, int format, const char *out_dir,
+                           const char *repo_id, const char *folder_id, svc_err *e)
+{
     if (!registry_id_valid(model_id) || !registry_id_valid(sae_id))
         return svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", sae_id, model_id);
     PGresult *r = db_exec(c, DB_SAE_GET, (const char *const[]){model_id, sae_id});
@@ -211,6 +217,8 @@ int registry_sae_export(db_conn *c, const char *model_id, const char *sae_id, in
     /* Whole strings, never cut: a cut could split a UTF-8 character. */
     const char *hr = json_string_value(json_object_get(row, "hfRepoId"));
     const char *hf = json_string_value(json_object_get(row, "hfFolderId"));
+    if (repo_id) hr = repo_id;
+    if (folder_id) hf = folder_id;
     char *repo = strdup(hr ? hr : "local/saed-export"), *folder = strdup(hf ? hf : ".");
     json_decref(row);
     if (!repo || !folder) {

@@ -13,6 +13,7 @@
 
 #include "server/job_autointerp.h"
 #include "server/job_dashboard.h"
+#include "server/job_pull.h"
 #include "server/log.h"
 
 #define BEAT_EVERY_S_MAX 5.0
@@ -78,6 +79,21 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
     return job_heartbeat_json(c, prog, 1);
 }
 
+int job_progress_bytes(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t fetched)
+{
+    if (atomic_load(&c->pool->stopping)) return c->stop = 1;
+    double t = now_s(), every = c->cfg->job_lease_s / 3.0;
+    if (every > BEAT_EVERY_S_MAX) every = BEAT_EVERY_S_MAX;
+    if (t - c->last_beat < every && done < total) return 0;
+    double el = t - c->started, rate = el > 0 ? fetched / el : 0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0;
+    char prog[512];
+    snprintf(prog, sizeof prog,
+             "{\"phase\":\"%s\",\"bytesDone\":%lld,\"bytesTotal\":%lld,\"bytesPerSecond\":%.0f,\"etaSeconds\":%.0f}",
+             phase, (long long)done, (long long)total, rate, eta);
+    return job_heartbeat_json(c, prog, 1);
+}
+
 /* After the job is handed back (so that /readyz saying so means the job already waits for
  * another worker): counts the worker as stopped when its compute device failed. Returns 1 then. */
 static int mark_failed(worker_pool *p, const char *wid, const job_ctx *c, const char *err)
@@ -100,6 +116,7 @@ static int run_one(worker_pool *p, db_conn *db, const char *wid, int slot, job *
     log_info("job %lld (%s) attempt %d/%d started by %s", (long long)j->id, j->kind, j->attempt, j->max_attempts, wid);
     int r = !strcmp(j->kind, "dashboard")    ? job_dashboard_run(&c, err, sizeof err)
             : !strcmp(j->kind, "autointerp") ? job_autointerp_run(&c, err, sizeof err)
+            : !strcmp(j->kind, JOB_PULL_KIND) ? job_pull_run(&c, err, sizeof err)
                                              : JOB_FATAL;
     if (r == JOB_FATAL && !err[0]) snprintf(err, sizeof err, "no runner for job kind '%s'", j->kind);
     char st[32] = "";
@@ -131,7 +148,7 @@ static void *worker_main(void *arg)
     char wid[340];
     snprintf(wid, sizeof wid, "%s:%d", p->prefix, a->index);
     db_pool *pool = db_pool_create(p->cfg->database_url, 1);
-    static const char *const kinds[] = {"dashboard", "autointerp", NULL};
+    static const char *const kinds[] = {"dashboard", "autointerp", JOB_PULL_KIND, NULL};
     double last_sweep = 0;
     int failed = 0;
     while (pool && !atomic_load(&p->stopping)) {

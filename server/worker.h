@@ -36,6 +36,9 @@ int job_progress(job_ctx *c, const char *phase, int64_t done, int64_t total, int
 /* Heartbeats with a runner's own progress JSON: at most every lease/3 (5 s at most) unless
  * force. 0 to go on, 1 to stop, as job_progress. */
 int job_heartbeat_json(job_ctx *c, const char *progress_json, int force);
+/* The same for a transfer: bytes done of total, and the rate (bytes/s over this attempt's
+ * fetched bytes, those not already cached) with the ETA it gives. */
+int job_progress_bytes(job_ctx *c, const char *phase, int64_t done, int64_t total, int64_t fetched);
 
 /* Runner results. */
 enum { JOB_DONE = 0, JOB_STOPPED = 1, JOB_RETRY = -1, JOB_FATAL = -2 };
