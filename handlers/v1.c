@@ -1,6 +1,6 @@
 /* v1.c: Neuronpedia's inference-server wire (apps/inference/openapi.json v1.9.0) as thin
  * adapters over the engine calls the /api routes use: GET /health, GET /v1/capabilities,
- * POST /v1/tokenize and POST /v1/activation/single. The route flag ROUTE_V1 gives the wire's
+ * POST /v1/tokenize, POST /v1/activation/single and POST /v1/util/sae-vector. The route flag ROUTE_V1 gives the wire's
  * error shape ({"error": str}), 429 when busy and the X-SECRET-KEY check (server/http.c).
  * Fields are camelCase with snake_case accepted. One process serves many models: `model` is a
  * registered model id and `source` one of its SAE ids (as GET /api/saes lists them). */
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/live.h"
+#include "engine/sae.h"
 #include "engine/tok_prompt.h"
 #include "handlers/handlers.h"
 #include "handlers/live.h"
@@ -24,8 +25,8 @@ void h_v1_health(http_req *r) { http_reply_json(r, 200, json_pack("{s:s}", "stat
 
 void h_v1_capabilities(http_req *r)
 {
-    http_reply_json(r, 200, json_pack("{s:s,s:b,s:[s,s,s]}", "version", "1.9.0", "multiModel", 1, "routes",
-                                      "/v1/tokenize", "/v1/activation/single", "/v1/capabilities"));
+    http_reply_json(r, 200, json_pack("{s:s,s:b,s:[s,s,s,s]}", "version", "1.9.0", "multiModel", 1, "routes",
+                                      "/v1/tokenize", "/v1/activation/single", "/v1/util/sae-vector", "/v1/capabilities"));
 }
 
 typedef struct v1_task {
@@ -158,3 +159,44 @@ static void v1_start(http_req *r, int is_act)
 
 void h_v1_tokenize(http_req *r) { v1_start(r, 0); }
 void h_v1_activation_single(http_req *r) { v1_start(r, 1); }
+
+/* util/sae-vector: the decoder row steering adds (what /api/vector/get falls back to). */
+void h_v1_sae_vector(http_req *r)
+{
+    json_t *body = http_json(r);
+    const char *model = json_string_value(json_object_get(body, "model"));
+    const char *source = json_string_value(json_object_get(body, "source"));
+    int index = live_index(json_object_get(body, "index"));
+    if (!model || !source || index < 0) {
+        http_reply_error(r, 400, "invalid_field", "%s: required (model and source strings, index a non-negative integer)",
+                         !model ? "model" : !source ? "source" : "index");
+        return;
+    }
+    db_conn *c = http_db(r);
+    if (!c) return;
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", index);
+    PGresult *res = db_exec(c, DB_VECTOR_GET, (const char *const[]){model, source, idx});
+    float *row = NULL;
+    int n = 0, rc = 1;
+    char err[600];
+    if (db_kind(res) != DB_OK) {
+        http_reply_db_error(r, res, "reading the SAE");
+        PQclear(res);
+        return;
+    }
+    if (PQntuples(res) && index < atoll(PQgetvalue(res, 0, 2)))
+        rc = sae_file_decoder_row(PQgetvalue(res, 0, 0), index, &row, &n, err, sizeof err);
+    if (rc > 0) {
+        http_reply_error(r, 404, "not_found", "feature %s/%s/%d not found (registered ids: GET /api/saes)", model, source,
+                         index);
+    } else if (rc < 0) {
+        live_reply_engine_error(r, "reading the SAE's weights", err);
+    } else {
+        json_t *a = json_array();
+        for (int i = 0; i < n; i++) json_array_append_new(a, json_real(row[i]));
+        live_reply(r, json_pack("{s:o,s:s}", "vector", a, "hookName", PQgetvalue(res, 0, 1)));
+    }
+    free(row);
+    PQclear(res);
+}

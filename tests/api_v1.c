@@ -64,7 +64,7 @@ TEST(api_v1_secret_tokenize_activation_single)
     json_decref(j);
     j = call(&s, "GET", "/v1/capabilities", NULL, 200);
     CHECK(json_is_true(json_object_get(j, "multiModel")));
-    CHECK_INT((int)json_array_size(json_object_get(j, "routes")), 3);
+    CHECK_INT((int)json_array_size(json_object_get(j, "routes")), 4);
     json_decref(j);
 
     json_decref(call(&s, "POST", "/api/models", "{\"id\":\"tiny-a\",\"path\":\"" TINY "\"}", 201));
@@ -121,6 +121,25 @@ TEST(api_v1_secret_tokenize_activation_single)
     CHECK_INT((int)json_integer_value(json_object_get(act, "maxValueIndex")), argmax);
     CHECK(!json_object_get(act, "dfaValues")); /* unset optionals are omitted */
     json_decref(j);
+
+    /* util/sae-vector: the decoder row /api/vector/get gives, at the SAE's hook. */
+    json_t *vec = call(&s, "POST", "/v1/util/sae-vector", "{\"model\":\"tiny-a\",\"source\":\"1-rs\",\"index\":7}", 200);
+    json_t *np = call(&s, "POST", "/api/vector/get", "{\"modelId\":\"tiny-a\",\"source\":\"1-rs\",\"index\":\"7\"}", 200);
+    json_t *va = json_object_get(vec, "vector"), *na = json_object_get(json_object_get(np, "vector"), "vector");
+    CHECK_STR(json_string_value(json_object_get(vec, "hookName")), "blocks.1.hook_resid_pre");
+    CHECK(json_array_size(va) > 8);
+    CHECK_INT((int)json_array_size(va), (int)json_array_size(na));
+    double norm = 0;
+    for (size_t i = 0; i < json_array_size(va); i++) {
+        double a = json_number_value(json_array_get(va, i)), b = json_number_value(json_array_get(na, i));
+        CHECK(a == b);
+        norm += a * a;
+    }
+    CHECK(norm > 1e-6);
+    json_decref(vec);
+    json_decref(np);
+    check_error(&s, "/v1/util/sae-vector", "{\"model\":\"tiny-a\",\"source\":\"1-rs\",\"index\":512}", 404, "not found");
+    check_error(&s, "/v1/util/sae-vector", "{\"model\":\"tiny-a\",\"index\":1}", 400, "source");
 
     /* Errors: {"error": str} naming the problem. */
     check_error(&s, "/v1/activation/single", "{\"source\":\"1-rs\",\"index\":1,\"prompt\":\"x\"}", 400, "model");
