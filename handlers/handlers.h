@@ -66,5 +66,6 @@ void h_v1_capabilities(http_req *r);
 void h_v1_tokenize(http_req *r);
 void h_v1_activation_single(http_req *r);
 void h_v1_sae_vector(http_req *r);
+void h_v1_topk_by_token(http_req *r);
 
 #endif

@@ -1,6 +1,7 @@
 /* v1.c: Neuronpedia's inference-server wire (apps/inference/openapi.json v1.9.0) as thin
  * adapters over the engine calls the /api routes use: GET /health, GET /v1/capabilities,
- * POST /v1/tokenize, POST /v1/activation/single and POST /v1/util/sae-vector. The route flag ROUTE_V1 gives the wire's
+ * POST /v1/tokenize, /v1/activation/single, /v1/activation/topk-by-token and
+ * /v1/util/sae-vector. The route flag ROUTE_V1 gives the wire's
  * error shape ({"error": str}), 429 when busy and the X-SECRET-KEY check (server/http.c).
  * Fields are camelCase with snake_case accepted. One process serves many models: `model` is a
  * registered model id and `source` one of its SAE ids (as GET /api/saes lists them). */
@@ -25,13 +26,15 @@ void h_v1_health(http_req *r) { http_reply_json(r, 200, json_pack("{s:s}", "stat
 
 void h_v1_capabilities(http_req *r)
 {
-    http_reply_json(r, 200, json_pack("{s:s,s:b,s:[s,s,s,s]}", "version", "1.9.0", "multiModel", 1, "routes",
-                                      "/v1/tokenize", "/v1/activation/single", "/v1/util/sae-vector", "/v1/capabilities"));
+    http_reply_json(r, 200, json_pack("{s:s,s:b,s:[s,s,s,s,s]}", "version", "1.9.0", "multiModel", 1, "routes",
+                                      "/v1/tokenize", "/v1/activation/single", "/v1/util/sae-vector", "/v1/activation/topk-by-token",
+                                      "/v1/capabilities"));
 }
 
 typedef struct v1_task {
     char *model_path, *sae_path;
     int index, max_tokens, prepend_bos, is_act;
+    int topk, ignore_bos;       /* activation/topk-by-token when topk > 0 */
     const char *text;           /* borrowed from the request body */
 } v1_task;
 
@@ -47,6 +50,41 @@ static json_t *ids_json(const int32_t *ids, int n)
     json_t *a = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
     return a;
+}
+
+/* topk-by-token: the topK largest positive features at every token (special tokens skipped
+ * with ignoreBos), as /api/search-topk-by-token finds them, without the density filter. */
+static void v1_topk(http_req *r, const v1_task *t, const eng_ref *mr, const eng_ref *sr, const int32_t *ids, int T,
+                    int bos)
+{
+    const int k = t->topk;
+    int32_t *idx = malloc(sizeof(int32_t) * (size_t)T * k);
+    float *val = malloc(sizeof(float) * (size_t)T * k);
+    int *count = malloc(sizeof(int) * (size_t)T);
+    char err[1024];
+    if (!idx || !val || !count) {
+        http_reply_error(r, 500, "internal", "out of memory");
+    } else if (live_topk_by_token(mr->model, sr->sae, ids, T, k, NULL, -1, idx, val, count, err, sizeof err)) {
+        live_reply_engine_error(r, "computing activations", err);
+    } else {
+        json_t *rows = json_array();
+        for (int p = 0; p < T; p++) {
+            int special = ids[p] == bos || tok_special_id(mr->tok, ids[p]);
+            if (special && t->ignore_bos) continue;
+            json_t *tf = json_array();
+            for (int j = 0; j < count[p]; j++)
+                json_array_append_new(tf, json_pack("{s:i,s:f}", "featureIndex", idx[(size_t)p * k + j],
+                                                    "activationValue", (double)val[(size_t)p * k + j]));
+            json_t *tok = live_token_strings(mr->tok, ids + p, 1);
+            json_array_append_new(rows, json_pack("{s:O,s:i,s:b,s:o}", "token", json_array_get(tok, 0), "tokenPosition",
+                                                  p, "isSpecial", special, "topFeatures", tf));
+            json_decref(tok);
+        }
+        live_reply(r, json_pack("{s:o,s:o}", "tokens", live_token_strings(mr->tok, ids, T), "results", rows));
+    }
+    free(idx);
+    free(val);
+    free(count);
 }
 
 static void v1_run(http_req *r, void *ud)
@@ -66,6 +104,10 @@ static void v1_run(http_req *r, void *ud)
         int first = !t->prepend_bos && T > 0 && ids[0] == bos ? 1 : 0;
         live_reply(r, json_pack("{s:o,s:o,s:b}", "tokens", ids_json(ids + first, T - first), "tokenStrings",
                                 live_token_strings(mr->tok, ids + first, T - first), "prependBos", t->prepend_bos));
+        goto done;
+    }
+    if (t->topk) {
+        v1_topk(r, t, mr, sr, ids, T, bos);
         goto done;
     }
     live_values v;
@@ -111,7 +153,15 @@ static int v1_prepare(http_req *r, v1_task *t, const char *text_field)
             return -1;
         }
         source = json_string_value(json_object_get(body, "source"));
-        t->index = live_index(json_object_get(body, "index"));
+        t->index = t->topk ? 0 : live_index(json_object_get(body, "index"));
+        json_t *k = field(body, "topK", "top_k"), *ib = field(body, "ignoreBos", "ignore_bos");
+        if (t->topk && k && (!json_is_integer(k) || json_integer_value(k) < 1 ||
+                             json_integer_value(k) > LIVE_MAX_TOPK_RESULTS)) {
+            http_reply_error(r, 400, "invalid_field", "topK: an integer from 1 to %d", LIVE_MAX_TOPK_RESULTS);
+            return -1;
+        }
+        if (t->topk && k) t->topk = (int)json_integer_value(k);
+        t->ignore_bos = json_is_true(ib);
         if (!source || t->index < 0) {
             http_reply_error(r, 400, "invalid_field", "%s: required (source: an SAE id of the model; index: digits)",
                              source ? "index" : "source");
@@ -146,7 +196,7 @@ static int v1_prepare(http_req *r, v1_task *t, const char *text_field)
     return rc;
 }
 
-static void v1_start(http_req *r, int is_act)
+static void v1_start(http_req *r, int is_act, int topk)
 {
     v1_task *t = calloc(1, sizeof *t);
     if (!t) {
@@ -154,11 +204,14 @@ static void v1_start(http_req *r, int is_act)
         return;
     }
     t->is_act = is_act;
+    t->topk = topk;
     if (v1_prepare(r, t, is_act ? "prompt" : "text") || http_defer(r, v1_run, t)) v1_task_free(t);
 }
 
-void h_v1_tokenize(http_req *r) { v1_start(r, 0); }
-void h_v1_activation_single(http_req *r) { v1_start(r, 1); }
+void h_v1_tokenize(http_req *r) { v1_start(r, 0, 0); }
+void h_v1_activation_single(http_req *r) { v1_start(r, 1, 0); }
+/* topK defaults to 5, as upstream's. */
+void h_v1_topk_by_token(http_req *r) { v1_start(r, 1, 5); }
 
 /* util/sae-vector: the decoder row steering adds (what /api/vector/get falls back to). */
 void h_v1_sae_vector(http_req *r)

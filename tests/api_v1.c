@@ -64,7 +64,7 @@ TEST(api_v1_secret_tokenize_activation_single)
     json_decref(j);
     j = call(&s, "GET", "/v1/capabilities", NULL, 200);
     CHECK(json_is_true(json_object_get(j, "multiModel")));
-    CHECK_INT((int)json_array_size(json_object_get(j, "routes")), 4);
+    CHECK_INT((int)json_array_size(json_object_get(j, "routes")), 5);
     json_decref(j);
 
     json_decref(call(&s, "POST", "/api/models", "{\"id\":\"tiny-a\",\"path\":\"" TINY "\"}", 201));
@@ -121,6 +121,38 @@ TEST(api_v1_secret_tokenize_activation_single)
     CHECK_INT((int)json_integer_value(json_object_get(act, "maxValueIndex")), argmax);
     CHECK(!json_object_get(act, "dfaValues")); /* unset optionals are omitted */
     json_decref(j);
+
+    /* topk-by-token: at every token its largest feature, as `saed encode` ranks them; ignoreBos
+     * drops the BOS row. */
+    json_t *tk = call(&s, "POST", "/v1/activation/topk-by-token",
+                      "{\"model\":\"tiny-a\",\"source\":\"1-rs\",\"topK\":3,\"prompt\":\"" TEXT "\"}", 200);
+    json_t *tkb = call(&s, "POST", "/v1/activation/topk-by-token",
+                       "{\"model\":\"tiny-a\",\"source\":\"1-rs\",\"ignore_bos\":true,\"prompt\":\"" TEXT "\"}", 200);
+    json_t *rows = json_object_get(tk, "results");
+    CHECK_INT((int)json_array_size(rows), T);
+    CHECK_INT((int)json_array_size(json_object_get(tkb, "results")), T - 1);
+    CHECK(json_is_true(json_object_get(json_array_get(rows, 0), "isSpecial")));
+    int nonzero = 0;
+    for (int p = 1; p < T; p++) {
+        json_t *row = json_array_get(rows, p), *tf = json_object_get(row, "topFeatures");
+        CHECK_INT((int)json_integer_value(json_object_get(row, "tokenPosition")), p);
+        CHECK(json_array_size(tf) <= 3);
+        CHECK(json_array_size(json_object_get(json_array_get(json_object_get(tkb, "results"), p - 1), "topFeatures")) <= 5);
+        int best = 0;
+        for (int i = 1; i < 512; i++)
+            if (ref[(size_t)p * 512 + i] > ref[(size_t)p * 512 + best]) best = i;
+        if (ref[(size_t)p * 512 + best] <= 0) continue;
+        nonzero++;
+        json_t *top = json_array_get(tf, 0);
+        CHECK_INT((int)json_integer_value(json_object_get(top, "featureIndex")), best);
+        CHECK(fabs(json_number_value(json_object_get(top, "activationValue")) - ref[(size_t)p * 512 + best]) <=
+              1e-5 * (1 + ref[(size_t)p * 512 + best]));
+    }
+    CHECK(nonzero > 5);
+    json_decref(tk);
+    json_decref(tkb);
+    check_error(&s, "/v1/activation/topk-by-token", "{\"model\":\"tiny-a\",\"source\":\"1-rs\",\"topK\":21,\"prompt\":\"x\"}",
+                400, "topK");
 
     /* util/sae-vector: the decoder row /api/vector/get gives, at the SAE's hook. */
     json_t *vec = call(&s, "POST", "/v1/util/sae-vector", "{\"model\":\"tiny-a\",\"source\":\"1-rs\",\"index\":7}", 200);
