@@ -75,5 +75,12 @@ void h_explanation_import(http_req *r);
 void h_steer(http_req *r);
 void h_steer_get(http_req *r);
 void h_steer_chat(http_req *r);
+/* Neuronpedia inference-server compatibility (v1.c). */
+void h_v1_health(http_req *r);
+void h_v1_capabilities(http_req *r);
+void h_v1_tokenize(http_req *r);
+void h_v1_activation_single(http_req *r);
+void h_v1_sae_vector(http_req *r);
+void h_v1_topk_by_token(http_req *r);
 
 #endif

@@ -56,5 +56,12 @@ const http_route http_routes[] = {
     {"POST", "/api/steer", h_steer, ROUTE_JSON | ROUTE_SCHEMA},
     {"GET", "/api/steer/{id}", h_steer_get, ROUTE_SCHEMA},
     {"POST", "/api/steer-chat", h_steer_chat, ROUTE_JSON | ROUTE_SCHEMA},
+    /* Neuronpedia's inference-server wire (v1.c): X-SECRET-KEY when SAED_V1_SECRET is set. */
+    {"GET", "/health", h_v1_health, ROUTE_V1},
+    {"GET", "/v1/capabilities", h_v1_capabilities, ROUTE_V1},
+    {"POST", "/v1/tokenize", h_v1_tokenize, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/activation/single", h_v1_activation_single, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/activation/topk-by-token", h_v1_topk_by_token, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/util/sae-vector", h_v1_sae_vector, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

@@ -37,6 +37,8 @@ static const cfg_option options[] = {
      "largest accepted request body; larger bodies get 413 (suffixes K, M, G)"},
     {"api-keys", "SAED_API_KEYS", T_KEYS, "", 0, 0, F(api_keys_raw),
      "comma-separated API keys accepted in x-api-key on write routes (each 16-256 characters)"},
+    {"v1-secret", "SAED_V1_SECRET", T_STR, "", 0, 0, F(v1_secret),
+     "secret the Neuronpedia inference-server routes (/v1/*) require in X-SECRET-KEY, as upstream's SECRET (empty: open)"},
     {"data-roots", "SAED_DATA_ROOTS", T_ROOTS, "", 0, 0, F(data_roots_raw),
      "colon-separated directories that model, SAE and dataset paths must lie under"},
     {"workers", "SAED_WORKERS", T_INT, "1", 0, 64, F(workers),

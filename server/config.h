@@ -21,6 +21,7 @@ typedef struct saed_config {
     int n_api_keys;
     char *api_keys[CFG_MAX_LIST];   /* point into api_keys_buf */
     char api_keys_buf[4096];
+    char v1_secret[257];        /* SAED_V1_SECRET: X-SECRET-KEY of the /v1 routes (empty: open) */
     char data_roots_raw[4096];
     int n_data_roots;
     char *data_roots[CFG_MAX_LIST]; /* realpath'd, owned */

@@ -395,6 +395,12 @@ void http_reply_error(http_req *r, int status, const char *code, const char *fmt
     va_end(ap);
     log_utf8_sanitize(msg); /* messages quote client input; JSON needs valid UTF-8 */
     if (status >= 500) log_warn("%s %s -> %d %s: %s [%s]", r->method, r->path, status, code, msg, r->request_id);
+    if (r->route >= 0 && (http_routes[r->route].flags & ROUTE_V1)) {
+        /* The inference server's shape; its busy answer is 429 (the pool never queues past
+         * SAED_COMPUTE_QUEUE, so failIfBusy or not, a full pool refuses). */
+        http_reply_json(r, status == 503 && !strcmp(code, "busy") ? 429 : status, json_pack("{s:s}", "error", msg));
+        return;
+    }
     http_reply_json(r, status, json_pack("{s:{s:s,s:s},s:s}", "error", "code", code, "message", msg,
                                          "message", msg));
 }
@@ -485,6 +491,17 @@ static bool key_ok(const saed_config *cfg, const char *given)
     return match != 0;
 }
 
+/* SAED_V1_SECRET, compared in constant time like the API keys. */
+static bool v1_secret_ok(const saed_config *cfg, const char *given)
+{
+    if (!cfg->v1_secret[0]) return true;
+    if (!given) return false;
+    size_t kl = strlen(cfg->v1_secret), gl = strlen(given);
+    unsigned diff = (unsigned)(kl ^ gl);
+    for (size_t i = 0; i < kl; i++) diff |= (unsigned char)cfg->v1_secret[i] ^ (unsigned char)(i < gl ? given[i] : 0);
+    return diff == 0;
+}
+
 static void dispatch(http_req *r)
 {
     saed_app *app = r->srv->app;
@@ -503,6 +520,10 @@ static void dispatch(http_req *r)
         return;
     }
     const http_route *rt = &http_routes[r->route];
+    if (r->early_status == 401 && (rt->flags & ROUTE_V1)) {
+        http_reply_error(r, 401, "unauthorized", "Invalid or missing X-SECRET-KEY header");
+        return;
+    }
     if (r->early_status == 401) {
         http_reply_error(r, 401, "unauthorized",
                          "this route requires an API key in the x-api-key header (one of SAED_API_KEYS)");
@@ -582,6 +603,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->route >= 0) {
             unsigned fl = http_routes[r->route].flags;
             if ((fl & ROUTE_AUTH) && !key_ok(srv->app->cfg, http_header(r, "x-api-key"))) r->early_status = 401;
+            else if ((fl & ROUTE_V1) && !v1_secret_ok(srv->app->cfg, http_header(r, "x-secret-key"))) r->early_status = 401;
             else if ((fl & ROUTE_JSON) && !is_json_type(http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE))) r->early_status = 415;
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

@@ -21,6 +21,9 @@ enum {
     ROUTE_JSON = 1,   /* body must be JSON (415 for another content type, 400 when malformed) */
     ROUTE_AUTH = 2,   /* write route: x-api-key must match SAED_API_KEYS (when keys are set) */
     ROUTE_SCHEMA = 4, /* needs the database schema at head (503 otherwise) */
+    /* Neuronpedia inference-server wire (/v1, /health): errors are {"error": str}, a busy
+     * compute pool is 429, and X-SECRET-KEY must match SAED_V1_SECRET when it is set. */
+    ROUTE_V1 = 8,
 };
 
 typedef struct http_route {

@@ -530,58 +530,6 @@ TEST(api_live_search_all_and_topk_by_token)
 
 /* ---- the compute pool and the engine cache ---- */
 
-typedef struct shot {
-    int port;
-    const char *body;
-    long status;
-    char retry_after[16];
-    char *resp;
-    size_t len;
-    char ctype[128];
-} shot;
-
-static size_t shot_body(char *p, size_t sz, size_t n, void *ud)
-{
-    shot *s = ud;
-    char *b = realloc(s->resp, s->len + sz * n + 1);
-    if (!b) return 0;
-    memcpy(b + s->len, p, sz * n);
-    s->resp = b;
-    s->len += sz * n;
-    b[s->len] = 0;
-    return sz * n;
-}
-
-static size_t shot_header(char *p, size_t sz, size_t n, void *ud)
-{
-    shot *s = ud;
-    size_t l = sz * n;
-    if (l > 13 && !strncasecmp(p, "Retry-After: ", 13)) snprintf(s->retry_after, sizeof s->retry_after, "%.*s", (int)(l - 15), p + 13);
-    if (l > 14 && !strncasecmp(p, "Content-Type: ", 14)) snprintf(s->ctype, sizeof s->ctype, "%.*s", (int)(l - 16), p + 14);
-    return l;
-}
-
-static void *fire(void *arg)
-{
-    shot *s = arg;
-    CURL *c = curl_easy_init();
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/activation/new", s->port);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, s->body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, shot_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, shot_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return NULL;
-}
-
 TEST(api_live_compute_pool_busy_and_engine_cache_shared)
 {
     char url[512];
@@ -615,7 +563,7 @@ TEST(api_live_compute_pool_busy_and_engine_cache_shared)
         shot shots[8];
         pthread_t th[8];
         for (int i = 0; i < 8; i++) {
-            shots[i] = (shot){.port = s.port, .body = body};
+            shots[i] = (shot){.port = s.port, .path = "/api/activation/new", .body = body};
             pthread_create(&th[i], NULL, fire, &shots[i]);
         }
         for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);

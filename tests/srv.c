@@ -246,12 +246,20 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     return k;
 }
 
-/* Checks the body of an error against the one error shape. */
+/* Checks the body of an error against the one error shape ({"error": str} on the
+ * inference-server wire: /v1/... and /health). */
 static void check_error_shape(const char *method, const char *path, const resp *r)
 {
     if (r->status < 400 || !r->body) return;
     json_t *j = json_loads(r->body, 0, NULL);
     const char *code = NULL, *m1 = NULL, *m2 = NULL;
+    if (!strncmp(path, "/v1/", 4) || !strcmp(path, "/health")) {
+        if (!j || json_unpack(j, "{s:s}", "error", &m1) || !*m1 || json_object_size(j) != 1)
+            t_fail(__FILE__, __LINE__, "%s %s -> %d: body is not {\"error\": str}: %.300s", method, path, r->status,
+                   r->body);
+        json_decref(j);
+        return;
+    }
     if (!j || json_unpack(j, "{s:{s:s,s:s},s:s}", "error", "code", &code, "message", &m1, "message", &m2) ||
         strcmp(m1, m2) || !*m1)
         t_fail(__FILE__, __LINE__, "%s %s -> %d: body is not the error shape: %.300s", method, path, r->status, r->body);
@@ -428,4 +436,46 @@ float *tests_saed_encode(const char *model_dir, const char *sae_dir, const char 
     }
     json_decref(j);
     return d;
+}
+
+static size_t shot_body(char *p, size_t sz, size_t n, void *ud)
+{
+    shot *s = ud;
+    char *b = realloc(s->resp, s->len + sz * n + 1);
+    if (!b) return 0;
+    memcpy(b + s->len, p, sz * n);
+    s->resp = b;
+    s->len += sz * n;
+    b[s->len] = 0;
+    return sz * n;
+}
+
+static size_t shot_header(char *p, size_t sz, size_t n, void *ud)
+{
+    shot *s = ud;
+    size_t l = sz * n;
+    if (l > 13 && !strncasecmp(p, "Retry-After: ", 13)) snprintf(s->retry_after, sizeof s->retry_after, "%.*s", (int)(l - 15), p + 13);
+    if (l > 14 && !strncasecmp(p, "Content-Type: ", 14)) snprintf(s->ctype, sizeof s->ctype, "%.*s", (int)(l - 16), p + 14);
+    return l;
+}
+
+void *fire(void *arg)
+{
+    shot *s = arg;
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, s->path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, s->body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, shot_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, shot_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
 }

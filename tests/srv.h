@@ -66,4 +66,17 @@ json_t *srv_wait_job(srv *s, long long id, int seconds);
 /* A connected socket to the server, for requests sent by hand. */
 int srv_connect(srv *s);
 
+/* One POST sent from a thread of its own (pthread_create(..., fire, &shot)), for bursts that
+ * must overlap on the server: status (0 when it failed), Retry-After, Content-Type and body. */
+typedef struct shot {
+    int port;
+    const char *path, *body;
+    long status;
+    char retry_after[16];
+    char *resp;
+    size_t len;
+    char ctype[128];
+} shot;
+void *fire(void *arg);
+
 #endif
