@@ -31,9 +31,9 @@ const http_route http_routes[] = {
     {"GET", "/api/autointerp-jobs/{id}", h_ai_jobs_get, ROUTE_SCHEMA},
     {"POST", "/api/autointerp-jobs/{id}/cancel", h_ai_jobs_cancel, ROUTE_AUTH | ROUTE_SCHEMA},
     {"POST", "/api/explanation/score", h_explanation_score, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
-    {"POST", "/v1/explain/default", h_v1_explain_default, ROUTE_JSON | ROUTE_SCHEMA},
-    {"POST", "/v1/score/fuzz-detection", h_v1_score_fuzz_detection, ROUTE_JSON | ROUTE_SCHEMA},
-    {"POST", "/v1/score/embedding", h_v1_score_embedding, ROUTE_JSON | ROUTE_SCHEMA},
+    {"POST", "/v1/explain/default", h_v1_explain_default, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/score/fuzz-detection", h_v1_score_fuzz_detection, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/score/embedding", h_v1_score_embedding, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
     /* Like the SAE export: reads and compresses every stored row of the SAE, so a key is needed. */
     {"GET", "/api/export/{modelId}/{saeId}", h_export_dashboards, ROUTE_AUTH | ROUTE_SCHEMA},
     /* Live activations and searches: open like upstream's (a key, valid or not, is ignored);

@@ -278,7 +278,7 @@ static void check_other_methods(srv *s, const char *url, standin *st, script *sc
                      "{\"explanation\":\"c\",\"openrouterKey\":\"k\",\"model\":\"m\",\"type\":\"FUZZ\",\"activations\":"
                      "[{\"tokens\":[\"a\"],\"values\":[1]}]}", 400));
     j = call(s, "POST", "/v1/score/embedding", "{\"explanation\":\"c\",\"activations\":[]}", 501);
-    CHECK_CONTAINS(json_string_value(json_object_get(j, "message")), "no embedding model");
+    CHECK_CONTAINS(json_string_value(json_object_get(j, "error")), "no embedding model");
     json_decref(j);
 }
 
