@@ -9,6 +9,7 @@
 #include "engine/live.h"
 #include "handlers/handlers.h"
 #include "server/log.h"
+#include "server/wire_case.h"
 
 void live_reply_not_found(http_req *r)
 {
@@ -163,7 +164,9 @@ float *live_density_or_reply(http_req *r, const char *model_id, const char *sae_
 
 void live_reply(http_req *r, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
+    char *s = http_v1_snake(r) && !wire_snake_keys(body)
+                  ? NULL
+                  : json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
     json_decref(body);
     if (!s) {
         http_reply_error(r, 500, "internal", "could not encode the response");

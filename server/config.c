@@ -1,6 +1,7 @@
 /* config.c: the option table and its interpreters. Adding an option = one row here plus the
  * field in saed_config; help text and the README table follow from the row. */
 #include "server/config.h"
+#include "server/wire_case.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -39,6 +40,8 @@ static const cfg_option options[] = {
      "comma-separated API keys accepted in x-api-key on write routes (each 16-256 characters)"},
     {"v1-secret", "SAED_V1_SECRET", T_STR, "", 0, 0, F(v1_secret),
      "secret the Neuronpedia inference-server routes (/v1/*) require in X-SECRET-KEY, as upstream's SECRET (empty: open)"},
+    {"v1-wire-case", "SAED_V1_WIRE_CASE", T_STR, "camel", 0, 0, F(v1_wire_case),
+     "key casing of /v1 answers when the request's keys do not show one: camel (upstream's server) or snake (the npm neuronpedia-inference-client)"},
     {"data-roots", "SAED_DATA_ROOTS", T_ROOTS, "", 0, 0, F(data_roots_raw),
      "colon-separated directories that model, SAE and dataset paths must lie under"},
     {"workers", "SAED_WORKERS", T_INT, "1", 0, 64, F(workers),
@@ -258,6 +261,12 @@ static int finish(saed_config *cfg, char *err, size_t errlen)
                  cfg->gpu_precision);
         return -1;
     }
+    wire_case wc;
+    if (wire_case_parse(cfg->v1_wire_case, &wc)) {
+        snprintf(err, errlen, "SAED_V1_WIRE_CASE (--v1-wire-case): '%s' is not one of camel, snake", cfg->v1_wire_case);
+        return -1;
+    }
+    cfg->v1_snake = wc == WIRE_SNAKE;
     size_t el = strlen(cfg->hf_endpoint);
     while (el && cfg->hf_endpoint[el - 1] == '/') cfg->hf_endpoint[--el] = '\0';
     if (strncmp(cfg->hf_endpoint, "http://", 7) && strncmp(cfg->hf_endpoint, "https://", 8)) {

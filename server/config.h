@@ -22,6 +22,8 @@ typedef struct saed_config {
     char *api_keys[CFG_MAX_LIST];   /* point into api_keys_buf */
     char api_keys_buf[4096];
     char v1_secret[257];        /* SAED_V1_SECRET: X-SECRET-KEY of the /v1 routes (empty: open) */
+    char v1_wire_case[8];       /* SAED_V1_WIRE_CASE: camel | snake */
+    bool v1_snake;              /* parsed: snake_case answers by default */
     char data_roots_raw[4096];
     int n_data_roots;
     char *data_roots[CFG_MAX_LIST]; /* realpath'd, owned */

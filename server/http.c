@@ -19,6 +19,7 @@
 #include "server/http_stream.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/wire_case.h"
 
 #define CORS_METHODS "GET, POST, DELETE, OPTIONS"
 #define CORS_HEADERS "Content-Type, x-api-key, X-Request-Id"
@@ -50,6 +51,7 @@ struct http_req {
     bool queue_failed;
     size_t discarded;
     json_t *json;
+    bool v1_snake;              /* a ROUTE_V1 answer with snake_case keys (server/wire_case.h) */
     db_conn *db;
     char request_id[65];
     struct timespec t0;
@@ -372,9 +374,11 @@ http_stream *http_reply_stream(http_req *r, int status, const char *content_type
     return st;
 }
 
+bool http_v1_snake(const http_req *r) { return r->v1_snake; }
+
 void http_reply_json(http_req *r, int status, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *s = r->v1_snake && !wire_snake_keys(body) ? NULL : json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(body);
     if (!s) {
         static const char fallback[] = "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode the response\"},"
@@ -555,6 +559,11 @@ static void dispatch(http_req *r)
             http_reply_error(r, 400, "invalid_json", "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
             return;
         }
+    }
+    if (rt->flags & ROUTE_V1) {
+        /* Answer in the caller's casing; a body whose keys are all one word says nothing. */
+        wire_case wc = r->json ? wire_case_of(r->json) : WIRE_UNKNOWN;
+        r->v1_snake = wc == WIRE_SNAKE || (wc == WIRE_UNKNOWN && app->cfg->v1_snake);
     }
     rt->fn(r);
     if (r->deferred) return; /* the compute task owns the request now */

@@ -62,6 +62,9 @@ db_conn *http_db(http_req *r);
 /* Replies. The body and headers added by http_add_header go out together. */
 void http_add_header(http_req *r, const char *name, const char *value);
 void http_reply_json(http_req *r, int status, json_t *body);   /* steals body */
+/* A /v1 answer goes out with snake_case keys (the caller's casing; SAED_V1_WIRE_CASE): stream
+ * writers rename their frames with wire_snake_keys (server/wire_case.h) when true. */
+bool http_v1_snake(const http_req *r);
 void http_reply_raw(http_req *r, int status, const char *content_type, const char *body, size_t len);
 /* Sends len bytes at data without copying them; done(cls) runs once they are no longer needed
  * (also when the reply cannot be queued). For bodies shared between requests (a cache). */

