@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gpu/cpu_avx512.h"
 #include "gpu/detgemm.h"
@@ -31,16 +32,28 @@ typedef struct gjob {
 
 /* Which kernel computes the blocks: detgemm (every row's bits independent of its batch) or
  * OpenBLAS. OpenBLAS's AVX2 (Haswell/Zen) kernels round a row differently by its place in the
- * product, so AVX2 machines use detgemm; on AVX-512 machines OpenBLAS's kernels are about twice
- * detgemm's AVX2 rate and kept (the batch tests pass there). SAED_GEMM=fused|openblas forces. */
+ * product, so those machines use detgemm; OpenBLAS's AVX-512 kernels (the Intel cores it names
+ * SkylakeX, Cooperlake, SapphireRapids) are about twice detgemm's AVX2 rate and kept (the batch
+ * tests pass there). What counts is the core OpenBLAS picked, not the CPU's flags: Debian's
+ * 0.3.21 runs its Haswell kernels on an AVX-512 AMD EPYC (Zen 4), where the batch tests failed.
+ * SAED_GEMM=fused|openblas forces. */
 static int use_openblas;
+
+static int openblas_avx512_core(void)
+{
+    static const char *const cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
+    const char *c = openblas_get_corename();
+    for (size_t i = 0; c && i < sizeof cores / sizeof *cores; i++)
+        if (!strcasecmp(c, cores[i])) return 1;
+    return 0;
+}
 
 static void pick(void)
 {
     const char *e = getenv("SAED_GEMM");
     if (e && !strcmp(e, "fused")) use_openblas = 0;
     else if (e && !strcmp(e, "openblas")) use_openblas = 1;
-    else use_openblas = cpu_avx512_usable();
+    else use_openblas = cpu_avx512_usable() && openblas_avx512_core();
 }
 
 int blas_fused(void)
