@@ -325,3 +325,26 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
     free(n_cos);
     return 0;
 }
+
+int dash_decoder_nearest(const float *W_dec, int d_sae, int d_in, const float *q, int k, int32_t *idx, float *val)
+{
+    k = k < 1 ? 1 : k > d_sae ? d_sae : k;
+    double qq = 0;
+    for (int j = 0; j < d_in; j++) qq += (double)q[j] * q[j];
+    const double qn = sqrt(qq);
+    int n = 0;
+    for (int i = 0; i < d_sae; i++) {
+        const float *w = W_dec + (size_t)i * d_in;
+        double dot = 0, ww = 0;
+        for (int j = 0; j < d_in; j++) {
+            dot += (double)w[j] * q[j];
+            ww += (double)w[j] * w[j];
+        }
+        double d = sqrt(ww) * qn;
+        float c = (float)(dot / (d > 1e-8 ? d : 1e-8));
+        sel_offer(idx, val, &n, k, isfinite(c) ? c : -INFINITY, i, 0);
+    }
+    for (int i = 0; i < n; i++)
+        if (!isfinite(val[i])) val[i] = 0;
+    return n;
+}

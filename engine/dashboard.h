@@ -251,6 +251,13 @@ void dash_wopts_default(dash_wopts *o);
 int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, const float *W_U, int V,
                  int wu_rows_are_tokens, int f0, int f1, dash_feature *out, char *err, size_t errlen);
 
+/* The k rows of W_dec (d_sae, d_in; host) closest to q (d_in) in cosine, as Neuronpedia's
+ * util/sae-topk-by-decoder-cossim ranks them: W_dec[i]·q / max(‖W_dec[i]‖‖q‖, 1e-8) (sums in
+ * double), every row included (a query that is row i finds i first), ties lower index first,
+ * a non-finite cosine ranked last and reported as 0. k is clamped to [1, d_sae]; idx and val
+ * get that many entries, best first, and it is returned. */
+int dash_decoder_nearest(const float *W_dec, int d_sae, int d_in, const float *q, int k, int32_t *idx, float *val);
+
 /* The exact formulas, exposed for exporters and tests. */
 /* torch.linspace(a, b, n) in float32 (torch's two-sided algorithm). */
 void dash_linspace(float a, float b, int n, float *out);

@@ -3,6 +3,8 @@
  * reduction — so memory is bounded by one block of dense activations, not by T × d_sae. */
 #include "engine/live.h"
 
+#include "engine/dashboard.h" // defines: dash_decoder_nearest
+
 #include <math.h>     // defines: isnan
 #include <stdio.h>    // defines: snprintf
 #include <stdlib.h>   // defines: malloc, calloc, free, qsort
@@ -437,7 +439,7 @@ int live_search(model *m, sae *const *s, int n, const int32_t *ids, int T, const
         int nb = 0;
         for (int f = 0; f < S; f++) {
             float key = o->n_sort ? kc.sum[f] : kc.max[f];
-            if (!(key > 0.0f) || !density_ok(dens, o->max_density, f)) continue;
+            if ((!o->keep_all && !(key > 0.0f)) || !density_ok(dens, o->max_density, f)) continue;
             if (nb == K && !better(key, f, best[nb - 1].key, best[nb - 1].index)) continue;
             int p = nb < K ? nb++ : K - 1;
             while (p > 0 && better(key, f, best[p - 1].key, best[p - 1].index)) {
@@ -480,4 +482,30 @@ out:
         for (int i = 0; i < n; i++) free(x[i]);
     free(x);
     return rc;
+}
+
+int live_sparse(model *m, sae *s, const int32_t *ids, int T, sae_sparse *out, char *err, size_t errlen)
+{
+    float *x = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = live_inputs(m, &s, 1, ids, T, &x, err, errlen);
+    if (!rc) rc = sae_encode_sparse(s, x, T, out, err, errlen);
+    free(x);
+    return rc ? -1 : 0;
+}
+
+int live_decoder_nearest(sae *s, const float *q, int k, int32_t *idx, float *val, char *err, size_t errlen)
+{
+    const sae_cfg *c = sae_config(s);
+    float *w = malloc(sizeof(float) * (size_t)c->d_sae * c->d_out);
+    int n = -1;
+    if (!w) {
+        snprintf(err, errlen, "out of memory for the decoder (%d x %d)", c->d_sae, c->d_out);
+        return -1;
+    }
+    int ok = 1;
+    for (int i = 0; ok && i < c->d_sae; i++) ok = sae_decoder_row(s, i, w + (size_t)i * c->d_out, err, errlen) == 0;
+    if (ok) n = dash_decoder_nearest(w, c->d_sae, c->d_out, q, k, idx, val);
+    free(w);
+    return n;
 }
