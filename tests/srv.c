@@ -247,13 +247,15 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 }
 
 /* Checks the body of an error against the one error shape ({"error": str} on the
- * inference-server wire: /v1/... and /health). */
+ * inference-server wire: /v1/..., /health and /initialize). */
 static void check_error_shape(const char *method, const char *path, const resp *r)
 {
     if (r->status < 400 || !r->body) return;
     json_t *j = json_loads(r->body, 0, NULL);
     const char *code = NULL, *m1 = NULL, *m2 = NULL;
-    if (!strncmp(path, "/v1/", 4) || !strcmp(path, "/health")) {
+    size_t pl = strcspn(path, "?");
+    if (!strncmp(path, "/v1/", 4) || (pl == 7 && !strncmp(path, "/health", 7)) ||
+        (pl == 11 && !strncmp(path, "/initialize", 11))) {
         if (!j || json_unpack(j, "{s:s}", "error", &m1) || !*m1 || json_object_size(j) != 1)
             t_fail(__FILE__, __LINE__, "%s %s -> %d: body is not {\"error\": str}: %.300s", method, path, r->status,
                    r->body);
