@@ -1,12 +1,13 @@
 /* v1.c: Neuronpedia's inference-server wire (apps/inference/openapi.json v1.9.0) as thin
  * adapters over the engine calls the /api routes use: GET /health, GET /v1/capabilities,
- * POST /v1/tokenize, /v1/activation/single[-batch], /v1/activation/topk-by-token[-batch] and
- * /v1/util/sae-vector (activation/all, all-batch and source: v1_all.c; the cosine neighbours
- * and /initialize: v1_util.c). The route flag ROUTE_V1 gives the wire's error shape
+ * POST /v1/tokenize, /v1/activation/single[-batch], /v1/activation/topk-by-token[-batch],
+ * /v1/activation/source and /v1/util/sae-vector (activation/all and all-batch: v1_all.c; the
+ * cosine neighbours and /initialize: v1_util.c). The route flag ROUTE_V1 gives the wire's error shape
  * ({"error": str}), 429 when busy and the X-SECRET-KEY check (server/http.c). Fields are
  * camelCase with snake_case accepted; unset optionals are left out of replies. One process
  * serves many models: `model` is a registered model id and `source` one of its SAE ids (as
  * GET /api/saes lists them). A batch is 1..4 prompts, each answered as its single request. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,7 @@ typedef struct v1_task {
     char *model_path, *sae_path;
     int index, max_tokens, prepend_bos, is_act, batch;
     int topk, ignore_bos;       /* activation/topk-by-token when topk > 0 */
+    int source;                 /* activation/source */
     int n_texts;
     const char *texts[V1_MAX_BATCH]; /* borrowed from the request body */
 } v1_task;
@@ -198,6 +200,30 @@ static json_t *v1_single(http_req *r, const v1_task *t, const eng_ref *mr, const
     return out;
 }
 
+/* activation/source: every non-zero activation after the BOS, {"<index>": [[token, value
+ * rounded to 3 decimals], ...]} in token order, as upstream. The prompt's result, or NULL
+ * after a reply. */
+static json_t *v1_source(http_req *r, const eng_ref *mr, const eng_ref *sr, const int32_t *ids, int T)
+{
+    sae_sparse sp;
+    char err[1024];
+    if (live_sparse(mr->model, sr->sae, ids, T, &sp, err, sizeof err)) {
+        live_reply_engine_error(r, "computing activations", err);
+        return NULL;
+    }
+    json_t *m = json_object();
+    for (int p = 1; p < sp.N; p++)
+        for (int j = 0; j < sp.count[p]; j++) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", sp.idx[sp.offset[p] + j]);
+            json_t *list = json_object_get(m, key);
+            if (!list) json_object_set_new(m, key, list = json_array());
+            json_array_append_new(list, json_pack("[i,f]", p, round((double)sp.val[sp.offset[p] + j] * 1000) / 1000));
+        }
+    sae_sparse_free(&sp);
+    return json_pack("{s:o,s:o}", "tokens", live_token_strings(mr->tok, ids, T), "activeFeatures", m);
+}
+
 static void v1_run(http_req *r, void *ud)
 {
     v1_task *t = ud;
@@ -220,7 +246,8 @@ static void v1_run(http_req *r, void *ud)
             one = json_pack("{s:o,s:o,s:b}", "tokens", ids_json(ids + first, T - first), "tokenStrings",
                             live_token_strings(mr->tok, ids + first, T - first), "prependBos", t->prepend_bos);
         } else {
-            one = t->topk ? v1_topk(r, t, mr, sr, ids, T, bos) : v1_single(r, t, mr, sr, ids, T, bos);
+            one = t->source ? v1_source(r, mr, sr, ids, T)
+                  : t->topk ? v1_topk(r, t, mr, sr, ids, T, bos) : v1_single(r, t, mr, sr, ids, T, bos);
         }
         free(ids);
         if (!one) goto done;
@@ -262,7 +289,7 @@ static int v1_prepare(http_req *r, v1_task *t)
             return -1;
         }
         source = json_string_value(json_object_get(body, "source"));
-        t->index = t->topk ? 0 : live_index(json_object_get(body, "index"));
+        t->index = t->topk || t->source ? 0 : live_index(json_object_get(body, "index"));
         json_t *k = v1_field(body, "topK", "top_k"), *ib = v1_field(body, "ignoreBos", "ignore_bos");
         if (t->topk && k && !json_is_null(k) &&
             (!json_is_integer(k) || json_integer_value(k) < 1 || json_integer_value(k) > LIVE_MAX_TOPK_RESULTS)) {
@@ -312,7 +339,7 @@ static int v1_prepare(http_req *r, v1_task *t)
     return rc;
 }
 
-static void v1_start(http_req *r, int is_act, int topk, int batch)
+static void v1_start(http_req *r, int is_act, int topk, int batch, int source)
 {
     v1_task *t = calloc(1, sizeof *t);
     if (!t) {
@@ -322,15 +349,17 @@ static void v1_start(http_req *r, int is_act, int topk, int batch)
     t->is_act = is_act;
     t->topk = topk;
     t->batch = batch;
+    t->source = source;
     if (v1_prepare(r, t) || http_defer(r, v1_run, t)) v1_task_free(t);
 }
 
-void h_v1_tokenize(http_req *r) { v1_start(r, 0, 0, 0); }
-void h_v1_activation_single(http_req *r) { v1_start(r, 1, 0, 0); }
-void h_v1_activation_single_batch(http_req *r) { v1_start(r, 1, 0, 1); }
+void h_v1_tokenize(http_req *r) { v1_start(r, 0, 0, 0, 0); }
+void h_v1_activation_single(http_req *r) { v1_start(r, 1, 0, 0, 0); }
+void h_v1_activation_single_batch(http_req *r) { v1_start(r, 1, 0, 1, 0); }
 /* topK defaults to 5, as upstream's. */
-void h_v1_topk_by_token(http_req *r) { v1_start(r, 1, 5, 0); }
-void h_v1_topk_by_token_batch(http_req *r) { v1_start(r, 1, 5, 1); }
+void h_v1_topk_by_token(http_req *r) { v1_start(r, 1, 5, 0, 0); }
+void h_v1_topk_by_token_batch(http_req *r) { v1_start(r, 1, 5, 1, 0); }
+void h_v1_activation_source(http_req *r) { v1_start(r, 1, 0, 1, 1); }
 
 /* util/sae-vector: the decoder row steering adds (what /api/vector/get falls back to). */
 void h_v1_sae_vector(http_req *r)

@@ -1,5 +1,5 @@
-/* v1_all.c: POST /v1/activation/all, /v1/activation/all-batch and /v1/activation/source on
- * Neuronpedia's inference-server wire (v1.c has the conventions).
+/* v1_all.c: POST /v1/activation/all and /v1/activation/all-batch on Neuronpedia's
+ * inference-server wire (v1.c has the conventions).
  *
  * activation/all ranks the features of a source set as /api/search-all does (the same
  * live_set resolution and live_search): `sourceSet` is the setName of the model's SAEs,
@@ -9,15 +9,9 @@
  * sum of the values at sortByTokenIndexes (repeats count again; sumValues) or else the
  * maximum (sumValues 0); ignoreBos zeroes position 0 first; every feature is ranked, zeros
  * included, ties by source order then index; numResults defaults to 25 and is clamped to
- * 1000; values cover every token, BOS included. No DFA, no counts (left out).
- *
- * activation/source: every non-zero activation of one SAE per prompt, grouped by feature
- * index as {"<index>": [[token, value rounded to 3 decimals], ...]}, the BOS (position 0)
- * left out and tokens listed in order. */
-#include <math.h>   // defines: round
+ * 1000; values cover every token, BOS included. No DFA, no counts (left out). */
 #include <stdio.h>  // defines: snprintf
 #include <stdlib.h> // defines: calloc, free
-#include <string.h> // defines: strdup
 
 #include "engine/live.h"
 #include "handlers/handlers.h"
@@ -152,88 +146,3 @@ fail:
 
 void h_v1_activation_all(http_req *r) { all_start(r, 0); }
 void h_v1_activation_all_batch(http_req *r) { all_start(r, 1); }
-
-/* ---- activation/source ---- */
-
-typedef struct src_task {
-    char *model_path, *sae_path;
-    int n_texts, max_tokens;
-    const char *texts[V1_MAX_BATCH];
-} src_task;
-
-static void src_task_free(src_task *t)
-{
-    free(t->model_path);
-    free(t->sae_path);
-    free(t);
-}
-
-/* {"<index>": [[token, value], ...]} of the non-zero activations after the BOS. */
-static json_t *active_features(const sae_sparse *sp)
-{
-    json_t *m = json_object();
-    for (int p = 1; p < sp->N; p++)
-        for (int j = 0; j < sp->count[p]; j++) {
-            char key[16];
-            snprintf(key, sizeof key, "%d", sp->idx[sp->offset[p] + j]);
-            json_t *list = json_object_get(m, key);
-            if (!list) json_object_set_new(m, key, list = json_array());
-            double v = round((double)sp->val[sp->offset[p] + j] * 1000) / 1000;
-            json_array_append_new(list, json_pack("[i,f]", p, v));
-        }
-    return m;
-}
-
-static void src_run(http_req *r, void *ud)
-{
-    src_task *t = ud;
-    saed_app *app = http_app(r);
-    const eng_ref *mr = live_model_or_reply(r, t->model_path);
-    const eng_ref *sr = mr ? live_sae_or_reply(r, t->sae_path) : NULL;
-    json_t *results = json_array();
-    if (!sr) goto done;
-    for (int i = 0; i < t->n_texts; i++) {
-        char f[32], err[1024];
-        int T = 0;
-        int32_t *ids = live_tokens_or_reply(r, mr->tok, t->texts[i], t->max_tokens, v1_prompt_field(1, i, f), &T);
-        if (!ids) goto done;
-        sae_sparse sp;
-        int rc = live_sparse(mr->model, sr->sae, ids, T, &sp, err, sizeof err);
-        if (rc) live_reply_engine_error(r, "computing activations", err);
-        else
-            json_array_append_new(results, json_pack("{s:o,s:o}", "tokens", live_token_strings(mr->tok, ids, T),
-                                                     "activeFeatures", active_features(&sp)));
-        sae_sparse_free(&sp);
-        free(ids);
-        if (rc) goto done;
-    }
-    v1_reply_results(r, 1, results);
-    results = NULL;
-done:
-    json_decref(results);
-    engines_put(app->engines, sr);
-    engines_put(app->engines, mr);
-    src_task_free(t);
-}
-
-void h_v1_activation_source(http_req *r)
-{
-    json_t *body = v1_body_or_reply(r);
-    if (!body) return;
-    src_task *t = calloc(1, sizeof *t);
-    if (!t) {
-        http_reply_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    const char *model = json_string_value(json_object_get(body, "model"));
-    const char *source = json_string_value(json_object_get(body, "source"));
-    int d_sae;
-    if (!model || !source) {
-        http_reply_error(r, 400, "invalid_field", "%s: required string", model ? "source" : "model");
-    } else if ((t->n_texts = v1_prompts_or_reply(r, body, 1, t->texts)) >= 0 &&
-               !v1_sae_or_reply(r, model, source, &t->model_path, &t->sae_path, &d_sae, &t->max_tokens) &&
-               http_defer(r, src_run, t) == 0) {
-        return;
-    }
-    src_task_free(t);
-}
