@@ -326,15 +326,14 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
     return 0;
 }
 
-int dash_decoder_nearest(const float *W_dec, int d_sae, int d_in, const float *q, int k, int32_t *idx, float *val)
+int dash_decoder_nearest(const float *W, int rows, int d_in, int row0, const float *q, int k, int32_t *idx, float *val,
+                         int n)
 {
-    k = k < 1 ? 1 : k > d_sae ? d_sae : k;
     double qq = 0;
     for (int j = 0; j < d_in; j++) qq += (double)q[j] * q[j];
     const double qn = sqrt(qq);
-    int n = 0;
-    for (int i = 0; i < d_sae; i++) {
-        const float *w = W_dec + (size_t)i * d_in;
+    for (int r = 0; r < rows; r++) {
+        const float *w = W + (size_t)r * d_in;
         double dot = 0, ww = 0;
         for (int j = 0; j < d_in; j++) {
             dot += (double)w[j] * q[j];
@@ -342,9 +341,7 @@ int dash_decoder_nearest(const float *W_dec, int d_sae, int d_in, const float *q
         }
         double d = sqrt(ww) * qn;
         float c = (float)(dot / (d > 1e-8 ? d : 1e-8));
-        sel_offer(idx, val, &n, k, isfinite(c) ? c : -INFINITY, i, 0);
+        sel_offer(idx, val, &n, k, isfinite(c) ? c : -INFINITY, row0 + r, 0);
     }
-    for (int i = 0; i < n; i++)
-        if (!isfinite(val[i])) val[i] = 0;
     return n;
 }

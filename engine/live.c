@@ -5,7 +5,7 @@
 
 #include "engine/dashboard.h" // defines: dash_decoder_nearest
 
-#include <math.h>     // defines: isnan
+#include <math.h>     // defines: isnan, isfinite
 #include <stdio.h>    // defines: snprintf
 #include <stdlib.h>   // defines: malloc, calloc, free, qsort
 #include <string.h>   // defines: memcpy, memcmp, memset
@@ -496,16 +496,26 @@ int live_sparse(model *m, sae *s, const int32_t *ids, int T, sae_sparse *out, ch
 
 int live_decoder_nearest(sae *s, const float *q, int k, int32_t *idx, float *val, char *err, size_t errlen)
 {
+    enum { BLOCK = 4096 }; /* rows fetched at a time: memory O(block), not the whole decoder */
     const sae_cfg *c = sae_config(s);
-    float *w = malloc(sizeof(float) * (size_t)c->d_sae * c->d_out);
-    int n = -1;
+    k = k < 1 ? 1 : k > c->d_sae ? c->d_sae : k;
+    float *w = malloc(sizeof(float) * (size_t)BLOCK * c->d_out);
     if (!w) {
-        snprintf(err, errlen, "out of memory for the decoder (%d x %d)", c->d_sae, c->d_out);
+        snprintf(err, errlen, "out of memory for %d decoder rows", BLOCK);
         return -1;
     }
-    int ok = 1;
-    for (int i = 0; ok && i < c->d_sae; i++) ok = sae_decoder_row(s, i, w + (size_t)i * c->d_out, err, errlen) == 0;
-    if (ok) n = dash_decoder_nearest(w, c->d_sae, c->d_out, q, k, idx, val);
+    int n = 0;
+    for (int r0 = 0; r0 < c->d_sae; r0 += BLOCK) {
+        const int rows = c->d_sae - r0 < BLOCK ? c->d_sae - r0 : BLOCK;
+        for (int i = 0; i < rows; i++)
+            if (sae_decoder_row(s, r0 + i, w + (size_t)i * c->d_out, err, errlen)) {
+                free(w);
+                return -1;
+            }
+        n = dash_decoder_nearest(w, rows, c->d_out, r0, q, k, idx, val, n);
+    }
     free(w);
+    for (int i = 0; i < n; i++) /* upstream answers 0 for a non-finite cosine */
+        if (!isfinite(val[i])) val[i] = 0;
     return n;
 }

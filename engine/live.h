@@ -94,7 +94,8 @@ int live_sparse(model *m, sae *s, const int32_t *ids, int T, sae_sparse *out, ch
 
 /* util/sae-topk-by-decoder-cossim: the k features of s whose decoder rows (as loaded) are
  * closest in cosine to q (d_out floats): dash_decoder_nearest over the rows fetched from the
- * backend. idx, val: k entries, best first; returns how many (min(k, d_sae)), -1 with err. */
+ * backend a block at a time, a non-finite cosine reported as 0. k is clamped to [1, d_sae];
+ * idx, val: that many entries, best first; returns how many, -1 with err. */
 int live_decoder_nearest(sae *s, const float *q, int k, int32_t *idx, float *val, char *err, size_t errlen);
 
 #endif

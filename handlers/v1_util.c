@@ -229,7 +229,8 @@ void h_v1_initialize(http_req *r)
                          "custom_hf_model_id: not supported by saed; register the model with POST /api/models");
         return;
     }
-    if (raw && len && !json_is_object(body = json_loadb(raw, len, 0, NULL))) {
+    if (raw && len) body = json_loadb(raw, len, 0, NULL); /* not inside json_is_object: a macro */
+    if (raw && len && !json_is_object(body)) {
         json_decref(body);
         http_reply_error(r, 400, "invalid_body", "request body must be empty or a JSON object {model?, sources?}");
         return;
