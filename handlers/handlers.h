@@ -75,7 +75,7 @@ void h_explanation_import(http_req *r);
 void h_steer(http_req *r);
 void h_steer_get(http_req *r);
 void h_steer_chat(http_req *r);
-/* Neuronpedia inference-server compatibility (v1.c, v1_all.c, v1_util.c). */
+/* Neuronpedia inference-server compatibility (v1.c, v1_all.c, v1_util.c, v1_init.c). */
 void h_v1_health(http_req *r);
 void h_v1_capabilities(http_req *r);
 void h_v1_initialize(http_req *r);

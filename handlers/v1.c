@@ -1,10 +1,11 @@
 /* v1.c: Neuronpedia's inference-server wire (apps/inference/openapi.json v1.9.0) as thin
  * adapters over the engine calls the /api routes use: GET /health, GET /v1/capabilities,
  * POST /v1/tokenize, /v1/activation/single[-batch], /v1/activation/topk-by-token[-batch],
- * /v1/activation/source and /v1/util/sae-vector (activation/all and all-batch: v1_all.c; the
- * cosine neighbours and /initialize: v1_util.c). The route flag ROUTE_V1 gives the wire's error shape
- * ({"error": str}), 429 when busy and the X-SECRET-KEY check (server/http.c). Fields are
- * camelCase with snake_case accepted; unset optionals are left out of replies. One process
+ * /v1/activation/source and /v1/util/sae-vector (activation/all and all-batch: v1_all.c;
+ * the cosine neighbours: v1_util.c; /initialize: v1_init.c). The route flag ROUTE_V1 gives
+ * the wire's error shape ({"error": str}), 429 when busy and the X-SECRET-KEY check
+ * (server/http.c). Fields are camelCase with snake_case accepted; unset optionals are left
+ * out of replies. One process
  * serves many models: `model` is a registered model id and `source` one of its SAE ids (as
  * GET /api/saes lists them). A batch is 1..4 prompts, each answered as its single request. */
 #include <math.h>

@@ -1,5 +1,5 @@
 /* v1.h: what the handlers of Neuronpedia's inference-server wire share (v1.c, v1_all.c,
- * v1_util.c): the request body, upstream's prompt/prompts fields and batch limit, and the
+ * v1_util.c, v1_init.c): the request body, upstream's prompt/prompts fields and batch limit, and the
  * single-or-batch reply. The `..._or_reply` helpers answer the request when they fail. */
 #ifndef SAED_HANDLERS_V1_H
 #define SAED_HANDLERS_V1_H
