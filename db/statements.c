@@ -458,6 +458,11 @@ const db_statement db_statements[DB_N_STMTS] = {
         " WHERE e.\"modelId\" = f.\"modelId\" AND e.layer = f.layer AND e.index = f.index"
         " AND e.\"typeName\" IS DISTINCT FROM 'human' ORDER BY e.\"createdAt\" DESC LIMIT 1) e), '[]'::jsonb)))::text"
         " FROM features f WHERE f.\"modelId\" = $1 AND f.layer = $2 AND f.index = ANY($3::text[])", 3, 1},
+    /* POST /initialize: every model (or model $1) with the folders of its SAEs, in layer order
+     * (a model without SAEs has one row with NULL SAE columns). */
+    [DB_V1_INIT_SAES] = {"v1_init_saes",
+        "SELECT m.id, m.path, s.id, s.path FROM models m LEFT JOIN saes s ON s.\"modelId\" = m.id"
+        " WHERE $1::text IS NULL OR m.id = $1 ORDER BY m.id, s.layer, s.id", 1, 1},
     /* ---- Neuronpedia read API ---- */
 #define RA_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 /* The Neuron columns of f (features) as Neuronpedia returns them; s = its SAE. */

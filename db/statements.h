@@ -59,6 +59,7 @@ enum db_stmt {
     DB_LIVE_DENSITY,
     DB_LIVE_NEURONS,
     DB_LIVE_TOPK_FEATURES,
+    DB_V1_INIT_SAES, /* POST /initialize (handlers/v1_init.c) */
     /* Neuronpedia read API (handlers/feature.c, explanation.c, vector.c; server/explanations.c) */
     DB_FEATURE_GET,
     DB_FEATURES_GET_MANY,

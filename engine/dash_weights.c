@@ -325,3 +325,23 @@ int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, c
     free(n_cos);
     return 0;
 }
+
+int dash_decoder_nearest(const float *W, int rows, int d_in, int row0, const float *q, int k, int32_t *idx, float *val,
+                         int n)
+{
+    double qq = 0;
+    for (int j = 0; j < d_in; j++) qq += (double)q[j] * q[j];
+    const double qn = sqrt(qq);
+    for (int r = 0; r < rows; r++) {
+        const float *w = W + (size_t)r * d_in;
+        double dot = 0, ww = 0;
+        for (int j = 0; j < d_in; j++) {
+            dot += (double)w[j] * q[j];
+            ww += (double)w[j] * w[j];
+        }
+        double d = sqrt(ww) * qn;
+        float c = (float)(dot / (d > 1e-8 ? d : 1e-8));
+        sel_offer(idx, val, &n, k, isfinite(c) ? c : -INFINITY, row0 + r, 0);
+    }
+    return n;
+}

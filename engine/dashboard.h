@@ -251,6 +251,15 @@ void dash_wopts_default(dash_wopts *o);
 int dash_weights(const dash_wopts *o, const float *W_dec, int d_sae, int d_in, const float *W_U, int V,
                  int wu_rows_are_tokens, int f0, int f1, dash_feature *out, char *err, size_t errlen);
 
+/* Decoder rows closest to q (d_in) in cosine, as Neuronpedia's util/sae-topk-by-decoder-cossim
+ * ranks them: W_dec[i]·q / max(‖W_dec[i]‖‖q‖, 1e-8) (sums in double), every row a candidate
+ * (a query that is row i finds i first), ties lower index first, a non-finite cosine ranked
+ * below every finite one (as -inf). Offers rows row0 .. row0 + rows (W: (rows, d_in), host)
+ * to the best-first selection idx/val of capacity k that holds n entries so far (0 at the
+ * start), so the decoder can come a block at a time; returns the new count. */
+int dash_decoder_nearest(const float *W, int rows, int d_in, int row0, const float *q, int k, int32_t *idx, float *val,
+                         int n);
+
 /* The exact formulas, exposed for exporters and tests. */
 /* torch.linspace(a, b, n) in float32 (torch's two-sided algorithm). */
 void dash_linspace(float a, float b, int n, float *out);

@@ -3,7 +3,9 @@
  * reduction — so memory is bounded by one block of dense activations, not by T × d_sae. */
 #include "engine/live.h"
 
-#include <math.h>     // defines: isnan
+#include "engine/dashboard.h" // defines: dash_decoder_nearest
+
+#include <math.h>     // defines: isnan, isfinite
 #include <stdio.h>    // defines: snprintf
 #include <stdlib.h>   // defines: malloc, calloc, free, qsort
 #include <string.h>   // defines: memcpy, memcmp, memset
@@ -437,7 +439,7 @@ int live_search(model *m, sae *const *s, int n, const int32_t *ids, int T, const
         int nb = 0;
         for (int f = 0; f < S; f++) {
             float key = o->n_sort ? kc.sum[f] : kc.max[f];
-            if (!(key > 0.0f) || !density_ok(dens, o->max_density, f)) continue;
+            if ((!o->keep_all && !(key > 0.0f)) || !density_ok(dens, o->max_density, f)) continue;
             if (nb == K && !better(key, f, best[nb - 1].key, best[nb - 1].index)) continue;
             int p = nb < K ? nb++ : K - 1;
             while (p > 0 && better(key, f, best[p - 1].key, best[p - 1].index)) {
@@ -480,4 +482,40 @@ out:
         for (int i = 0; i < n; i++) free(x[i]);
     free(x);
     return rc;
+}
+
+int live_sparse(model *m, sae *s, const int32_t *ids, int T, sae_sparse *out, char *err, size_t errlen)
+{
+    float *x = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = live_inputs(m, &s, 1, ids, T, &x, err, errlen);
+    if (!rc) rc = sae_encode_sparse(s, x, T, out, err, errlen);
+    free(x);
+    return rc ? -1 : 0;
+}
+
+int live_decoder_nearest(sae *s, const float *q, int k, int32_t *idx, float *val, char *err, size_t errlen)
+{
+    enum { BLOCK = 4096 }; /* rows fetched at a time: memory O(block), not the whole decoder */
+    const sae_cfg *c = sae_config(s);
+    k = k < 1 ? 1 : k > c->d_sae ? c->d_sae : k;
+    float *w = malloc(sizeof(float) * (size_t)BLOCK * c->d_out);
+    if (!w) {
+        snprintf(err, errlen, "out of memory for %d decoder rows", BLOCK);
+        return -1;
+    }
+    int n = 0;
+    for (int r0 = 0; r0 < c->d_sae; r0 += BLOCK) {
+        const int rows = c->d_sae - r0 < BLOCK ? c->d_sae - r0 : BLOCK;
+        for (int i = 0; i < rows; i++)
+            if (sae_decoder_row(s, r0 + i, w + (size_t)i * c->d_out, err, errlen)) {
+                free(w);
+                return -1;
+            }
+        n = dash_decoder_nearest(w, rows, c->d_out, r0, q, k, idx, val, n);
+    }
+    free(w);
+    for (int i = 0; i < n; i++) /* upstream answers 0 for a non-finite cosine */
+        if (!isfinite(val[i])) val[i] = 0;
+    return n;
 }

@@ -62,8 +62,8 @@ int live_topk_by_token(model *m, sae *s, const int32_t *ids, int T, int k, const
 /* search-all: the features of n SAEs that respond most to the text. A feature's key is the sum
  * of its values at sort_pos (any repeats count again) or, without sort positions, its maximum
  * over the text; with zero_first the value at position 0 (the BOS) counts as 0 everywhere.
- * Features whose key is not positive, or whose density fails the filter (as above, density[i]
- * per SAE), are left out. The n_results highest keys, ties by SAE order, then index. */
+ * Features whose key is not positive (unless keep_all), or whose density fails the filter (as
+ * above, density[i] per SAE), are left out. The n_results highest keys, ties by SAE order, then index. */
 typedef struct live_search_opts {
     const int *sort_pos;
     int n_sort;
@@ -71,6 +71,7 @@ typedef struct live_search_opts {
     const float *const *density;  /* n entries (each may be NULL), or NULL */
     double max_density;
     int n_results;
+    int keep_all;   /* rank every feature, keys <= 0 included (Neuronpedia's /v1/activation/all) */
 } live_search_opts;
 
 typedef struct live_hit {
@@ -85,5 +86,16 @@ typedef struct live_hit {
 int live_search(model *m, sae *const *s, int n, const int32_t *ids, int T, const live_search_opts *o,
                 live_hit **hits, int *nhits, char *err, size_t errlen);
 void live_hits_free(live_hit *h, int n);
+
+/* activation/source: every non-zero activation of the SAE over the tokens, per token sorted
+ * by value descending (sae_encode_sparse, so `saed encode`'s values). Free with
+ * sae_sparse_free. */
+int live_sparse(model *m, sae *s, const int32_t *ids, int T, sae_sparse *out, char *err, size_t errlen);
+
+/* util/sae-topk-by-decoder-cossim: the k features of s whose decoder rows (as loaded) are
+ * closest in cosine to q (d_out floats): dash_decoder_nearest over the rows fetched from the
+ * backend a block at a time, a non-finite cosine reported as 0. k is clamped to [1, d_sae];
+ * idx, val: that many entries, best first; returns how many, -1 with err. */
+int live_decoder_nearest(sae *s, const float *q, int k, int32_t *idx, float *val, char *err, size_t errlen);
 
 #endif

@@ -75,12 +75,19 @@ void h_explanation_import(http_req *r);
 void h_steer(http_req *r);
 void h_steer_get(http_req *r);
 void h_steer_chat(http_req *r);
-/* Neuronpedia inference-server compatibility (v1.c). */
+/* Neuronpedia inference-server compatibility (v1.c, v1_all.c, v1_util.c, v1_init.c). */
 void h_v1_health(http_req *r);
 void h_v1_capabilities(http_req *r);
+void h_v1_initialize(http_req *r);
 void h_v1_tokenize(http_req *r);
 void h_v1_activation_single(http_req *r);
+void h_v1_activation_single_batch(http_req *r);
+void h_v1_activation_all(http_req *r);
+void h_v1_activation_all_batch(http_req *r);
+void h_v1_activation_source(http_req *r);
 void h_v1_sae_vector(http_req *r);
+void h_v1_sae_topk_by_decoder_cossim(http_req *r);
 void h_v1_topk_by_token(http_req *r);
+void h_v1_topk_by_token_batch(http_req *r);
 
 #endif

@@ -57,6 +57,35 @@ void live_reply(http_req *r, json_t *body);
 /* 500 for an engine failure, logged with the request id. */
 void live_reply_engine_error(http_req *r, const char *what, const char *err);
 
+/* ---- Source sets (live_set.c): what search-all and /v1/activation/all[-batch] search ---- */
+
+/* A source set resolved for a search: the model's path and token limit and the chosen SAEs. */
+typedef struct live_set {
+    char *model_path;
+    int max_tokens, n;
+    struct {
+        char id[160];
+        char *path;
+    } saes[LIVE_MAX_SAES];
+} live_set;
+
+/* The SAEs of source set `set` (saes.setName) of model_id, those named in sel (an array of
+ * SAE ids; absent, null or [] = the whole set, in layer order), into out (zeroed first).
+ * 0; 1 when the model has no SAE in such a set (nothing replied); -1 after a reply (400
+ * naming sel_name, 500, 503). Free with live_set_free. */
+int live_set_or_reply(http_req *r, const char *model_id, const char *set, json_t *sel, const char *sel_name,
+                      live_set *out);
+void live_set_free(live_set *s);
+
+/* Token positions (integers >= 0, at most LIVE_MAX_SORT, none past SAED_MAX_TEXT_TOKENS - 1)
+ * of v into pos, sorted; absent or null = none. The count, or -1 after a 400 naming field. */
+int live_positions_or_reply(http_req *r, json_t *v, const char *field, int *pos);
+
+/* The cached model and every SAE of set: 0, or -1 after a 500. Whatever was taken (also on
+ * failure) goes back with live_set_put. */
+int live_set_engines_or_reply(http_req *r, const live_set *set, const eng_ref **mr, const eng_ref **sr, sae **s);
+void live_set_put(http_req *r, const live_set *set, const eng_ref *mr, const eng_ref **sr);
+
 /* PostgreSQL array literal {"a","b",...} of n strings (ids and decimal indexes only). */
 char *live_pg_array(const char *const *items, int n);
 

@@ -59,9 +59,18 @@ const http_route http_routes[] = {
     /* Neuronpedia's inference-server wire (v1.c): X-SECRET-KEY when SAED_V1_SECRET is set. */
     {"GET", "/health", h_v1_health, ROUTE_V1},
     {"GET", "/v1/capabilities", h_v1_capabilities, ROUTE_V1},
+    /* The body is optional ({model?, sources?}), so not ROUTE_JSON. */
+    {"POST", "/initialize", h_v1_initialize, ROUTE_SCHEMA | ROUTE_V1},
     {"POST", "/v1/tokenize", h_v1_tokenize, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
     {"POST", "/v1/activation/single", h_v1_activation_single, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/activation/single-batch", h_v1_activation_single_batch, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/activation/all", h_v1_activation_all, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/activation/all-batch", h_v1_activation_all_batch, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/activation/source", h_v1_activation_source, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
     {"POST", "/v1/activation/topk-by-token", h_v1_topk_by_token, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/activation/topk-by-token-batch", h_v1_topk_by_token_batch, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
     {"POST", "/v1/util/sae-vector", h_v1_sae_vector, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/util/sae-topk-by-decoder-cossim", h_v1_sae_topk_by_decoder_cossim,
+     ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

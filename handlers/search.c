@@ -115,28 +115,18 @@ static void search_reply(http_req *r, const search_req *q, json_t *results)
 
 /* ---- search-all ---- */
 
-typedef struct sa_sae {
-    char id[160];
-    char *path;
-} sa_sae;
-
 typedef struct sa_task {
     search_req q;
-    char *model_path;
-    int n_saes;
-    sa_sae saes[LIVE_MAX_SAES];
+    live_set set;
     int n_sort;
     int sort[LIVE_MAX_SORT];
 } sa_task;
 
 static void sa_task_free(sa_task *t)
 {
-    free(t->model_path);
-    for (int i = 0; i < t->n_saes; i++) free(t->saes[i].path);
+    live_set_free(&t->set);
     free(t);
 }
-
-static int int_cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 /* The stored feature rows of the hits, keyed "layer/index"; NULL after a reply. */
 static json_t *search_neurons_or_reply(http_req *r, const sa_task *t, const live_hit *h, int nh)
@@ -150,7 +140,7 @@ static json_t *search_neurons_or_reply(http_req *r, const sa_task *t, const live
     PGresult *res = NULL;
     if (!layers || !idx || !num) goto oom;
     for (int i = 0; i < nh; i++) {
-        layers[i] = t->saes[h[i].sae].id;
+        layers[i] = t->set.saes[h[i].sae].id;
         snprintf(num[i], sizeof num[i], "%d", h[i].index);
         idx[i] = num[i];
     }
@@ -187,8 +177,7 @@ done:
 static void sa_run(http_req *r, void *ud)
 {
     sa_task *t = ud;
-    saed_app *app = http_app(r);
-    const eng_ref *mr = live_model_or_reply(r, t->model_path), *sr[LIVE_MAX_SAES] = {0};
+    const eng_ref *mr = NULL, *sr[LIVE_MAX_SAES];
     sae *s[LIVE_MAX_SAES];
     float *dens[LIVE_MAX_SAES] = {0};
     int32_t *ids[LIVE_MAX_TEXTS] = {0};
@@ -196,11 +185,7 @@ static void sa_run(http_req *r, void *ud)
     json_t *results = json_array(), *neurons = NULL;
     live_hit *h = NULL;
     int nh = 0;
-    if (!mr) goto done;
-    for (int i = 0; i < t->n_saes; i++) {
-        if (!(sr[i] = live_sae_or_reply(r, t->saes[i].path))) goto done;
-        s[i] = sr[i]->sae;
-    }
+    if (live_set_engines_or_reply(r, &t->set, &mr, sr, s)) goto done;
     for (int i = 0; i < t->q.n_texts; i++) {
         char field[32];
         if (!(ids[i] = search_tokens_or_reply(r, mr, &t->q, i, field, &T[i]))) goto done;
@@ -213,8 +198,8 @@ static void sa_run(http_req *r, void *ud)
             }
     }
     if (t->q.density > 0)
-        for (int i = 0; i < t->n_saes; i++)
-            if (!(dens[i] = live_density_or_reply(r, t->q.model_id, t->saes[i].id, s[i]))) goto done;
+        for (int i = 0; i < t->set.n; i++)
+            if (!(dens[i] = live_density_or_reply(r, t->q.model_id, t->set.saes[i].id, s[i]))) goto done;
     json_t *sorted = json_array();
     for (int j = 0; j < t->n_sort; j++) json_array_append_new(sorted, json_integer(t->sort[j]));
     for (int i = 0; i < t->q.n_texts; i++) {
@@ -222,7 +207,7 @@ static void sa_run(http_req *r, void *ud)
         live_search_opts o = {.sort_pos = t->sort, .n_sort = t->n_sort, .zero_first = t->q.ignore_bos,
                               .density = (const float *const *)dens, .max_density = t->q.density,
                               .n_results = t->q.n_results};
-        if (live_search(mr->model, s, t->n_saes, ids[i], T[i], &o, &h, &nh, err, sizeof err)) {
+        if (live_search(mr->model, s, t->set.n, ids[i], T[i], &o, &h, &nh, err, sizeof err)) {
             json_decref(sorted);
             live_reply_engine_error(r, "searching", err);
             goto done;
@@ -238,11 +223,11 @@ static void sa_run(http_req *r, void *ud)
             for (int p = 0; p < T[i]; p++) json_array_append_new(vals, json_real(h[k].values[p]));
             char idx[16], key[200];
             snprintf(idx, sizeof idx, "%d", h[k].index);
-            json_t *o1 = json_pack("{s:s,s:s,s:s,s:o,s:f,s:i}", "modelId", t->q.model_id, "layer", t->saes[h[k].sae].id,
+            json_t *o1 = json_pack("{s:s,s:s,s:s,s:o,s:f,s:i}", "modelId", t->q.model_id, "layer", t->set.saes[h[k].sae].id,
                                    "index", idx, "values", vals, "maxValue", (double)h[k].max, "maxValueIndex",
                                    h[k].argmax);
             if (neurons) {
-                snprintf(key, sizeof key, "%s/%s", t->saes[h[k].sae].id, idx);
+                snprintf(key, sizeof key, "%s/%s", t->set.saes[h[k].sae].id, idx);
                 json_t *n = json_object_get(neurons, key);
                 json_object_set(o1, "neuron", n ? n : json_null());
             }
@@ -261,11 +246,8 @@ done:
     json_decref(results);
     live_hits_free(h, nh);
     for (int i = 0; i < t->q.n_texts; i++) free(ids[i]);
-    for (int i = 0; i < t->n_saes; i++) {
-        free(dens[i]);
-        engines_put(app->engines, sr[i]);
-    }
-    engines_put(app->engines, mr);
+    for (int i = 0; i < t->set.n; i++) free(dens[i]);
+    live_set_put(r, &t->set, mr, sr);
     sa_task_free(t);
 }
 
@@ -284,97 +266,12 @@ void h_search_all(http_req *r)
     if (search_fields_or_reply(r, body, &t->q, 50, LIVE_MAX_SEARCH_RESULTS, -1)) goto fail;
     /* sortIndexes: positions in the tokens (BOS = 0), sorted as Neuronpedia echoes them; a
      * missing one means none (rank by the maximum over the text). */
-    json_t *si = json_object_get(body, "sortIndexes"), *sel = json_object_get(body, "selectedLayers");
-    if (si && !json_is_null(si) && !json_is_array(si)) {
-        http_reply_error(r, 400, "invalid_field", "sortIndexes: must be an array of token positions");
+    if ((t->n_sort = live_positions_or_reply(r, json_object_get(body, "sortIndexes"), "sortIndexes", t->sort)) < 0)
         goto fail;
-    }
-    if (json_array_size(si) > LIVE_MAX_SORT) {
-        http_reply_error(r, 400, "limit_exceeded", "sortIndexes: %zu entries, more than the limit of %d",
-                         json_array_size(si), LIVE_MAX_SORT);
-        goto fail;
-    }
-    const int max_pos = http_app(r)->cfg->max_text_tokens - 1; /* no text has more tokens */
-    for (size_t i = 0; i < json_array_size(si); i++) {
-        json_t *v = json_array_get(si, i);
-        double d = json_is_number(v) ? json_number_value(v) : -1;
-        if (d > max_pos) { /* checked before converting: an int cannot hold every double */
-            http_reply_error(r, 400, "limit_exceeded", "sortIndexes[%zu]: %g is more than the limit of %d (SAED_MAX_TEXT_TOKENS - 1)",
-                             i, d, max_pos);
-            goto fail;
-        }
-        if (!(d >= 0) || d != floor(d)) {
-            http_reply_error(r, 400, "invalid_field", "sortIndexes[%zu]: must be a token position (integer >= 0)", i);
-            goto fail;
-        }
-        t->sort[t->n_sort++] = (int)d;
-    }
-    qsort(t->sort, (size_t)t->n_sort, sizeof(int), int_cmp);
-    if (sel && !json_is_null(sel) && !json_is_array(sel)) {
-        http_reply_error(r, 400, "invalid_field", "selectedLayers: must be an array of SAE ids ([] = the whole set)");
-        goto fail;
-    }
-    for (size_t i = 0; i < json_array_size(sel); i++)
-        if (!json_is_string(json_array_get(sel, i))) {
-            http_reply_error(r, 400, "invalid_field", "selectedLayers[%zu]: must be an SAE id", i);
-            goto fail;
-        }
-    db_conn *c = http_db(r);
-    if (!c) goto fail;
-    PGresult *res = db_exec(c, DB_LIVE_SET_SAES, (const char *const[]){model_id, set});
-    if (db_kind(res) != DB_OK) {
-        http_reply_db_error(r, res, "listing the source set");
-        PQclear(res);
-        goto fail;
-    }
-    const int rows = PQntuples(res);
-    if (rows == 0) {
-        PQclear(res);
-        live_reply_not_found(r);
-        goto fail;
-    }
-    /* Every selected SAE must be in the set; none selected = all of them, in layer order. */
-    for (size_t i = 0; i < json_array_size(sel); i++) {
-        const char *want = json_string_value(json_array_get(sel, i));
-        int found = 0;
-        for (int k = 0; k < rows && !found; k++) found = !strcmp(PQgetvalue(res, k, 0), want);
-        if (!found) {
-            http_reply_error(r, 400, "invalid_field", "selectedLayers[%zu]: '%s' is not an SAE of source set '%s'", i,
-                             want, set);
-            PQclear(res);
-            goto fail;
-        }
-    }
-    int n = 0;
-    for (int k = 0; k < rows; k++) {
-        int chosen = json_array_size(sel) == 0;
-        for (size_t i = 0; i < json_array_size(sel) && !chosen; i++)
-            chosen = !strcmp(PQgetvalue(res, k, 0), json_string_value(json_array_get(sel, i)));
-        if (chosen) n++;
-    }
-    if (n > LIVE_MAX_SAES) {
-        http_reply_error(r, 400, "limit_exceeded",
-                         "the search covers %d SAEs, more than the limit of %d per request; name fewer in selectedLayers",
-                         n, LIVE_MAX_SAES);
-        PQclear(res);
-        goto fail;
-    }
-    int oom = !(t->model_path = strdup(PQgetvalue(res, 0, 1)));
-    t->q.max_tokens = live_max_tokens(r, atoi(PQgetvalue(res, 0, 4)));
-    for (int k = 0; k < rows && !oom; k++) {
-        int chosen = json_array_size(sel) == 0;
-        for (size_t i = 0; i < json_array_size(sel) && !chosen; i++)
-            chosen = !strcmp(PQgetvalue(res, k, 0), json_string_value(json_array_get(sel, i)));
-        if (!chosen) continue;
-        sa_sae *x = &t->saes[t->n_saes++];
-        snprintf(x->id, sizeof x->id, "%s", PQgetvalue(res, k, 0));
-        oom = !(x->path = strdup(PQgetvalue(res, k, 2)));
-    }
-    PQclear(res);
-    if (oom) {
-        http_reply_error(r, 500, "internal", "out of memory");
-        goto fail;
-    }
+    int rc = live_set_or_reply(r, model_id, set, json_object_get(body, "selectedLayers"), "selectedLayers", &t->set);
+    if (rc == 1) live_reply_not_found(r);
+    if (rc) goto fail;
+    t->q.max_tokens = t->set.max_tokens;
     if (http_defer(r, sa_run, t) == 0) return;
 fail:
     sa_task_free(t);

@@ -64,7 +64,19 @@ TEST(api_v1_secret_tokenize_activation_single)
     json_decref(j);
     j = call(&s, "GET", "/v1/capabilities", NULL, 200);
     CHECK(json_is_true(json_object_get(j, "multiModel")));
-    CHECK_INT((int)json_array_size(json_object_get(j, "routes")), 5);
+    /* routes: the /v1 routes of the route table, each once. */
+    const char *want_routes[] = {"/v1/tokenize", "/v1/activation/single", "/v1/activation/single-batch",
+                                 "/v1/activation/all", "/v1/activation/all-batch", "/v1/activation/source",
+                                 "/v1/activation/topk-by-token", "/v1/activation/topk-by-token-batch",
+                                 "/v1/util/sae-vector", "/v1/util/sae-topk-by-decoder-cossim", "/v1/capabilities",
+                                 "/initialize"};
+    json_t *rl = json_object_get(j, "routes");
+    for (size_t w = 0; w < sizeof want_routes / sizeof *want_routes; w++) {
+        int n = 0;
+        for (size_t i = 0; i < json_array_size(rl); i++) n += !strcmp(json_string_value(json_array_get(rl, i)), want_routes[w]);
+        CHECK_INT(n, 1);
+    }
+    for (size_t i = 0; i < json_array_size(rl); i++) CHECK(strcmp(json_string_value(json_array_get(rl, i)), "/health"));
     json_decref(j);
 
     json_decref(call(&s, "POST", "/api/models", "{\"id\":\"tiny-a\",\"path\":\"" TINY "\"}", 201));

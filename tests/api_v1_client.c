@@ -21,7 +21,9 @@
 #define TEXT2 "A small cat sat on the warm mat"
 
 /* The cases drive.mjs runs; each must pass with both client versions. */
-static const char *const cases[] = {"tokenize", "activationSingle", "topkByToken", "utilSaeVector", "errors", NULL};
+static const char *const cases[] = {"tokenize",      "activationSingle", "activationSingleBatch", "topkByToken",
+                                    "topkByTokenBatch", "activationAll", "activationSource",   "utilSaeVector",
+                                    "decoderCossim", "errors",         NULL};
 
 static json_t *expectations(int *ok)
 {

@@ -246,16 +246,12 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     return k;
 }
 
-/* Checks the body of an error against the one error shape ({"error": str} on the
- * inference-server wire: /v1/... and /health). */
-/* A snake_case /v1 answer (the wire's other casing, server/wire_case.h) in camelCase, so the
- * spec's camelCase schemas check it; written apart from saed's renaming, the other way round. */
-static void camelize(json_t *j)
+void tests_camelize(json_t *j)
 {
     if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) camelize(v);
+        json_array_foreach(j, i, v) tests_camelize(v);
         return;
     }
     if (!json_is_object(j)) return;
@@ -269,7 +265,7 @@ static void camelize(json_t *j)
             if (*p == '_' && p[1]) name[o++] = (char)(p[1] >= 'a' && p[1] <= 'z' ? p[1] - 32 : p[1]), p++;
             else name[o++] = *p;
         name[o] = '\0';
-        camelize(v);
+        tests_camelize(v);
         json_object_set(copy, name, v);
     }
     json_object_clear(j);
@@ -277,12 +273,16 @@ static void camelize(json_t *j)
     json_decref(copy);
 }
 
+/* Checks the body of an error against the one error shape ({"error": str} on the
+ * inference-server wire: /v1/..., /health and /initialize). */
 static void check_error_shape(const char *method, const char *path, const resp *r)
 {
     if (r->status < 400 || !r->body) return;
     json_t *j = json_loads(r->body, 0, NULL);
     const char *code = NULL, *m1 = NULL, *m2 = NULL;
-    if (!strncmp(path, "/v1/", 4) || !strcmp(path, "/health")) {
+    size_t pl = strcspn(path, "?");
+    if (!strncmp(path, "/v1/", 4) || (pl == 7 && !strncmp(path, "/health", 7)) ||
+        (pl == 11 && !strncmp(path, "/initialize", 11))) {
         if (!j || json_unpack(j, "{s:s}", "error", &m1) || !*m1 || json_object_size(j) != 1)
             t_fail(__FILE__, __LINE__, "%s %s -> %d: body is not {\"error\": str}: %.300s", method, path, r->status,
                    r->body);
@@ -342,7 +342,7 @@ int http(srv *s, const char *method, const char *path, const char *const *header
     char *camel = NULL;
     json_t *j = !strncmp(qpath, "/v1/", 4) ? json_loads(out->body, 0, NULL) : NULL;
     if (j) {
-        camelize(j);
+        tests_camelize(j);
         camel = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         if (camel) checked = camel, blen = strlen(camel);

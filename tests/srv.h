@@ -44,6 +44,9 @@ int srv_stop(srv *s);
 
 int http(srv *s, const char *method, const char *path, const char *const *headers, const char *body, resp *out);
 json_t *resp_json(const resp *r);
+/* A snake_case /v1 answer (the wire's other casing, server/wire_case.h) renamed to camelCase in
+ * place, so camelCase schemas check it; written apart from saed's renaming, the other way round. */
+void tests_camelize(json_t *j);
 void resp_free(resp *r);
 
 /* A text corpus for dashboard jobs: docs lines of words_per_doc words drawn from a small
