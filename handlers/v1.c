@@ -26,9 +26,10 @@ void h_v1_health(http_req *r) { http_reply_json(r, 200, json_pack("{s:s}", "stat
 
 void h_v1_capabilities(http_req *r)
 {
-    http_reply_json(r, 200, json_pack("{s:s,s:b,s:[s,s,s,s,s]}", "version", "1.9.0", "multiModel", 1, "routes",
+    http_reply_json(r, 200, json_pack("{s:s,s:b,s:[s,s,s,s,s,s,s,s]}", "version", "1.9.0", "multiModel", 1, "routes",
                                       "/v1/tokenize", "/v1/activation/single", "/v1/util/sae-vector", "/v1/activation/topk-by-token",
-                                      "/v1/capabilities"));
+                                      "/v1/capabilities", "/v1/steer/completion", "/v1/steer/completion-chat",
+                                      "/v1/steer/health"));
 }
 
 typedef struct v1_task {
