@@ -64,7 +64,7 @@ TEST(api_v1_secret_tokenize_activation_single)
     json_decref(j);
     j = call(&s, "GET", "/v1/capabilities", NULL, 200);
     CHECK(json_is_true(json_object_get(j, "multiModel")));
-    CHECK_INT((int)json_array_size(json_object_get(j, "routes")), 5);
+    CHECK_INT((int)json_array_size(json_object_get(j, "routes")), 8);
     json_decref(j);
 
     json_decref(call(&s, "POST", "/api/models", "{\"id\":\"tiny-a\",\"path\":\"" TINY "\"}", 201));
