@@ -377,8 +377,13 @@ void h_v1_steer_completion_chat(http_req *r) { start(r, true); }
 /* Upstream reports its engine monitor's {stats, summary}; saed's engine is the compute pool. */
 void h_v1_steer_health(http_req *r)
 {
+    compute_pool *pool = http_app(r)->compute;
+    if (!pool) {
+        http_reply_error(r, 503, "unavailable", "this process runs no compute pool");
+        return;
+    }
     int running, queued, threads, cap;
-    compute_stats(http_app(r)->compute, &running, &queued, &threads, &cap);
+    compute_stats(pool, &running, &queued, &threads, &cap);
     char summary[160];
     snprintf(summary, sizeof summary, "compute pool: %d running, %d queued; %d threads, queue of %d", running, queued,
              threads, cap);
