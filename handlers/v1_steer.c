@@ -270,18 +270,7 @@ static json_t *chat_result(const v1s_run *x, const char *text)
 {
     json_t *msgs = json_deep_copy(x->t->chat);
     if (msgs && *text) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "assistant", "content", text));
-    size_t a = strlen(x->prompt_text), b = strlen(text);
-    char *raw = malloc(a + b + 1);
-    if (!raw || !msgs) {
-        free(raw);
-        json_decref(msgs);
-        return NULL;
-    }
-    memcpy(raw, x->prompt_text, a);
-    memcpy(raw + a, text, b + 1);
-    json_t *j = json_pack("{s:s%,s:o}", "raw", raw, a + b, "chatTemplate", msgs);
-    free(raw);
-    return j;
+    return msgs ? json_pack("{s:s+,s:o}", "raw", x->prompt_text, text, "chatTemplate", msgs) : NULL;
 }
 
 /* The response for texts[k] (and logprobs lp[k] when not NULL), outputs in `types` order;
