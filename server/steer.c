@@ -70,13 +70,6 @@ bool steer_plan_stored(const steer_plan *p) { return p->stored_id[STEER_STEERED]
 
 const char *steer_plan_rendered(const steer_plan *p, int k) { return p->rendered[k] ? p->rendered[k] : ""; }
 
-static char *decode(const tokenizer *tok, const int32_t *ids, int n, bool hold_tail);
-
-char *steer_plan_prompt_text(const steer_plan *p, int k)
-{
-    return p->model && p->ids[k] ? decode(p->model->tok, p->ids[k], p->T[k], false) : NULL;
-}
-
 /* ---- text ---- */
 
 /* Bytes the UTF-8 character at p needs (1-4), or 0 when p[0] cannot start one. */
@@ -128,6 +121,11 @@ static char *decode(const tokenizer *tok, const int32_t *ids, int n, bool hold_t
     char *t = steer_utf8_text(raw, len, hold_tail);
     free(raw);
     return t;
+}
+
+char *steer_plan_prompt_text(const steer_plan *p, int k)
+{
+    return p->model && p->ids[k] ? decode(p->model->tok, p->ids[k], p->T[k], false) : NULL;
 }
 
 static json_t *logprobs_json(const tokenizer *tok, const gen *g, int r)

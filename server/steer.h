@@ -1,4 +1,5 @@
-/* steer.h: Neuronpedia's completion steering as a service (POST /api/steer): resolving the
+/* steer.h: Neuronpedia's completion steering as a service (POST /api/steer, /api/steer-chat and
+ * the inference-server's /v1/steer routes, which store nothing): resolving the
  * model and the features' SAEs, answering from the stored outputs when an identical request was
  * stored, generating the DEFAULT and STEERED continuations with the engine (engine/generate.h,
  * engine/steer.h) step by step, and storing them. Knows SQL (db/) and the engine cache, not
