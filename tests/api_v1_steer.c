@@ -147,6 +147,13 @@ TEST(api_v1_steer_completion_semantics)
     CHECK_STR(out_text(v, 1), str(a, "DEFAULT"));
     CHECK(strcmp(out_text(v, 0), out_text(v, 1)) != 0);
     CHECK(json_object_get(out_at(v, 0), "logprobs") == NULL); /* nLogprobs 0: omitted */
+    /* snake_case is accepted too (pydantic's populate_by_name). */
+    json_t *snake = post(&s, "/v1/steer/completion",
+                         "{\"prompt\":\"" PROMPT "\",\"model\":\"tiny-a\",\"types\":[" BOTH "]," FEAT("1-std", 7, 40) ","
+                         "\"steer_method\":\"SIMPLE_ADDITIVE\",\"normalize_steering\":false,\"n_completion_tokens\":20,"
+                         "\"temperature\":1,\"strength_multiplier\":1.5,\"freq_penalty\":0,\"seed\":5,\"n_logprobs\":0}", 200);
+    CHECK(json_equal(snake, v));
+    json_decref(snake);
     /* A seed with a fraction is truncated as upstream's int(seed). */
     v1body(b, sizeof b, BOTH, FEAT("1-std", 7, 40), "SIMPLE_ADDITIVE", 1.0, 20, 5.75, 1.5, NULL);
     json_t *frac = post(&s, "/v1/steer/completion", b, 200);
@@ -176,6 +183,12 @@ TEST(api_v1_steer_completion_semantics)
     CHECK(out_text(z, 0) && strlen(out_text(z, 0)) > 0);
     CHECK_STR(out_text(z, 0), out_text(z, 1));
     CHECK_STR(out_text(z, 1), out_text(v, 1));
+    /* An empty feature list is "features given": nothing to steer with, STEERED = DEFAULT. */
+    v1body(b, sizeof b, BOTH, "\"features\":[]", "SIMPLE_ADDITIVE", 1.0, 20, 5, 1.5, NULL);
+    json_t *none = post(&s, "/v1/steer/completion", b, 200);
+    CHECK_STR(out_text(none, 0), out_text(z, 1));
+    CHECK_STR(out_text(none, 1), out_text(z, 1));
+    json_decref(none);
     v1body(b, sizeof b, BOTH, FEAT("1-std", 7, 2), "ORTHOGONAL_DECOMP", 1.0, 20, 5, 0.5, NULL);
     json_t *o = post(&s, "/v1/steer/completion", b, 200);
     CHECK_STR(out_text(o, 0), out_text(o, 1));
