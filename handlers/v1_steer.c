@@ -18,6 +18,7 @@
 #include "server/compute.h" // defines: compute_stats
 #include "server/log.h"
 #include "server/steer.h"
+#include "server/wire_case.h" // defines: wire_snake_keys
 
 #define V1S_MAX_TYPES 16
 #define V1S_MAX_TOKENS 100000 /* the model's context bounds it first */
@@ -262,6 +263,7 @@ typedef struct v1s_run {
     const v1s_task *t;
     char *prompt_text;   /* chat: the prompt ids decoded */
     http_stream *st;
+    bool snake;          /* frames in snake_case, as http_reply_json answers such a caller */
 } v1s_run;
 
 /* One run's chat answer {raw, chatTemplate}: raw = the decoded prompt + the generation;
@@ -298,13 +300,22 @@ static json_t *response(const v1s_run *x, char *const texts[2], json_t *const lp
     return j;
 }
 
+/* One `data:` frame of j (stolen) in the caller's casing; -1 when it cannot go out. */
+static int send_frame(const v1s_run *x, json_t *j, bool supersede)
+{
+    if (j && x->snake && !wire_snake_keys(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j ? sse_send(x->st, NULL, j, supersede) : -1;
+}
+
 static int on_progress(void *ud, const char *steered, const char *deflt)
 {
     v1s_run *x = ud;
     if (http_stream_closed(x->st)) return 1;
     char *texts[2] = {(char *)steered, (char *)deflt};
-    json_t *j = response(x, texts, NULL);
-    return !j || sse_send(x->st, NULL, j, true) ? 1 : 0;
+    return send_frame(x, response(x, texts, NULL), true) ? 1 : 0;
 }
 
 static void run(http_req *r, void *ud)
@@ -314,7 +325,7 @@ static void run(http_req *r, void *ud)
     svc_err e;
     db_conn *c = http_db(r);
     steer_plan *p = c ? steer_prepare(app, c, &t->q, &e) : NULL;
-    v1s_run x = {.t = t};
+    v1s_run x = {.t = t, .snake = http_v1_snake(r)};
     steer_out out = {0};
     if (c && !p) {
         reply_svc(r, &e);
@@ -338,8 +349,8 @@ static void run(http_req *r, void *ud)
         if (strcmp(e.code, "cancelled")) sse_send(x.st, "error", json_pack("{s:s}", "error", e.msg), false);
         else log_info("v1 steering stream: client went away; generation stopped");
     } else {
-        json_t *j = response(&x, out.text, out.logprobs);
-        sse_send(x.st, j ? NULL : "error", j ? j : json_pack("{s:s}", "error", "out of memory"), false);
+        if (send_frame(&x, response(&x, out.text, out.logprobs), false) && !http_stream_closed(x.st))
+            sse_send(x.st, "error", json_pack("{s:s}", "error", "out of memory"), false);
     }
     http_stream_end(x.st);
 done:

@@ -336,6 +336,22 @@ TEST(api_v1_steer_stream_frames)
     CHECK(r.len >= 2 && !strcmp(r.body + r.len - 2, "\n\n"));
     for (int i = 0; i < n; i++) json_decref(ev[i]);
     resp_free(&r);
+
+    /* A snake_case caller (the npm client's wire, server/wire_case.h) gets snake_case frames,
+     * the last one its non-stream answer. */
+#define SNAKE(extra)                                                                                                   \
+    "{\"prompt\":\"" PROMPT "\",\"model\":\"tiny-a\",\"types\":[\"STEERED\"]," FEAT("1-std", 9, 80) ","               \
+    "\"steer_method\":\"SIMPLE_ADDITIVE\",\"normalize_steering\":false,\"n_completion_tokens\":6,"                  \
+    "\"temperature\":0,\"strength_multiplier\":1,\"freq_penalty\":0,\"seed\":1,\"n_logprobs\":1" extra "}"
+    json_t *snake = post(&s, "/v1/steer/completion", SNAKE(""), 200);
+    CHECK(json_object_get(json_array_get(json_object_get(out_at(snake, 0), "logprobs"), 0), "top_logprobs") != NULL);
+    http(&s, "POST", "/v1/steer/completion", hdr, SNAKE(",\"stream\":true"), &r);
+    n = sse_frames(r.body, ev, 300);
+    CHECK(n > 0 && json_equal(ev[n - 1], snake));
+    for (int i = 0; i < n; i++) json_decref(ev[i]);
+    resp_free(&r);
+    json_decref(snake);
+#undef SNAKE
     json_decref(plain);
     srv_stop(&s);
     rm_rf(dir);

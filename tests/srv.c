@@ -280,6 +280,35 @@ static void camelize(json_t *j)
     json_decref(copy);
 }
 
+/* An event-stream body with each `data: <json>` line camelized (other lines kept); malloc'd. */
+static char *camelize_events(const char *body)
+{
+    size_t cap = strlen(body) * 2 + 64, o = 0;
+    char *outb = malloc(cap);
+    for (const char *p = body; outb && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        json_t *d = !strncmp(p, "data: ", 6) ? json_loadb(p + 6, len - 6, 0, NULL) : NULL;
+        char *s = NULL;
+        if (d) camelize(d), s = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        size_t need = (s ? strlen(s) + 6 : len) + 2;
+        char *grown = o + need >= cap ? realloc(outb, cap = (o + need) * 2) : outb;
+        if (!grown) {
+            free(s);
+            free(outb);
+            return NULL;
+        }
+        outb = grown;
+        o += s ? (size_t)sprintf(outb + o, "data: %s", s) : (memcpy(outb + o, p, len), len);
+        if (nl) outb[o++] = '\n';
+        free(s);
+        p += len + (nl ? 1 : 0);
+    }
+    if (outb) outb[o] = '\0';
+    return outb;
+}
+
 static void check_error_shape(const char *method, const char *path, const resp *r)
 {
     if (r->status < 400 || !r->body) return;
@@ -343,12 +372,15 @@ int http(srv *s, const char *method, const char *path, const char *const *header
     const char *checked = out->body;
     size_t blen = out->len;
     char *camel = NULL;
-    json_t *j = !strncmp(qpath, "/v1/", 4) ? json_loads(out->body, 0, NULL) : NULL;
+    bool v1 = !strncmp(qpath, "/v1/", 4);
+    json_t *j = v1 ? json_loads(out->body, 0, NULL) : NULL;
     if (j) {
         camelize(j);
         camel = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         if (camel) checked = camel, blen = strlen(camel);
+    } else if (v1 && out->body && strstr(out->ctype, "text/event-stream") && (camel = camelize_events(out->body))) {
+        checked = camel, blen = strlen(camel);
     }
     if (routed && strcmp(method, "OPTIONS") && tests_spec() &&
         oas_check(tests_spec(), method, qpath, out->status, out->ctype[0] ? out->ctype : NULL, checked, blen, err, sizeof err))
