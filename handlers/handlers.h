@@ -75,6 +75,9 @@ void h_explanation_import(http_req *r);
 void h_steer(http_req *r);
 void h_steer_get(http_req *r);
 void h_steer_chat(http_req *r);
+/* One server-sent event `[event: name\n]data: <json>\n\n` on st (steer.c); steals j. 0, or -1
+ * once the client is gone. supersede as http_stream_write's. */
+int sse_send(http_stream *st, const char *event, json_t *j, bool supersede);
 /* Neuronpedia inference-server compatibility (v1.c, v1_all.c, v1_util.c, v1_init.c). */
 void h_v1_health(http_req *r);
 void h_v1_capabilities(http_req *r);
@@ -89,5 +92,9 @@ void h_v1_sae_vector(http_req *r);
 void h_v1_sae_topk_by_decoder_cossim(http_req *r);
 void h_v1_topk_by_token(http_req *r);
 void h_v1_topk_by_token_batch(http_req *r);
+/* Its steering routes (v1_steer.c). */
+void h_v1_steer_completion(http_req *r);
+void h_v1_steer_completion_chat(http_req *r);
+void h_v1_steer_health(http_req *r);
 
 #endif

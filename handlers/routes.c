@@ -72,5 +72,8 @@ const http_route http_routes[] = {
     {"POST", "/v1/util/sae-vector", h_v1_sae_vector, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
     {"POST", "/v1/util/sae-topk-by-decoder-cossim", h_v1_sae_topk_by_decoder_cossim,
      ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/steer/completion", h_v1_steer_completion, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"POST", "/v1/steer/completion-chat", h_v1_steer_completion_chat, ROUTE_JSON | ROUTE_SCHEMA | ROUTE_V1},
+    {"GET", "/v1/steer/health", h_v1_steer_health, ROUTE_V1},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];

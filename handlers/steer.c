@@ -303,8 +303,7 @@ static json_t *reply_json(const steer_task *t, const steer_plan *p, const char *
                      steer_method_name(q->method));
 }
 
-/* One server-sent event: `[event: name\n]data: <json>\n\n`; steals j. */
-static int send_event(http_stream *st, const char *event, json_t *j, bool supersede)
+int sse_send(http_stream *st, const char *event, json_t *j, bool supersede)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(j);
@@ -331,13 +330,13 @@ static int on_progress(void *ud, const char *steered, const char *deflt)
 {
     stream_ctx *x = ud;
     if (http_stream_closed(x->st)) return 1;
-    return send_event(x->st, NULL, reply_json(x->t, x->p, steered, deflt, NULL, NULL, NULL), true) ? 1 : 0;
+    return sse_send(x->st, NULL, reply_json(x->t, x->p, steered, deflt, NULL, NULL, NULL), true) ? 1 : 0;
 }
 
 static void stream_error(http_stream *st, const svc_err *e)
 {
     json_t *j = json_pack("{s:{s:s,s:s},s:s}", "error", "code", e->code, "message", e->msg, "message", e->msg);
-    if (j) send_event(st, "error", j, false);
+    if (j) sse_send(st, "error", j, false);
 }
 
 static void run_stream(saed_app *app, http_req *r, const steer_task *t, steer_plan *p)
@@ -365,7 +364,7 @@ static void run_stream(saed_app *app, http_req *r, const steer_task *t, steer_pl
     } else if (steer_store(c, p, &out, &e)) {
         stream_error(st, &e);
     } else {
-        send_event(st, NULL,
+        sse_send(st, NULL,
                    reply_json(t, p, out.text[STEER_STEERED], out.text[STEER_DEFAULT], out.logprobs[STEER_STEERED],
                               out.logprobs[STEER_DEFAULT], out.id),
                    false);

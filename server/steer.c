@@ -4,6 +4,7 @@
  * same tokens. */
 #include "server/steer.h"
 
+#include <math.h>     // defines: sqrt
 #include <stdio.h>    // defines: snprintf
 #include <stdlib.h>   // defines: malloc, free
 #include <string.h>   // defines: strcmp, strncmp, strdup
@@ -122,6 +123,11 @@ static char *decode(const tokenizer *tok, const int32_t *ids, int n, bool hold_t
     return t;
 }
 
+char *steer_plan_prompt_text(const steer_plan *p, int k)
+{
+    return p->model && p->ids[k] ? decode(p->model->tok, p->ids[k], p->T[k], false) : NULL;
+}
+
 static json_t *logprobs_json(const tokenizer *tok, const gen *g, int r)
 {
     json_t *a = json_array();
@@ -167,7 +173,54 @@ static int feature_hook(const sae_cfg *c, const hf_config *mc, hook_point *hp, i
     return 0;
 }
 
-/* Loads the features' vectors into the plan's steering set. */
+/* v (n floats, the caller's scratch) into the set at hp with coeff = multiplier × strength,
+ * first scaled to unit norm when the request asks (normalizeSteering). */
+static int set_add(steer_plan *p, hook_point hp, int col0, float *v, int n, double strength, const char *what, svc_err *e)
+{
+    char err[600];
+    if (p->q.normalize) {
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
+        if (!(ss > 0) || !isfinite(ss))
+            return svc_fail(e, SVC_INVALID, "invalid_feature", "%s: normalizeSteering needs a vector of finite, non-zero norm",
+                            what);
+        double inv = 1 / sqrt(ss);
+        for (int i = 0; i < n; i++) v[i] = (float)(v[i] * inv);
+    }
+    if (steer_add(p->set, hp, col0, v, n, p->q.strength_multiplier * strength, err, sizeof err))
+        return svc_fail(e, SVC_INVALID, "invalid_feature", "%s: %s", what, err);
+    return 0;
+}
+
+/* The request's raw vectors (/v1/steer `vectors`) into the set: each at its hook, all columns;
+ * seen without model processing, as the hook's values are computed. */
+static int add_vectors(steer_plan *p, svc_err *e)
+{
+    const hf_config *mc = model_config(p->model->model);
+    for (int i = 0; i < p->q.nvectors; i++) {
+        const steer_vec *sv = &p->q.vectors[i];
+        char what[32], err[512];
+        snprintf(what, sizeof what, "vectors[%d]", i);
+        hook_point hp;
+        if (hook_parse(sv->hook, mc->n_layer, &hp, err, sizeof err))
+            return svc_fail(e, SVC_INVALID, "invalid_field", "%s.hook: %s", what, err);
+        if (hp.kind == HOOK_PATTERN || hp.kind == HOOK_LN_FINAL)
+            return svc_fail(e, SVC_INVALID, "invalid_field", "%s.hook: %s cannot be steered (read-only)", what, sv->hook);
+        int w = model_hook_width(p->model->model, hp, 0);
+        if (w != sv->n)
+            return svc_fail(e, SVC_INVALID, "invalid_field", "%s.steeringVector: %d values, and the model's %s takes %d", what,
+                            sv->n, sv->hook, w);
+        float *v = malloc(sizeof(float) * (size_t)sv->n);
+        if (!v) return svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
+        memcpy(v, sv->v, sizeof(float) * (size_t)sv->n);
+        int rc = set_add(p, hp, 0, v, sv->n, sv->strength, what, e);
+        free(v);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* Loads the features' vectors (or the request's raw ones) into the plan's steering set. */
 static int build_set(steer_plan *p, char saes[][4096], svc_err *e)
 {
     const steer_req *q = &p->q;
@@ -194,13 +247,14 @@ static int build_set(steer_plan *p, char saes[][4096], svc_err *e)
         if (rc == 0 && !v) rc = svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         if (rc == 0 && sae_decoder_row_raw(s->sae, atoi(f->index), v, err, sizeof err))
             rc = svc_fail(e, SVC_NOT_FOUND, "not_found", "feature %s/%s/%s: %s", q->model_id, f->layer, f->index, err);
-        if (rc == 0 && steer_add(p->set, hp, col0, v, n, q->strength_multiplier * f->strength, err, sizeof err))
-            rc = svc_fail(e, SVC_INVALID, "invalid_feature", "feature %s/%s: %s", f->layer, f->index, err);
+        char what[300];
+        snprintf(what, sizeof what, "feature %s/%s", f->layer, f->index);
+        if (rc == 0) rc = set_add(p, hp, col0, v, n, f->strength, what, e);
         free(v);
         engines_put(p->app->engines, s);
         if (rc) return -1;
     }
-    return 0;
+    return add_vectors(p, e);
 }
 
 static char *dup_or_null(const PGresult *r, int col)
@@ -259,6 +313,34 @@ static int tokenize_run(steer_plan *p, int k, int ctx, svc_err *e)
         if (!(p->skip = malloc((size_t)n))) return svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         for (int t = 0; t < n; t++) p->skip[t] = (unsigned char)tok_special_id(tok, ids[t]);
     }
+    return 0;
+}
+
+/* The outputs an identical request stored (none found: the ids stay NULL). */
+static int find_stored(steer_plan *p, db_conn *c, svc_err *e)
+{
+    const steer_req *q = &p->q;
+    PGresult *r;
+    if (q->chat[0])
+        r = db_exec(c, DB_STEER_CHAT_FIND,
+                    (const char *const[]){q->model_id, p->chat_key[STEER_DEFAULT], p->chat_key[STEER_STEERED], p->num[0],
+                                          p->num[1], p->num[2], p->num[3], p->num[4], p->num[5], p->num[6],
+                                          p->features_json, q->steer_special ? "true" : "false"});
+    else
+        r = db_exec(c, DB_STEER_FIND, (const char *const[]){q->model_id, p->prompt, p->num[0], p->num[1], p->num[2],
+                                                            p->num[3], p->num[4], p->num[5], p->num[6], p->features_json});
+    if (db_kind(r) != DB_OK) {
+        registry_db_err(e, r, "looking up stored outputs");
+        PQclear(r);
+        return -1;
+    }
+    p->stored_id[STEER_DEFAULT] = dup_or_null(r, 0);
+    p->stored_text[STEER_DEFAULT] = dup_or_null(r, 1);
+    p->stored_lp[STEER_DEFAULT] = dup_or_null(r, 2);
+    p->stored_id[STEER_STEERED] = dup_or_null(r, 3);
+    p->stored_text[STEER_STEERED] = dup_or_null(r, 4);
+    p->stored_lp[STEER_STEERED] = dup_or_null(r, 5);
+    PQclear(r);
     return 0;
 }
 
@@ -327,30 +409,11 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
         svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
         goto bad;
     }
-    if (q->chat[0]) {
-        if (render_chats(p, model_path, e)) goto bad;
-        r = db_exec(c, DB_STEER_CHAT_FIND,
-                    (const char *const[]){q->model_id, p->chat_key[STEER_DEFAULT], p->chat_key[STEER_STEERED], p->num[0],
-                                          p->num[1], p->num[2], p->num[3], p->num[4], p->num[5], p->num[6],
-                                          p->features_json, q->steer_special ? "true" : "false"});
-    } else {
-        r = db_exec(c, DB_STEER_FIND, (const char *const[]){q->model_id, p->prompt, p->num[0], p->num[1], p->num[2],
-                                                            p->num[3], p->num[4], p->num[5], p->num[6], p->features_json});
+    if (q->chat[0] && render_chats(p, model_path, e)) goto bad;
+    if (!q->ephemeral) {
+        if (find_stored(p, c, e)) goto bad;
+        if (steer_plan_stored(p)) goto good;
     }
-    if (db_kind(r) != DB_OK) {
-        registry_db_err(e, r, "looking up stored outputs");
-        goto bad;
-    }
-    p->stored_id[STEER_DEFAULT] = dup_or_null(r, 0);
-    p->stored_text[STEER_DEFAULT] = dup_or_null(r, 1);
-    p->stored_lp[STEER_DEFAULT] = dup_or_null(r, 2);
-    p->stored_id[STEER_STEERED] = dup_or_null(r, 3);
-    p->stored_text[STEER_STEERED] = dup_or_null(r, 4);
-    p->stored_lp[STEER_STEERED] = dup_or_null(r, 5);
-    PQclear(r);
-    r = NULL;
-    if (steer_plan_stored(p)) goto good;
-
     if (!(p->model = engines_model(app->engines, model_path, err, sizeof err))) {
         log_error("steering: model %s: %s", q->model_id, err);
         svc_fail(e, SVC_INTERNAL, "internal", "could not load model '%s' (see the server log)", q->model_id);
@@ -401,7 +464,7 @@ static int start_runs(steer_plan *p, steer_runs *r, char *err, size_t errlen)
     int ks[2], n = 0;
     for (int k = 0; k < 2; k++) {
         r->gi[k] = r->row[k] = -1;
-        if (p->stored_id[k]) continue;
+        if (p->stored_id[k] || p->q.skip_run[k]) continue;
         int nh = 0;
         const hook_req *h = k == STEER_STEERED ? steer_hooks(p->set, &nh) : NULL;
         o[n] = (gen_opts){.n_tokens = p->q.n_tokens, .temperature = p->q.temperature, .freq_penalty = p->q.freq_penalty,
@@ -442,8 +505,13 @@ int steer_generate(steer_plan *p, steer_progress cb, void *ud, steer_out *out, s
     steer_runs r = {.ng = 0};
     char err[600];
     int rc = -1;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         if (p->stored_id[k] && stored_out(p, k, out, e)) goto done;
+        if (p->q.skip_run[k] && !(out->text[k] = strdup(""))) {
+            svc_fail(e, SVC_INTERNAL, "internal", "out of memory");
+            goto done;
+        }
+    }
     if (start_runs(p, &r, err, sizeof err)) {
         log_error("steering: %s", err);
         svc_fail(e, SVC_INTERNAL, "internal", "generation failed (see the server log)");
@@ -499,6 +567,7 @@ done:
 
 int steer_store(db_conn *c, steer_plan *p, steer_out *out, svc_err *e)
 {
+    if (p->q.ephemeral) return svc_fail(e, SVC_INTERNAL, "internal", "an ephemeral steering plan is not stored");
     if (steer_plan_stored(p)) {
         snprintf(out->id, sizeof out->id, "%s", p->stored_id[STEER_STEERED]);
         return 0;

@@ -1,4 +1,5 @@
-/* steer.h: Neuronpedia's completion steering as a service (POST /api/steer): resolving the
+/* steer.h: Neuronpedia's completion steering as a service (POST /api/steer, /api/steer-chat and
+ * the inference-server's /v1/steer routes, which store nothing): resolving the
  * model and the features' SAEs, answering from the stored outputs when an identical request was
  * stored, generating the DEFAULT and STEERED continuations with the engine (engine/generate.h,
  * engine/steer.h) step by step, and storing them. Knows SQL (db/) and the engine cache, not
@@ -22,6 +23,14 @@ typedef struct steer_feature {
     double strength;
 } steer_feature;
 
+/* A raw vector at a TransformerLens hook (Neuronpedia's /v1/steer `vectors`). */
+typedef struct steer_vec {
+    char hook[129];      /* e.g. "blocks.1.hook_resid_pre" */
+    const float *v;      /* n floats, borrowed */
+    int n;
+    double strength;
+} steer_vec;
+
 typedef struct steer_req {
     const char *prompt;  /* borrowed */
     char model_id[129];
@@ -35,6 +44,15 @@ typedef struct steer_req {
      * added) and tokenized as HF's add_special_tokens=False; NULL for /api/steer. */
     json_t *chat[2];
     bool steer_special;  /* steer-chat: steer the prompt's special tokens too */
+    /* The inference-server wire (the /v1/steer routes). vectors (borrowed) replace the
+     * features when nvectors > 0: each goes to its hook as given, seen without model
+     * processing. normalize: each vector becomes v/‖v‖ before its coefficient. skip_run[k]:
+     * run k is not generated (its text is ""). ephemeral: nothing is looked up in or written to
+     * the store (call no steer_store). */
+    const steer_vec *vectors;
+    int nvectors;
+    bool normalize, ephemeral;
+    bool skip_run[2];
 } steer_req;
 
 enum { STEER_STEERED, STEER_DEFAULT };
@@ -59,6 +77,9 @@ steer_plan *steer_prepare(saed_app *app, db_conn *c, const steer_req *q, svc_err
 bool steer_plan_stored(const steer_plan *p);
 /* steer-chat: run k's rendered prompt ("" for /api/steer). */
 const char *steer_plan_rendered(const steer_plan *p, int k);
+/* Run k's prompt ids as the tokenizer decodes them (malloc'd valid UTF-8; NULL when the plan
+ * came from the store or out of memory). */
+char *steer_plan_prompt_text(const steer_plan *p, int k);
 void steer_plan_free(steer_plan *p);
 
 /* Called after each step with both texts so far (a character whose bytes are not all there yet

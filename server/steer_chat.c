@@ -11,8 +11,8 @@ int steer_chat_template(const char *model_id, const char *model_dir, chat_templa
     int rc = chat_template_load(model_dir, t, err, sizeof err);
     if (rc > 0) return 0;
     if (rc == 0)
-        return svc_fail(e, SVC_INVALID, "no_chat_template", "model has no chat template: '%s' is steered with /api/steer",
-                        model_id);
+        return svc_fail(e, SVC_INVALID, "no_chat_template",
+                        "model has no chat template: '%s' is steered with /api/steer or /v1/steer/completion", model_id);
     log_error("steer-chat: model %s: %s", model_id, err);
     return svc_fail(e, SVC_INTERNAL, "internal", "model '%s': its chat template cannot be read (see the server log)", model_id);
 }

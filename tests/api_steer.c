@@ -288,53 +288,8 @@ TEST(api_steer_greedy_equals_saed_forward_argmax)
     json_t *lps = json_object_get(res, "defaultLogProbs");
     CHECK_INT(json_array_size(lps), N);
     CHECK(json_equal(lps, json_object_get(res, "steeredLogProbs")));
-    char err[512];
-    tokenizer *tok = tok_load_dir(TINY, err, sizeof err);
-    CHECK(tok != NULL);
-    int32_t ids[64] = {50256, 464, 2068, 7586, 21831}; /* BOS "The quick brown fox" */
-    int T = 5, V = 50257;
-    float *lg = malloc(sizeof(float) * V), *lp = malloc(sizeof(float) * V);
-    char *out = malloc(4 << 20);
-    for (int k = 0; k < N && tok; k++) {
-        char idarg[512];
-        size_t l = (size_t)snprintf(idarg, sizeof idarg, "[");
-        for (int i = 0; i < T; i++) l += (size_t)snprintf(idarg + l, sizeof idarg - l, "%s%d", i ? "," : "", ids[i]);
-        snprintf(idarg + l, sizeof idarg - l, "]");
-        int rc = saed_run((const char *const[]){"forward", "--model", TINY, "--ids", idarg, NULL}, out, 4 << 20, err, sizeof err);
-        CHECK_INT(rc, 0);
-        json_t *f = json_loads(out, 0, NULL);
-        json_t *ll = json_object_get(f, "logits_last");
-        CHECK_INT(json_array_size(ll), V);
-        int best = 0;
-        for (int i = 0; i < V; i++) {
-            lg[i] = (float)json_number_value(json_array_get(ll, (size_t)i));
-            if (lg[i] > lg[best]) best = i;
-        }
-        json_decref(f);
-        sample_log_softmax(lg, V, lp);
-        json_t *e = json_array_get(lps, (size_t)k);
-        char *want = tok_token_str(tok, best);
-        CHECK_STR(str(e, "token"), want);
-        free(want);
-        CHECK_NEAR(json_number_value(json_object_get(e, "logprob")), lp[best], 1e-4);
-        int32_t top[3];
-        sample_top_k(lp, V, K, top);
-        json_t *tl = json_object_get(e, "topLogprobs");
-        CHECK_INT(json_array_size(tl), K);
-        for (int t = 0; t < K; t++) {
-            char *ts = tok_token_str(tok, top[t]);
-            CHECK_STR(str(json_array_get(tl, (size_t)t), "token"), ts);
-            CHECK_NEAR(json_number_value(json_object_get(json_array_get(tl, (size_t)t), "logprob")), lp[top[t]], 1e-4);
-            free(ts);
-        }
-        ids[T++] = best;
-    }
-    size_t dl = 0;
-    char *text = tok ? tok_decode(tok, ids + 5, N, &dl) : NULL;
-    CHECK_STR(str(res, "DEFAULT"), text);
-    free(text);
-    free(out), free(lg), free(lp);
-    tok_free(tok);
+    static const int32_t prompt[] = {50256, 464, 2068, 7586, 21831}; /* BOS "The quick brown fox" */
+    tests_check_greedy(TINY, prompt, 5, N, K, lps, str(res, "DEFAULT"));
     json_decref(res);
     srv_stop(&s);
     rm_rf(dir);

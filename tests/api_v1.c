@@ -69,7 +69,7 @@ TEST(api_v1_secret_tokenize_activation_single)
                                  "/v1/activation/all", "/v1/activation/all-batch", "/v1/activation/source",
                                  "/v1/activation/topk-by-token", "/v1/activation/topk-by-token-batch",
                                  "/v1/util/sae-vector", "/v1/util/sae-topk-by-decoder-cossim", "/v1/capabilities",
-                                 "/initialize"};
+                                 "/initialize", "/v1/steer/completion", "/v1/steer/completion-chat", "/v1/steer/health"};
     json_t *rl = json_object_get(j, "routes");
     for (size_t w = 0; w < sizeof want_routes / sizeof *want_routes; w++) {
         int n = 0;

@@ -61,9 +61,9 @@ static json_t *expectations(int *ok)
                            "1-rs", "sourceSet", "rs", "prompt", TEXT, "prompt2", TEXT2, "feature", f, "ids", ids,
                            "tokens", tokens, "values", vals, "lastTop", f, (double)last[f], "dIn", 64, "hook",
                            "blocks.1.hook_resid_pre", "cases", cl);
+    *ok = ex != NULL && last[f] > 0; /* last points into ref */
     json_decref(enc);
     free(ref);
-    *ok = ex != NULL && last[f] > 0;
     return ex;
 }
 

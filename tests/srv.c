@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -18,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/sample.h"
+#include "engine/tokenizer.h"
 #include "tests/oas.h"
 #include "tests/t.h"
 
@@ -273,6 +276,35 @@ void tests_camelize(json_t *j)
     json_decref(copy);
 }
 
+/* An event-stream body with each `data: <json>` line camelized (other lines kept); malloc'd. */
+static char *camelize_events(const char *body)
+{
+    size_t cap = strlen(body) * 2 + 64, o = 0;
+    char *outb = malloc(cap);
+    for (const char *p = body; outb && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        json_t *d = !strncmp(p, "data: ", 6) ? json_loadb(p + 6, len - 6, 0, NULL) : NULL;
+        char *s = NULL;
+        if (d) tests_camelize(d), s = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        size_t need = (s ? strlen(s) + 6 : len) + 2;
+        char *grown = o + need >= cap ? realloc(outb, cap = (o + need) * 2) : outb;
+        if (!grown) {
+            free(s);
+            free(outb);
+            return NULL;
+        }
+        outb = grown;
+        o += s ? (size_t)sprintf(outb + o, "data: %s", s) : (memcpy(outb + o, p, len), len);
+        if (nl) outb[o++] = '\n';
+        free(s);
+        p += len + (nl ? 1 : 0);
+    }
+    if (outb) outb[o] = '\0';
+    return outb;
+}
+
 /* Checks the body of an error against the one error shape ({"error": str} on the
  * inference-server wire: /v1/..., /health and /initialize). */
 static void check_error_shape(const char *method, const char *path, const resp *r)
@@ -340,12 +372,15 @@ int http(srv *s, const char *method, const char *path, const char *const *header
     const char *checked = out->body;
     size_t blen = out->len;
     char *camel = NULL;
-    json_t *j = !strncmp(qpath, "/v1/", 4) ? json_loads(out->body, 0, NULL) : NULL;
+    bool v1 = !strncmp(qpath, "/v1/", 4);
+    json_t *j = v1 ? json_loads(out->body, 0, NULL) : NULL;
     if (j) {
         tests_camelize(j);
         camel = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         if (camel) checked = camel, blen = strlen(camel);
+    } else if (v1 && out->body && strstr(out->ctype, "text/event-stream") && (camel = camelize_events(out->body))) {
+        checked = camel, blen = strlen(camel);
     }
     if (routed && strcmp(method, "OPTIONS") && tests_spec() &&
         oas_check(tests_spec(), method, qpath, out->status, out->ctype[0] ? out->ctype : NULL, checked, blen, err, sizeof err))
@@ -476,6 +511,84 @@ float *tests_saed_encode(const char *model_dir, const char *sae_dir, const char 
     }
     json_decref(j);
     return d;
+}
+
+/* The greedy reference: ids[T, T + n) and each step's log-softmax of the chosen and the k_top
+ * most likely tokens, from `saed forward`. */
+static int saed_greedy(const char *model_dir, int32_t *ids, int T, int n, int k_top, float *lp, int32_t *top, float *top_lp)
+{
+    char *out = malloc(4 << 20), err[512], idarg[8192];
+    float *lg = NULL, *ls = NULL;
+    int rc = -1;
+    for (int k = 0; k < n; k++) {
+        size_t l = (size_t)snprintf(idarg, sizeof idarg, "[");
+        for (int i = 0; i < T + k && l < sizeof idarg; i++)
+            l += (size_t)snprintf(idarg + l, sizeof idarg - l, "%s%d", i ? "," : "", ids[i]);
+        snprintf(idarg + l, sizeof idarg - l, "]");
+        int st = out ? saed_run((const char *const[]){"forward", "--model", model_dir, "--ids", idarg, NULL}, out, 4 << 20,
+                                err, sizeof err)
+                     : -1;
+        json_t *f = st ? NULL : json_loads(out, 0, NULL), *ll = json_object_get(f, "logits_last");
+        int V = (int)json_array_size(ll);
+        if (!lg && V > 0) lg = malloc(sizeof(float) * V), ls = malloc(sizeof(float) * V);
+        if (V == 0 || !lg || !ls) {
+            t_fail(__FILE__, __LINE__, "saed forward %s: %d %s", model_dir, st, err);
+            json_decref(f);
+            goto done;
+        }
+        int best = 0;
+        for (int i = 0; i < V; i++) {
+            lg[i] = (float)json_number_value(json_array_get(ll, (size_t)i));
+            if (lg[i] > lg[best]) best = i;
+        }
+        json_decref(f);
+        sample_log_softmax(lg, V, ls);
+        ids[T + k] = best;
+        lp[k] = ls[best];
+        if (k_top > 0) sample_top_k(ls, V, k_top, top + (size_t)k * k_top);
+        for (int j = 0; j < k_top; j++) top_lp[(size_t)k * k_top + j] = ls[top[(size_t)k * k_top + j]];
+    }
+    rc = 0;
+done:
+    free(out), free(lg), free(ls);
+    return rc;
+}
+
+void tests_check_greedy(const char *model_dir, const int32_t *prompt, int T, int n, int k_top, json_t *lps, const char *text)
+{
+    char err[512];
+    tokenizer *tok = tok_load_dir(model_dir, err, sizeof err);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(T + n)), *top = malloc(sizeof(int32_t) * (size_t)(n * k_top + 1));
+    float *lp = malloc(sizeof(float) * (size_t)n), *top_lp = malloc(sizeof(float) * (size_t)(n * k_top + 1));
+    if (!tok || !ids || !top || !lp || !top_lp) {
+        t_fail(__FILE__, __LINE__, "%s: %s", model_dir, tok ? "out of memory" : err);
+        goto done;
+    }
+    memcpy(ids, prompt, sizeof(int32_t) * (size_t)T);
+    if (saed_greedy(model_dir, ids, T, n, k_top, lp, top, top_lp)) goto done;
+    if (json_array_size(lps) != (size_t)n) t_fail(__FILE__, __LINE__, "%zu logprobs, wanted %d", json_array_size(lps), n);
+    for (int k = 0; k < n && (size_t)k < json_array_size(lps); k++) {
+        json_t *e = json_array_get(lps, (size_t)k), *tl = json_object_get(e, "topLogprobs");
+        char *want = tok_token_str(tok, ids[T + k]);
+        CHECK_STR(json_string_value(json_object_get(e, "token")), want);
+        free(want);
+        CHECK_NEAR(json_number_value(json_object_get(e, "logprob")), lp[k], 1e-4);
+        CHECK_INT(json_array_size(tl), k_top);
+        for (int t = 0; t < k_top && (size_t)t < json_array_size(tl); t++) {
+            json_t *x = json_array_get(tl, (size_t)t);
+            char *ts = tok_token_str(tok, top[k * k_top + t]);
+            CHECK_STR(json_string_value(json_object_get(x, "token")), ts);
+            free(ts);
+            CHECK_NEAR(json_number_value(json_object_get(x, "logprob")), top_lp[k * k_top + t], 1e-4);
+        }
+    }
+    size_t dl = 0;
+    char *got = tok_decode(tok, ids + T, n, &dl);
+    CHECK_STR(text, got);
+    free(got);
+done:
+    tok_free(tok);
+    free(ids), free(top), free(lp), free(top_lp);
 }
 
 static size_t shot_body(char *p, size_t sz, size_t n, void *ud)

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct srv {
@@ -61,6 +62,11 @@ long long tdb_scalar(const char *url, const char *sql);
 /* `saed encode --prepend-bos [--fold-dec-norm]` of text with the model and SAE folders: dense
  * (T, d_sae) values (owned; T out), or NULL after failing the test. */
 float *tests_saed_encode(const char *model_dir, const char *sae_dir, const char *text, int fold, int d_sae, int *T);
+
+/* Checks a greedy continuation of prompt (T ids) with model_dir against `saed forward` run
+ * step by step: n tokens, lps (upstream's [{token, logprob, topLogprobs}] with k_top entries)
+ * the log-softmax of the logits at each step, and text the decoded tokens. Fails the test. */
+void tests_check_greedy(const char *model_dir, const int32_t *prompt, int T, int n, int k_top, json_t *lps, const char *text);
 
 /* Polls GET /api/dashboard-jobs/{id} until the job is neither available nor running; its final
  * JSON (owned), or NULL after `seconds`. */
