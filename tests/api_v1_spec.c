@@ -8,9 +8,8 @@
  * activations, cosines computed here from the SAE's safetensors, and each batch equals its
  * single requests.
  *
- * Steering hook: the /v1/steer routes are added by their own change. When they are served, call them
- * from spec_steer() (with spec_request/v1_call, which check upstream's schema) and drop them
- * from not_served[] below; the unexercised check then holds them to it. */
+ * The steering routes are called from spec_steer(), on tiny-a and on a copy of it given a chat
+ * template. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,8 +36,6 @@ static const char *const hdr[] = {"x-api-key: " KEY, "X-SECRET-KEY: " SECRET, NU
 static const char *const not_served[] = {
     "POST /v1/activation/attention", "POST /v1/activation/raw", "POST /v1/apply-chat-template",
     "POST /v1/lens/prompt", "POST /v1/util/similarity-matrix-pred",
-    /* steering: being added separately (see spec_steer) */
-    "POST /v1/steer/completion", "POST /v1/steer/completion-chat", "GET /v1/steer/health",
 };
 
 static oas *up;        /* upstream's spec for oas_check */
@@ -97,9 +94,12 @@ static void post_error(srv *s, const char *path, const char *body, int want, con
  * without a sample, so the spec's requirements stay covered. Owned text. */
 static char *spec_request(const char *path, const char *extras)
 {
-    json_t *samples = json_pack("{s:s,s:[s,s],s:s,s:s,s:s,s:[],s:[],s:b,s:s,s:i,s:i}", "prompt", TEXT, "prompts", TEXT,
-                                TEXT2, "model", "tiny-a", "source", "1-rs", "sourceSet", "rs", "selectedSources",
-                                "sortByTokenIndexes", "ignoreBos", 1, "text", TEXT, "index", 3, "numResults", 5);
+    json_t *samples = json_pack("{s:s,s:[s,s],s:s,s:s,s:s,s:[],s:[],s:b,s:s,s:i,s:i,s:[s,s],s:s,s:b,s:i,s:f,s:f,s:f,s:i,s:b}",
+                                "prompt", TEXT, "prompts", TEXT, TEXT2, "model", "tiny-a", "source", "1-rs", "sourceSet",
+                                "rs", "selectedSources", "sortByTokenIndexes", "ignoreBos", 1, "text", TEXT, "index", 3,
+                                "numResults", 5, "types", "STEERED", "DEFAULT", "steerMethod", "SIMPLE_ADDITIVE",
+                                "normalizeSteering", 0, "nCompletionTokens", 4, "temperature", 0.0, "strengthMultiplier",
+                                1.0, "freqPenalty", 0.0, "seed", 16, "steerSpecialTokens", 0);
     const char *ref = json_string_value(json_object_get(
         json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
                                                             json_object_get(json_object_get(updoc, "paths"), path), "post"),
@@ -148,8 +148,68 @@ static void check_not_served(const char *method, const char *tpl, void *ud)
     t_fail(__FILE__, __LINE__, "upstream's %s was never called", op);
 }
 
-/* Steering hook: the /v1/steer calls go here once they are served. */
-static void spec_steer(srv *s) { (void)s; }
+/* The steering routes against upstream's schemas: a completion built from the spec's required
+ * fields (STEERED at strength 0 equals DEFAULT), its chat variant on a copy of tiny-a given a
+ * chat template (chat_dir, registered as tiny-chat) and the health route. Stream frames are
+ * not in upstream's spec; tests/api_v1_steer.c checks them against saed's. */
+static void spec_steer(srv *s)
+{
+    const char *feat = "\"features\":[{\"model\":\"tiny-a\",\"source\":\"1-rs\",\"index\":3,\"strength\":0}]";
+    char extras[512];
+    snprintf(extras, sizeof extras, "{%s}", feat);
+    char *body = spec_request("/v1/steer/completion", extras);
+    json_t *j = post(s, "/v1/steer/completion", body, 200);
+    free(body);
+    json_t *o = json_object_get(j, "outputs");
+    CHECK_INT((int)json_array_size(o), 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(o, 0), "type")), "STEERED");
+    const char *st = json_string_value(json_object_get(json_array_get(o, 0), "output"));
+    const char *df = json_string_value(json_object_get(json_array_get(o, 1), "output"));
+    CHECK(st && df && *st && !strcmp(st, df));
+    json_decref(j);
+
+    snprintf(extras, sizeof extras,
+             "{\"model\":\"tiny-chat\",\"prompt\":[{\"role\":\"user\",\"content\":\"Hello there\"}],"
+             "\"features\":[{\"model\":\"tiny-chat\",\"source\":\"1-rs\",\"index\":3,\"strength\":0}]}");
+    body = spec_request("/v1/steer/completion-chat", extras);
+    j = post(s, "/v1/steer/completion-chat", body, 200);
+    free(body);
+    o = json_object_get(j, "outputs");
+    CHECK_INT((int)json_array_size(o), 2);
+    /* The template below, rendered with the generation prompt. */
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "input"), "raw")),
+              "<|endoftext|>user: Hello there\nassistant:");
+    const char *raw = json_string_value(json_object_get(json_array_get(o, 0), "raw"));
+    CHECK(raw && !strncmp(raw, "<|endoftext|>user: Hello there\nassistant:", 41));
+    json_decref(j);
+    json_decref(v1_call(s, "GET", "/v1/steer/health", NULL, 200));
+}
+
+static void rm_dir(const char *dir)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {}
+}
+
+/* tiny-a's files and a tokenizer_config.json with a small chat template, in dir. 0 on success. */
+static int write_chat_model(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp " TINY "/config.json " TINY "/model.safetensors " TINY "/vocab.json " TINY
+                              "/merges.txt '%s/'",
+             dir);
+    if (system(cmd)) return -1;
+    char path[256];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs("{\"bos_token\":\"<|endoftext|>\",\"eos_token\":\"<|endoftext|>\",\"chat_template\":"
+          "\"{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\\n{% endfor %}"
+          "{% if add_generation_prompt %}assistant:{% endif %}\"}",
+          f);
+    return fclose(f) ? -1 : 0;
+}
 
 /* W_dec (D, d_in) of an SAE folder, read from its safetensors here (F32 only), or NULL. */
 static float *read_w_dec(const char *dir, int *d_in)
@@ -466,11 +526,16 @@ TEST(api_v1_spec_every_route_against_upstream)
     }
     updoc = json_load_file(UPSTREAM, 0, NULL);
     CHECK_STR(json_string_value(json_object_get(json_object_get(updoc, "info"), "version")), "1.9.0");
+    char chat_dir[] = "/tmp/saed-v1spec-XXXXXX", roots[128];
+    CHECK(mkdtemp(chat_dir) != NULL);
+    CHECK_INT(write_chat_model(chat_dir), 0);
+    snprintf(roots, sizeof roots, "tests/data:%s", chat_dir);
     if (srv_fresh(&s, url, sizeof url,
-                  (const char *const[]){"--migrate", "--data-roots", "tests/data", "--workers", "0", "--api-keys", KEY,
+                  (const char *const[]){"--migrate", "--data-roots", roots, "--workers", "0", "--api-keys", KEY,
                                         "--v1-secret", SECRET, "--max-text-tokens", "40", NULL})) {
         oas_free(up);
         json_decref(updoc);
+        rm_dir(chat_dir);
         return;
     }
     resp r;
@@ -537,6 +602,13 @@ TEST(api_v1_spec_every_route_against_upstream)
                 "\"sortByTokenIndexes\":[2],\"ignoreBos\":true,\"numResults\":7");
     check_cossim(&s);
     check_initialize(&s);
+    snprintf(err, sizeof err, "{\"id\":\"tiny-chat\",\"path\":\"%s\"}", chat_dir);
+    http(&s, "POST", "/api/models", hdr, err, &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes", hdr, "{\"modelId\":\"tiny-chat\",\"path\":\"" SAE_JR "\",\"setName\":\"rs\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
     spec_steer(&s);
 
     /* Errors, each {"error": str} naming the problem. */
@@ -563,4 +635,5 @@ TEST(api_v1_spec_every_route_against_upstream)
     oas_free(up);
     json_decref(updoc);
     CHECK_INT(srv_stop(&s), 0);
+    rm_dir(chat_dir);
 }
