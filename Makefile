@@ -33,7 +33,10 @@ CUDA_HOME  := $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)))
 CUDA_LIB   := $(BUILD)/saed-cuda.so
 
 LIB_SRCS := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c db/*.c gpu/*.c engine/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The feature page's files (web/) are compiled in as C arrays (tools/gen_web.c), so the binary
+# needs no web root: build/gen/web_assets.c is regenerated whenever a file in web/ changes.
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 TEST_SRCS := $(filter-out tests/oas_selftest.c tests/gpu_parity%.c,$(wildcard tests/*.c))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -54,6 +57,18 @@ check-deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/gen-web: tools/gen_web.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $<
+# The list itself is a prerequisite too, so that removing a file regenerates the table.
+WEB_STAMP := $(BUILD)/gen/web-files
+$(shell mkdir -p $(BUILD)/gen; echo '$(WEB_FILES)' | cmp -s - $(WEB_STAMP) || echo '$(WEB_FILES)' > $(WEB_STAMP))
+$(BUILD)/gen/web_assets.c: $(BUILD)/gen/gen-web $(WEB_FILES) $(WEB_STAMP)
+	$(BUILD)/gen/gen-web $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
 
 # Only main.c sees the version, so a new commit does not rebuild everything.
 $(BUILD)/obj/server/main.o: CFLAGS += -DSAED_VERSION='"$(VERSION)"'

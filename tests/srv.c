@@ -246,6 +246,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     grab(p, k, "X-Request-Id", r->request_id, sizeof r->request_id);
     grab(p, k, "Location", r->location, sizeof r->location);
     grab(p, k, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
+    grab(p, k, "ETag", r->etag, sizeof r->etag);
+    grab(p, k, "Cache-Control", r->cache_control, sizeof r->cache_control);
     return k;
 }
 

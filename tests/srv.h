@@ -20,7 +20,7 @@ typedef struct resp {
     int status;
     char *body;
     size_t len;
-    char ctype[128], allow[128], retry_after[32], request_id[96], location[256], acao[64];
+    char ctype[128], allow[128], retry_after[32], request_id[96], location[256], acao[64], etag[96], cache_control[64];
 } resp;
 
 /* 1 when the harness provided a cluster (tests/run.sh); otherwise the caller skips. */
