@@ -43,7 +43,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 TARGETS := $(BUILD)/saed $(BUILD)/mkgpt2 $(BUILD)/tests/saed-tests $(BUILD)/tests/oas-selftest $(BUILD)/tests/fuzz-safetensors \
            $(BUILD)/tests/gpu-parity $(if $(NVCC),$(CUDA_LIB))
 
-.PHONY: all test run clean deps check-deps readme-config
+.PHONY: all test run clean deps test-deps check-deps readme-config
 all: check-deps $(TARGETS)
 
 check-deps:
@@ -138,7 +138,7 @@ $(CUDA_LIB): $(CUDA_OBJS)
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 # deps first (on a fresh machine pkg-config knows nothing yet), then a fresh make that sees them.
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/run.sh $(BUILD)
 
@@ -148,6 +148,9 @@ run: deps
 
 deps:
 	@bash scripts/deps.sh
+# The test-only packages too (chromium and node for the feature page test).
+test-deps:
+	@bash scripts/deps.sh --test
 
 readme-config: $(BUILD)/saed
 	@$(BUILD)/saed config-docs
