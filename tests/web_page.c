@@ -21,23 +21,6 @@
 #define KEY "web-page-key-0123456789abcdef"
 #define HDR_KEY "x-api-key: " KEY
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0, *len = (size_t)n;
-    return b;
-}
-
 /* One request written by hand (no client-side path normalisation); the status, and whether
  * the answer holds needle. */
 static int raw_get(srv *s, const char *path, const char *needle, int *has)
@@ -87,7 +70,7 @@ TEST(web_static)
         char p[600], url[600];
         snprintf(p, sizeof p, "web/%s", e->d_name);
         size_t len = 0;
-        char *disk = slurp(p, &len);
+        char *disk = tests_slurp(p, &len);
         snprintf(url, sizeof url, "/static/%s", e->d_name);
         resp r;
         http(&s, "GET", url, NULL, NULL, &r);
@@ -106,7 +89,7 @@ TEST(web_static)
     /* The two pages: / is index.html, /feature/... is feature.html (for any feature: the page
      * asks /api/feature itself). */
     size_t ilen = 0, flen = 0;
-    char *index_html = slurp("web/index.html", &ilen), *feature_html = slurp("web/feature.html", &flen);
+    char *index_html = tests_slurp("web/index.html", &ilen), *feature_html = tests_slurp("web/feature.html", &flen);
     resp r;
     http(&s, "GET", "/", NULL, NULL, &r);
     CHECK_INT(r.status, 200);
@@ -209,7 +192,7 @@ static json_t *post_ok(srv *s, const char *path, const char *body, int want)
 static int is_png(const char *path)
 {
     size_t len = 0;
-    char *b = slurp(path, &len);
+    char *b = tests_slurp(path, &len);
     int ok = b && len > 1000 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8);
     free(b);
     return ok;

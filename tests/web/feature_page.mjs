@@ -99,7 +99,7 @@ try {
   await maxTok.hover();
   check((await maxTok.getAttribute('title')).endsWith(`: ${topActs[0].maxValue}`), 'hovered max token shows maxValue');
   const ivals = await page.$$eval('#intervals .interval .tok', (ss) => ss.map((s) => Number(s.dataset.value)));
-  check(intervalActs.length > 0 && eq(ivals.slice().sort(), intervalActs.flatMap((a) => a.values).sort()),
+  check(intervalActs.length > 0 && eq(ivals.slice().sort((x, y) => x - y), intervalActs.flatMap((a) => a.values).sort((x, y) => x - y)),
     `interval examples: ${intervalActs.length} shown with their values`);
 
   // Neighbours by decoder cosine, as links.
