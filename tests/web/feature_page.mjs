@@ -40,10 +40,15 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
 });
 const pageErrors = [];
-async function newPage(viewport) {
+// expected: a console error that page may show (a RegExp), at most once.
+async function newPage(viewport, expected) {
   const ctx = await browser.newContext({ viewport });
   const page = await ctx.newPage();
-  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()} (${page.url()})`); });
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (expected && expected.test(m.text())) { expected = null; return; }
+    pageErrors.push(`console: ${m.text()} (${page.url()})`);
+  });
   page.on('pageerror', (e) => pageErrors.push(`exception: ${e.message} (${page.url()})`));
   return page;
 }
@@ -159,6 +164,13 @@ try {
   await page.waitForSelector('#search-results a', { timeout: 15000 });
   const hits = await page.$$eval('#search-results a', (as) => as.map((a) => a.getAttribute('href')));
   check(hits.includes(`/feature/${enc(modelId)}/${enc(layer)}/${index}`), `search "${q}" links the feature`);
+
+  // An unknown feature: the page says so (Neuronpedia's message). The browser reports the
+  // 404 of that fetch on the console itself; only that one line is expected there.
+  const lost = await newPage({ width: 1280, height: 900 }, /status of 404/);
+  await lost.goto(featureUrl(999999));
+  await lost.waitForFunction(() => document.getElementById('status').textContent.includes('not available'), null, { timeout: 15000 });
+  check(await lost.$eval('#body', (b) => b.hidden), 'unknown feature: "not available" shown, no dashboard');
 
   // Phone: 390px wide, nothing wider than the viewport.
   const phone = await newPage({ width: 390, height: 844 });
