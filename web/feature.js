@@ -130,6 +130,7 @@ async function load(where) {
     width = f.source && f.source.saelensConfig ? f.source.saelensConfig.d_sae : null;
     setNavLinks(where);
     render(f);
+    resetSteer(f);
     $('body').hidden = false;
     $('status').hidden = true;
     document.body.dataset.loaded = `${f.modelId}/${f.layer}/${f.index}`;

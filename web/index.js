@@ -73,7 +73,8 @@ async function search(more) {
     $('search-results').append(...res.results.map((r) => h('li', {},
       h('a', { href: featurePath(r.modelId, r.layer, r.index), textContent: `${r.modelId} ${r.layer} #${r.index}` }),
       h('span', { textContent: ` ${r.description}` }))));
-    $('search-status').textContent = `${res.resultsCount} result${res.resultsCount === 1 ? '' : 's'}`;
+    const n = $('search-results').childElementCount;
+    $('search-status').textContent = `${n} result${n === 1 ? '' : 's'}${res.hasMore ? ' so far' : ''}`;
     nextOffset = res.nextOffset;
     $('search-more').hidden = !res.hasMore;
   } catch (e) {

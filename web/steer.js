@@ -39,9 +39,14 @@ export function setupSteer(current) {
       if (inflight === ctl) inflight = null;
     }
   });
-  return () => {
+  // The feature's default strength (vectorDefaultSteerStrength) until the user picks one.
+  const strength = $('steer-strength');
+  strength.addEventListener('input', () => { strength.dataset.touched = '1'; });
+  // Clears the outputs for a new feature; with the feature JSON, adopts its default strength.
+  return (f) => {
     if (inflight) inflight.abort();
     steered.textContent = plain.textContent = status.textContent = '';
     status.dataset.done = '';
+    if (f && f.vectorDefaultSteerStrength != null && !strength.dataset.touched) strength.value = f.vectorDefaultSteerStrength;
   };
 }

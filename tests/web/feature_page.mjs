@@ -125,6 +125,7 @@ try {
     `live test: ${live.length} tokens with the values of /api/activation/new`);
 
   // Steering, streamed into both columns, equal to the (stored) non-stream answer.
+  check(Number(await page.inputValue('#steer-strength')) === f.vectorDefaultSteerStrength, 'steer: the feature\'s default strength preset');
   await page.fill('#steer-strength', '40');
   await page.fill('#steer-tokens', '8');
   await page.click('#steer-form button');
