@@ -148,7 +148,7 @@ run: deps
 
 deps:
 	@bash scripts/deps.sh
-# The test-only packages too (chromium and node for the feature page test).
+# The test-only packages too (chromium for the feature page test).
 test-deps:
 	@bash scripts/deps.sh --test
 

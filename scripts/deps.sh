@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # deps.sh [--test] [--list]: make sure the Debian packages saed builds, tests and runs with are
 # installed. As root it installs what is missing with apt-get; otherwise it prints the one
-# command to run and exits 1. --test adds the test-only packages (`make test`): chromium and
-# node for the feature page test (tests/web/); npm too where node does not bring it.
-# `--list` prints the package names only.
+# command to run and exits 1. --test adds the test-only packages (`make test`): chromium for
+# the feature page test (tests/web/; node comes from tests/run.sh). `--list` prints the names only.
 set -euo pipefail
 
 PKGS=(gcc make pkg-config curl ca-certificates
       libmicrohttpd-dev libjansson-dev libpq-dev libcurl4-openssl-dev libuv1-dev
       libopenblas-dev zlib1g-dev libyaml-dev postgresql)
-TEST_PKGS=(chromium nodejs)
+TEST_PKGS=(chromium)
 
 list=0
 for a in "$@"; do
@@ -19,8 +18,6 @@ for a in "$@"; do
         *) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
     esac
 done
-# Debian's nodejs comes without npm (a package of its own); some other builds of nodejs carry it.
-if [[ " ${PKGS[*]} " == *" nodejs "* ]] && ! command -v npm >/dev/null; then PKGS+=(npm); fi
 if [ "$list" = 1 ]; then printf '%s\n' "${PKGS[@]}"; exit 0; fi
 
 missing=()
