@@ -68,7 +68,7 @@ $(BUILD)/gen/web_assets.c: $(BUILD)/gen/gen-web $(WEB_FILES) $(WEB_STAMP)
 	$(BUILD)/gen/gen-web $(WEB_FILES) > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
 
 # Only main.c sees the version, so a new commit does not rebuild everything.
 $(BUILD)/obj/server/main.o: CFLAGS += -DSAED_VERSION='"$(VERSION)"'
