@@ -154,9 +154,27 @@ try {
   await loaded(page, next);
   check(new URL(page.url()).pathname.endsWith(`/${next}`), 'Back follows the history');
 
-  // Start page: the SAE with its completed job, and a search that finds the explanation.
+  // Start page: the SAE with its job, and a search that finds the explanation. The first job
+  // list it reads is saed's own with the job turned back to running half way (256 of 512
+  // prompts), so the bar, its label and the polling that brings the real (completed) state
+  // are seen; every later read is saed's answer untouched.
+  let rewound = 0;
+  await page.route('**/api/dashboard-jobs?*', async (route) => {
+    const res = await route.fetch();
+    const jobs = await res.json();
+    if (rewound++ === 0 && jobs.length) {
+      jobs[0].state = 'running';
+      jobs[0].progress = { phase: 'encoding', promptsDone: 256, promptsTotal: 512, tokensPerSecond: 100, etaSeconds: 12 };
+    }
+    await route.fulfill({ response: res, json: jobs });
+  });
   await page.goto(`${base}/`);
+  const bar = await page.waitForSelector('progress[data-state="running"]', { timeout: 15000 });
+  check(Number(await bar.evaluate((b) => b.value)) === 0.5 && (await bar.evaluate((b) => b.parentElement.textContent)).includes('running 50%, ~12 s left'),
+    'start page: a running job\'s bar at 50% with its ETA');
   await page.waitForSelector('progress[data-state="completed"]', { timeout: 15000 });
+  check(rewound >= 2, 'start page: polled the jobs again while one was running');
+  await page.unroute('**/api/dashboard-jobs?*');
   const links = await page.$$eval('.sae a', (as) => as.map((a) => a.getAttribute('href')));
   check(links.includes(`/feature/${enc(modelId)}/${enc(layer)}/0`), 'start page links the SAE\'s dashboards');
   const q = f.explanations[0].description;
