@@ -33,14 +33,17 @@ CUDA_HOME  := $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)))
 CUDA_LIB   := $(BUILD)/saed-cuda.so
 
 LIB_SRCS := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c db/*.c gpu/*.c engine/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The feature page's files (web/) are compiled in as C arrays (tools/gen_web.c), so the binary
+# needs no web root: build/gen/web_assets.c is regenerated whenever a file in web/ changes.
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 TEST_SRCS := $(filter-out tests/oas_selftest.c tests/gpu_parity%.c,$(wildcard tests/*.c))
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
 TARGETS := $(BUILD)/saed $(BUILD)/mkgpt2 $(BUILD)/tests/saed-tests $(BUILD)/tests/oas-selftest $(BUILD)/tests/fuzz-safetensors \
            $(BUILD)/tests/gpu-parity $(if $(NVCC),$(CUDA_LIB))
 
-.PHONY: all test run clean deps check-deps readme-config
+.PHONY: all test run clean deps test-deps check-deps readme-config
 all: check-deps $(TARGETS)
 
 check-deps:
@@ -52,6 +55,18 @@ check-deps:
 	 else echo "✗ CUDA: nvcc not found (CPU-only build)"; fi
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/gen-web: tools/gen_web.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -o $@ $<
+# The list itself is a prerequisite too, so that removing a file regenerates the table.
+WEB_STAMP := $(BUILD)/gen/web-files
+$(shell mkdir -p $(BUILD)/gen; echo '$(WEB_FILES)' | cmp -s - $(WEB_STAMP) || echo '$(WEB_FILES)' > $(WEB_STAMP))
+$(BUILD)/gen/web_assets.c: $(BUILD)/gen/gen-web $(WEB_FILES) $(WEB_STAMP)
+	$(BUILD)/gen/gen-web $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
 
@@ -123,7 +138,7 @@ $(CUDA_LIB): $(CUDA_OBJS)
 	  -Xlinker -rpath,$(CUDA_HOME)/lib64
 
 # deps first (on a fresh machine pkg-config knows nothing yet), then a fresh make that sees them.
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/run.sh $(BUILD)
 
@@ -133,6 +148,9 @@ run: deps
 
 deps:
 	@bash scripts/deps.sh
+# The test-only packages too (chromium for the feature page test).
+test-deps:
+	@bash scripts/deps.sh --test
 
 readme-config: $(BUILD)/saed
 	@$(BUILD)/saed config-docs

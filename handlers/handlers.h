@@ -20,6 +20,10 @@ void h_healthz(http_req *r);
 void h_readyz(http_req *r);
 void h_openapi(http_req *r);
 void h_metrics(http_req *r);
+/* The feature page (web.c): embedded HTML, CSS and JS. */
+void h_web_index(http_req *r);
+void h_web_feature(http_req *r);
+void h_web_static(http_req *r);
 void h_models_list(http_req *r);
 void h_models_create(http_req *r);
 void h_models_get(http_req *r);

@@ -7,6 +7,10 @@ const http_route http_routes[] = {
     {"GET", "/readyz", h_readyz, 0},
     {"GET", "/openapi.yaml", h_openapi, 0},
     {"GET", "/metrics", h_metrics, 0},
+    /* The feature page: static files embedded in the binary, open like the read routes. */
+    {"GET", "/", h_web_index, 0},
+    {"GET", "/feature/{modelId}/{layer}/{index}", h_web_feature, 0},
+    {"GET", "/static/{name}", h_web_static, 0},
     {"GET", "/api/models", h_models_list, ROUTE_SCHEMA},
     {"POST", "/api/models", h_models_create, ROUTE_JSON | ROUTE_AUTH | ROUTE_SCHEMA},
     {"GET", "/api/models/{id}", h_models_get, ROUTE_SCHEMA},

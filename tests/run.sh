@@ -29,6 +29,9 @@ if ! command -v node >/dev/null && [ "$(id -u)" -eq 0 ]; then
         echo "could not install nodejs/npm; the tests that need them will skip" >&2
 fi
 bash tests/tok/fetch.sh "$SAED_TOKENIZER_CACHE" || echo "tests/tok/fetch.sh failed; tokenizer tests may skip" >&2
+# playwright-core for the feature page test (tests/web_page.c drives Debian's chromium with it).
+bash tests/web/fetch.sh build/npm || echo "tests/web/fetch.sh failed; the feature page test will skip" >&2
+export SAED_PLAYWRIGHT=${SAED_PLAYWRIGHT:-build/npm/playwright-core}
 # The tests start servers whose logs they read; keep OpenBLAS from oversubscribing 2 cores.
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 

@@ -246,6 +246,8 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     grab(p, k, "X-Request-Id", r->request_id, sizeof r->request_id);
     grab(p, k, "Location", r->location, sizeof r->location);
     grab(p, k, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
+    grab(p, k, "ETag", r->etag, sizeof r->etag);
+    grab(p, k, "Cache-Control", r->cache_control, sizeof r->cache_control);
     return k;
 }
 
@@ -631,4 +633,22 @@ void *fire(void *arg)
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return NULL;
+}
+
+char *tests_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    long n = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
+    if (n >= 0 && !fseek(f, 0, SEEK_SET) && (b = malloc((size_t)n + 1)) && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = 0;
+        *len = (size_t)n;
+    }
+    return b;
 }

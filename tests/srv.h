@@ -20,7 +20,7 @@ typedef struct resp {
     int status;
     char *body;
     size_t len;
-    char ctype[128], allow[128], retry_after[32], request_id[96], location[256], acao[64];
+    char ctype[128], allow[128], retry_after[32], request_id[96], location[256], acao[64], etag[96], cache_control[64];
 } resp;
 
 /* 1 when the harness provided a cluster (tests/run.sh); otherwise the caller skips. */
@@ -56,6 +56,8 @@ void tests_write_corpus(const char *path, int docs, int words_per_doc, unsigned 
 /* dir (existing): a copy of tests/data/sae/tiny-a-res-standard whose cfg says
  * normalize_activations expected_average_only_in, norm_scaling_factor 4 (weights linked). */
 int tests_write_nsf_sae(const char *dir);
+/* A whole file, NUL-terminated (owned), its size in *len; NULL when it cannot be read. */
+char *tests_slurp(const char *path, size_t *len);
 /* The first column of the first row of a query, as a number (psql; 0 when none). */
 long long tdb_scalar(const char *url, const char *sql);
 
