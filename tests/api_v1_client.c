@@ -23,7 +23,7 @@
 /* The cases drive.mjs runs; each must pass with both client versions. */
 static const char *const cases[] = {"tokenize",      "activationSingle", "activationSingleBatch", "topkByToken",
                                     "topkByTokenBatch", "activationAll", "activationSource",   "utilSaeVector",
-                                    "decoderCossim", "errors",         NULL};
+                                    "decoderCossim", "steerCompletion", "steerCompletionChat", "errors", NULL};
 
 static json_t *expectations(int *ok)
 {
@@ -57,10 +57,10 @@ static json_t *expectations(int *ok)
     for (int p = 1; p < T; p++) json_array_append_new(vals, json_real(ref[(size_t)p * 512 + f]));
     json_t *cl = json_array();
     for (int i = 0; cases[i]; i++) json_array_append_new(cl, json_string(cases[i]));
-    json_t *ex = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:O,s:o,s:o,s:[i,f],s:i,s:s,s:o}", "model", "tiny-a", "source",
+    json_t *ex = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:O,s:o,s:o,s:[i,f],s:i,s:s,s:o,s:s,s:s}", "model", "tiny-a", "source",
                            "1-rs", "sourceSet", "rs", "prompt", TEXT, "prompt2", TEXT2, "feature", f, "ids", ids,
                            "tokens", tokens, "values", vals, "lastTop", f, (double)last[f], "dIn", 64, "hook",
-                           "blocks.1.hook_resid_pre", "cases", cl);
+                           "blocks.1.hook_resid_pre", "cases", cl, "chatModel", "tiny-chat", "chatSource", "1-rs");
     *ok = ex != NULL && last[f] > 0; /* last points into ref */
     json_decref(enc);
     free(ref);
@@ -87,17 +87,32 @@ TEST(api_v1_npm_inference_client)
                cache ? cache : "build/npm");
         return;
     }
+    /* A chat model for steer/completion-chat: tiny-a given a chat template. */
+    char chat_dir[] = "/tmp/saed-v1client-XXXXXX", roots[128], cmd[2048];
+    CHECK(mkdtemp(chat_dir) != NULL);
+    CHECK_INT(tests_write_chat_model(chat_dir), 0);
+    snprintf(roots, sizeof roots, "tests/data:%s", chat_dir);
     srv s;
     if (srv_fresh(&s, NULL, 0,
-                  (const char *const[]){"--migrate", "--data-roots", "tests/data", "--workers", "0", "--api-keys", KEY,
-                                        "--v1-secret", SECRET, "--v1-wire-case", "snake", NULL}))
+                  (const char *const[]){"--migrate", "--data-roots", roots, "--workers", "0", "--api-keys", KEY,
+                                        "--v1-secret", SECRET, "--v1-wire-case", "snake", NULL})) {
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", chat_dir);
+        if (system(cmd)) {}
         return;
+    }
     const char *const hdr[] = {"x-api-key: " KEY, NULL};
     resp r;
     http(&s, "POST", "/api/models", hdr, "{\"id\":\"tiny-a\",\"path\":\"" TINY "\"}", &r);
     CHECK_INT(r.status, 201);
     resp_free(&r);
     http(&s, "POST", "/api/saes", hdr, "{\"modelId\":\"tiny-a\",\"path\":\"" SAE_JR "\",\"setName\":\"rs\"}", &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    snprintf(cmd, sizeof cmd, "{\"id\":\"tiny-chat\",\"path\":\"%s\"}", chat_dir);
+    http(&s, "POST", "/api/models", hdr, cmd, &r);
+    CHECK_INT(r.status, 201);
+    resp_free(&r);
+    http(&s, "POST", "/api/saes", hdr, "{\"modelId\":\"tiny-chat\",\"path\":\"" SAE_JR "\",\"setName\":\"rs\"}", &r);
     CHECK_INT(r.status, 201);
     resp_free(&r);
 
@@ -108,7 +123,7 @@ TEST(api_v1_npm_inference_client)
     if (ok && json_dump_file(ex, path, JSON_COMPACT)) ok = 0, t_fail(__FILE__, __LINE__, "writing %s", path);
     json_decref(ex);
     for (int v = 0; ok && v < n; v++) {
-        char cmd[2048], out[8192];
+        char out[8192];
         snprintf(cmd, sizeof cmd, "node tests/npclient/drive.mjs '%s' http://127.0.0.1:%d %s '%s' 2>&1", dirs[v], s.port,
                  SECRET, path);
         FILE *p = popen(cmd, "r");
@@ -122,4 +137,6 @@ TEST(api_v1_npm_inference_client)
         if (rc != 0 || !strstr(out, want)) t_fail(__FILE__, __LINE__, "%s: exit %d:\n%s", dirs[v], rc, out);
     }
     srv_stop(&s);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", chat_dir);
+    if (system(cmd)) {}
 }

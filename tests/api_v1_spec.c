@@ -192,24 +192,6 @@ static void rm_dir(const char *dir)
     if (system(cmd)) {}
 }
 
-/* tiny-a's files and a tokenizer_config.json with a small chat template, in dir. 0 on success. */
-static int write_chat_model(const char *dir)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cp " TINY "/config.json " TINY "/model.safetensors " TINY "/vocab.json " TINY
-                              "/merges.txt '%s/'",
-             dir);
-    if (system(cmd)) return -1;
-    char path[256];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs("{\"bos_token\":\"<|endoftext|>\",\"eos_token\":\"<|endoftext|>\",\"chat_template\":"
-          "\"{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\\n{% endfor %}"
-          "{% if add_generation_prompt %}assistant:{% endif %}\"}",
-          f);
-    return fclose(f) ? -1 : 0;
-}
 
 /* W_dec (D, d_in) of an SAE folder, read from its safetensors here (F32 only), or NULL. */
 static float *read_w_dec(const char *dir, int *d_in)
@@ -528,7 +510,7 @@ TEST(api_v1_spec_every_route_against_upstream)
     CHECK_STR(json_string_value(json_object_get(json_object_get(updoc, "info"), "version")), "1.9.0");
     char chat_dir[] = "/tmp/saed-v1spec-XXXXXX", roots[128];
     CHECK(mkdtemp(chat_dir) != NULL);
-    CHECK_INT(write_chat_model(chat_dir), 0);
+    CHECK_INT(tests_write_chat_model(chat_dir), 0);
     snprintf(roots, sizeof roots, "tests/data:%s", chat_dir);
     if (srv_fresh(&s, url, sizeof url,
                   (const char *const[]){"--migrate", "--data-roots", roots, "--workers", "0", "--api-keys", KEY,

@@ -652,3 +652,21 @@ char *tests_slurp(const char *path, size_t *len)
     }
     return b;
 }
+
+/* tiny-a's files and a tokenizer_config.json with a small chat template, in dir. 0 on success. */
+int tests_write_chat_model(const char *dir)
+{
+    char cmd[512];
+    const char *m = "tests/data/models/tiny-a";
+    snprintf(cmd, sizeof cmd, "cp %s/config.json %s/model.safetensors %s/vocab.json %s/merges.txt '%s/'", m, m, m, m, dir);
+    if (system(cmd)) return -1;
+    char path[256];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs("{\"bos_token\":\"<|endoftext|>\",\"eos_token\":\"<|endoftext|>\",\"chat_template\":"
+          "\"{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\\n{% endfor %}"
+          "{% if add_generation_prompt %}assistant:{% endif %}\"}",
+          f);
+    return fclose(f) ? -1 : 0;
+}

@@ -48,6 +48,9 @@ json_t *resp_json(const resp *r);
 /* A snake_case /v1 answer (the wire's other casing, server/wire_case.h) renamed to camelCase in
  * place, so camelCase schemas check it; written apart from saed's renaming, the other way round. */
 void tests_camelize(json_t *j);
+/* A copy of tests/data/models/tiny-a in dir with a tokenizer_config.json whose chat template
+ * renders "<bos>role: content\n"... then "assistant:". 0 on success. */
+int tests_write_chat_model(const char *dir);
 void resp_free(resp *r);
 
 /* A text corpus for dashboard jobs: docs lines of words_per_doc words drawn from a small
