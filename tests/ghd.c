@@ -2,9 +2,7 @@
 #define _GNU_SOURCE
 #include "tests/ghd.h"
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +12,7 @@
 
 #include "server/base64.h"
 #include "server/sha256.h"
+#include "tests/loopd.h"
 
 #define MAX_COMMITS 64
 #define MAX_FILES 4
@@ -21,7 +20,6 @@
 #define MAX_BRANCHES 16
 #define MAX_PRS 16
 #define MAX_TOKENS 8
-#define MAX_LOG 512
 #define BIG_FILE (1 << 20)
 
 typedef struct gfile {
@@ -48,8 +46,8 @@ typedef struct gpr {
 } gpr;
 
 struct ghd {
-    struct MHD_Daemon *d;
-    char ep[64];
+    loopd sd;
+    const char *ep;
     pthread_mutex_t mu;
     gcommit c[MAX_COMMITS];
     int nc;
@@ -59,14 +57,9 @@ struct ghd {
     int np;
     struct { char token[96], login[64]; } t[MAX_TOKENS];
     int nt, fail, bad_headers;
-    char *log[MAX_LOG];
-    int nlog;
 };
 
-typedef struct body {
-    char *buf;
-    size_t len;
-} body;
+typedef loopd_body body;
 
 /* ---- state ---- */
 
@@ -353,17 +346,9 @@ static enum MHD_Result get_pulls(ghd *g, struct MHD_Connection *c, grepo *r)
 
 /* ---- dispatch ---- */
 
-static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+static enum MHD_Result route(void *cls, struct MHD_Connection *c, const char *url, const char *method, const body *bd)
 {
-    (void)cls, (void)c, (void)t;
-    body *b = *con_cls;
-    if (b) free(b->buf);
-    free(b);
-    *con_cls = NULL;
-}
-
-static enum MHD_Result route(ghd *g, struct MHD_Connection *c, const char *url, const char *method, const body *bd)
-{
+    ghd *g = cls;
     const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
     const char *acc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
     const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-GitHub-Api-Version");
@@ -393,59 +378,24 @@ static enum MHD_Result route(ghd *g, struct MHD_Connection *c, const char *url, 
     return fail_msg(c, 404, "Not Found");
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
-{
-    (void)version;
-    ghd *g = cls;
-    if (!*con_cls) {
-        *con_cls = calloc(1, sizeof(body));
-        return MHD_YES;
-    }
-    body *b = *con_cls;
-    if (*upload_size) {
-        char *nb = realloc(b->buf, b->len + *upload_size + 1);
-        if (!nb) return MHD_NO;
-        memcpy(nb + b->len, upload, *upload_size);
-        b->buf = nb;
-        b->len += *upload_size;
-        nb[b->len] = '\0';
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    pthread_mutex_lock(&g->mu);
-    if (g->nlog < MAX_LOG) {
-        char line[700];
-        snprintf(line, sizeof line, "%s %s", method, url);
-        g->log[g->nlog++] = strdup(line);
-    }
-    enum MHD_Result k = route(g, c, url, method, b);
-    pthread_mutex_unlock(&g->mu);
-    return k;
-}
-
 ghd *ghd_start(void)
 {
     ghd *g = calloc(1, sizeof *g);
     pthread_mutex_init(&g->mu, NULL);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    g->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, g, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
-    if (!g->d) {
+    if (loopd_start(&g->sd, route, g, &g->mu)) {
         free(g);
         return NULL;
     }
-    snprintf(g->ep, sizeof g->ep, "http://127.0.0.1:%d", MHD_get_daemon_info(g->d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    g->ep = g->sd.ep;
     return g;
 }
 
 void ghd_stop(ghd *g)
 {
     if (!g) return;
-    MHD_stop_daemon(g->d);
+    loopd_stop(&g->sd);
     for (int i = 0; i < g->nc; i++)
         for (int j = 0; j < g->c[i].nf; j++) free(g->c[i].f[j].text);
-    for (int i = 0; i < g->nlog; i++) free(g->log[i]);
     pthread_mutex_destroy(&g->mu);
     free(g);
 }
@@ -541,14 +491,7 @@ void ghd_fail(ghd *g, int n)
     pthread_mutex_unlock(&g->mu);
 }
 
-int ghd_count(ghd *g, const char *prefix)
-{
-    int n = 0;
-    pthread_mutex_lock(&g->mu);
-    for (int i = 0; i < g->nlog; i++) n += !strncmp(g->log[i], prefix, strlen(prefix));
-    pthread_mutex_unlock(&g->mu);
-    return n;
-}
+int ghd_count(ghd *g, const char *prefix) { return loopd_count(&g->sd, prefix); }
 
 int ghd_bad_headers(ghd *g)
 {
