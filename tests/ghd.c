@@ -151,14 +151,14 @@ static enum MHD_Result send_j(struct MHD_Connection *c, int status, json_t *j)
 
 static enum MHD_Result fail_msg(struct MHD_Connection *c, int status, const char *msg)
 {
-    return send_j(c, status, json_pack("{s:s,s:s}", "message", msg, "documentation_url", "https://docs.github.com/rest"));
+    return send_j(c, status, json_pack("{s:s}", "message", msg));
 }
 
 /* 422 "Validation Failed" with one error. */
 static enum MHD_Result fail_422(struct MHD_Connection *c, const char *resource, const char *msg)
 {
-    return send_j(c, 422, json_pack("{s:s,s:[{s:s,s:s,s:s}],s:s}", "message", "Validation Failed", "errors", "resource", resource,
-                                    "code", "custom", "message", msg, "documentation_url", "https://docs.github.com/rest"));
+    return send_j(c, 422, json_pack("{s:s,s:[{s:s,s:s,s:s}]}", "message", "Validation Failed", "errors", "resource", resource,
+                                    "code", "custom", "message", msg));
 }
 
 static const char *login_of(ghd *g, struct MHD_Connection *c)

@@ -4,8 +4,8 @@
  *
  *   Every request: "Authorization: Bearer T" must name a known token, else 401 {"message":
  *   "Bad credentials"}; a request without a User-Agent header is refused with 403 (GitHub
- *   rejects those outright). Error bodies are {"message", "documentation_url"} and, for 422,
- *   "errors": [{"resource", "code", "message"}].
+ *   rejects those outright). Error bodies are {"message"} (GitHub adds a documentation link)
+ *   and, for 422, "errors": [{"resource", "code", "message"}].
  *
  *   GET  /repos/{owner}/{repo}/git/ref/heads/{branch}
  *        The branch's ref: {"ref": "refs/heads/B", "object": {"type": "commit", "sha"}}; an
