@@ -86,6 +86,9 @@ TEST(api_hub_ghpr_saelens_pull_request)
     /* The fork was made when upstream's file was older: the branch must start at upstream's. */
     ghd_repo(g, BASE, NULL, FILE_PATH, "# an older file\n");
     ghd_repo(g, FORK, BASE, NULL, NULL);
+    ghd_repo(g, "two/SAELens", BASE, NULL, NULL);
+    ghd_isolate(g, "two/SAELens");
+    ghd_token(g, "ghp_two_token_0123456789", "two");
     ghd_commit(g, BASE, "main", FILE_PATH, orig);
     char cache[] = "/tmp/saed-hfcache-XXXXXX", url[512];
     CHECK(mkdtemp(cache) != NULL);
@@ -196,6 +199,21 @@ TEST(api_hub_ghpr_saelens_pull_request)
     same_text(got, want, __LINE__);
     free(got);
     free(want);
+
+    /* A fork that cannot see upstream's newest commit: the branch starts at its own main. */
+    rc = saed_run((const char *const[]){"push-sae", "--model", "tiny-a", "--sae", "1-jr", "--repo", "me/tiny-saes", "--path",
+                                        "blocks.1/jr", "--saelens-pr", "two/SAELens", "--saelens-base", BASE, "--database-url", url,
+                                        "--hf-endpoint", hubd_endpoint(h), "--hf-token", HF, "--github-api", ghd_endpoint(g),
+                                        "--github-token", "ghp_two_token_0123456789", NULL},
+                  out, sizeof out, err, sizeof err);
+    CHECK_INT(rc, 0);
+    snprintf(want_url, sizeof want_url, "%s/" BASE "/pull/3", ghd_endpoint(g));
+    CHECK_CONTAINS(out, want_url);
+    got = ghd_file(g, "two/SAELens", "saed/tiny-saes", FILE_PATH);
+    CHECK_STR(got, "# an older file\n" REL ITEM("blocks.1/jr", "1-jr"));
+    free(got);
+    CHECK(ghd_pr(g, BASE, 3, ph, title, body, state));
+    CHECK_STR(ph, "two:saed/tiny-saes");
 
     /* A fork that does not exist: 502 naming GitHub and the step, with the Hub's result. */
     http(&s, "POST", "/api/saes/tiny-a/1-jr/push", NULL,

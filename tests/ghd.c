@@ -36,7 +36,7 @@ typedef struct gcommit {
 
 typedef struct grepo {
     char id[128], owner[64];
-    int net, nb;
+    int net, nb, isolated;
     struct { char name[256]; int commit; } b[MAX_BRANCHES];
 } grepo;
 
@@ -200,6 +200,12 @@ static enum MHD_Result post_ref(ghd *g, struct MHD_Connection *c, grepo *r, cons
     const char *ref = json_string_value(json_object_get(j, "ref")), *sha = json_string_value(json_object_get(j, "sha"));
     enum MHD_Result k;
     int ci = sha ? commit_by_sha(g, sha, r->net) : -1;
+    if (r->isolated) {
+        /* A mirror sees only the commits of its own branches. */
+        int seen = 0;
+        for (int i = 0; i < r->nb; i++) seen |= r->b[i].commit == ci;
+        if (!seen) ci = -1;
+    }
     if (!ref || strncmp(ref, "refs/heads/", 11) || !sha) k = fail_msg(c, 422, "Invalid request.");
     else if (branch_of(r, ref + 11) >= 0) k = fail_msg(c, 422, "Reference already exists");
     else if (ci < 0) k = fail_msg(c, 422, "Object does not exist");
@@ -427,6 +433,14 @@ void ghd_repo(ghd *g, const char *repo, const char *parent, const char *path, co
         r->b[0].commit = ci;
         r->nb = 1;
     }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void ghd_isolate(ghd *g, const char *repo)
+{
+    pthread_mutex_lock(&g->mu);
+    grepo *r = repo_of(g, repo);
+    if (r) r->isolated = 1;
     pthread_mutex_unlock(&g->mu);
 }
 

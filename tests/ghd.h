@@ -56,6 +56,9 @@ void ghd_token(ghd *g, const char *token, const char *login);
 /* A repo with branch main holding one file (path, text); a fork of parent (in its network,
  * main at the parent's main) when parent is not NULL (path and text then unused). */
 void ghd_repo(ghd *g, const char *repo, const char *parent, const char *path, const char *text);
+/* The repo sees only its own branches' commits, as a mirror that is no fork would: a ref at
+ * another commit of the network is 422 "Object does not exist". */
+void ghd_isolate(ghd *g, const char *repo);
 /* A new commit on a branch that sets path to text (the upstream moving on). */
 void ghd_commit(ghd *g, const char *repo, const char *branch, const char *path, const char *text);
 /* A copy of the file at a branch (malloc'd), or NULL. */
