@@ -188,15 +188,20 @@ TEST(api_hub_ghpr_saelens_pull_request)
     same_text(got, want, __LINE__);
     free(got);
     free(want);
+    /* ... while someone edits the file between saed's read and write: 409, read again, merged. */
+    ghd_race(g, FORK, "saed/tiny-saes", FILE_PATH, "# a concurrent edit\n");
+    puts = ghd_count(g, "PUT ");
     http(&s, "POST", "/api/saes/tiny-a/1-std/push", NULL,
          "{\"repo\":\"me/tiny-saes\",\"path\":\"blocks.1/std\",\"saelensPr\":{\"fork\":\"" FORK "\",\"base\":\"" BASE "\"}}", &r);
     CHECK_INT(r.status, 200);
     snprintf(want_url, sizeof want_url, "%s/" BASE "/pull/2", ghd_endpoint(g));
     CHECK_CONTAINS(r.body, want_url);
     resp_free(&r);
-    want = cat3(head, REL ITEM("blocks.1/jr", "1-jr") ITEM("blocks.1/topk", "1-topk") ITEM("blocks.1/std", "1-std"), TAIL);
+    want = cat3(head, REL ITEM("blocks.1/jr", "1-jr") ITEM("blocks.1/topk", "1-topk") ITEM("blocks.1/std", "1-std"),
+                TAIL "# a concurrent edit\n");
     got = ghd_file(g, FORK, "saed/tiny-saes", FILE_PATH);
     same_text(got, want, __LINE__);
+    CHECK_INT(ghd_count(g, "PUT ") - puts, 2);
     free(got);
     free(want);
 

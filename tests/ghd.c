@@ -57,6 +57,8 @@ struct ghd {
     int np;
     struct { char token[96], login[64]; } t[MAX_TOKENS];
     int nt, fail, bad_headers;
+    char race_repo[128], race_branch[256], race_path[256];
+    char *race_add;             /* appended to the file right after the next read of it */
 };
 
 typedef loopd_body body;
@@ -242,6 +244,17 @@ static enum MHD_Result get_contents(ghd *g, struct MHD_Connection *c, grepo *r, 
                                                  "content", lines ? lines : ""));
     free(b64);
     free(lines);
+    if (g->race_add && !strcmp(g->race_repo, r->id) && !strcmp(g->race_branch, ref ? ref : "main") && !strcmp(g->race_path, path)) {
+        /* Someone else commits to the file between this read and the reader's write. */
+        char *t = NULL;
+        if (asprintf(&t, "%s%s", f->text, g->race_add) >= 0) {
+            int ci = new_commit(g, r->b[b].commit, r->net, path, t);
+            if (ci >= 0) r->b[b].commit = ci;
+        }
+        free(t);
+        free(g->race_add);
+        g->race_add = NULL;
+    }
     return k;
 }
 
@@ -400,6 +413,7 @@ void ghd_stop(ghd *g)
 {
     if (!g) return;
     loopd_stop(&g->sd);
+    free(g->race_add);
     for (int i = 0; i < g->nc; i++)
         for (int j = 0; j < g->c[i].nf; j++) free(g->c[i].f[j].text);
     pthread_mutex_destroy(&g->mu);
@@ -495,6 +509,17 @@ void ghd_merge(ghd *g, const char *repo, int n)
         if (bb >= 0 && hb >= 0) b->b[bb].commit = h->b[hb].commit;
         p->open = 0;
     }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void ghd_race(ghd *g, const char *repo, const char *branch, const char *path, const char *add)
+{
+    pthread_mutex_lock(&g->mu);
+    snprintf(g->race_repo, sizeof g->race_repo, "%s", repo);
+    snprintf(g->race_branch, sizeof g->race_branch, "%s", branch);
+    snprintf(g->race_path, sizeof g->race_path, "%s", path);
+    free(g->race_add);
+    g->race_add = strdup(add);
     pthread_mutex_unlock(&g->mu);
 }
 

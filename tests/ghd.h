@@ -69,6 +69,9 @@ int ghd_pr(ghd *g, const char *repo, int n, char *head, char *title, char *body_
 /* Merges PR n of repo: the base branch takes the head's files; the PR is closed. */
 void ghd_merge(ghd *g, const char *repo, int n);
 void ghd_fail(ghd *g, int n);                 /* the next n requests answer 503 */
+/* Right after the next read of path on repo's branch, a commit appends add to it (a
+ * concurrent edit: the reader's write then carries a stale sha). */
+void ghd_race(ghd *g, const char *repo, const char *branch, const char *path, const char *add);
 /* Requests whose "METHOD path" starts with prefix; requests that lacked GitHub's Accept or
  * X-GitHub-Api-Version header. */
 int ghd_count(ghd *g, const char *prefix);
