@@ -21,6 +21,16 @@ void reply_svc(http_req *r, const svc_err *e)
     http_reply_error(r, svc_status[e->kind], e->code, "%s", e->msg);
 }
 
+void reply_svc_with(http_req *r, const svc_err *e, const char *key, json_t *extra)
+{
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    log_utf8_sanitize(msg);
+    if (svc_status[e->kind] >= 500) log_warn("%s: %s", e->code, msg);
+    http_reply_json(r, svc_status[e->kind], json_pack("{s:{s:s,s:s},s:s,s:O?}", "error", "code", e->code, "message", msg,
+                                                      "message", msg, key, extra));
+}
+
 void reply_json_text(http_req *r, int status, const char *text)
 {
     http_reply_raw(r, status, "application/json", text, strlen(text));

@@ -7,6 +7,9 @@
 
 /* Shared reply helpers (common.c). */
 void reply_svc(http_req *r, const svc_err *e);                      /* registry error → status */
+/* The same error with one more top-level field (key: extra, not stolen), e.g. a push's Hub
+ * result when only its SAELens pull request failed. */
+void reply_svc_with(http_req *r, const svc_err *e, const char *key, json_t *extra);
 void reply_json_text(http_req *r, int status, const char *text);    /* JSON built by the database */
 /* dir as a .tar.gz of prefix/... (200 application/gzip, or 500); dir is left for the caller. */
 void reply_targz_dir(http_req *r, const char *dir, const char *prefix);

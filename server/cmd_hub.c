@@ -1,5 +1,6 @@
 /* cmd_hub.c: see cmd_hub.h. Same code as the API: `saed pull` runs hub_pull (the pull jobs'
- * download) in-process without a database, `saed push-sae` runs hub_push_sae on the registry. */
+ * download) in-process without a database, `saed push-sae` runs hub_push_sae on the registry
+ * (and its SAELens pull request with --saelens-pr). */
 #include "server/cmd_hub.h"
 
 #include <stdio.h>
@@ -134,9 +135,15 @@ int cmd_push_sae(int argc, char **argv)
     q.dashboard_url = flag(&argc, argv, "--dashboard-url", &missing);
     q.is_private = swtch(&argc, argv, "--private");
     q.create_pr = swtch(&argc, argv, "--create-pr");
-    if (missing || !q.model_id || !q.sae_id || !q.repo) {
+    gh_pr_req pr = {0};
+    pr.fork = flag(&argc, argv, "--saelens-pr", &missing);
+    pr.base = flag(&argc, argv, "--saelens-base", &missing);
+    pr.base_branch = flag(&argc, argv, "--saelens-branch", &missing);
+    pr.path = flag(&argc, argv, "--saelens-path", &missing);
+    if (missing || !q.model_id || !q.sae_id || !q.repo || (!pr.fork && (pr.base || pr.base_branch || pr.path))) {
         fprintf(stderr, "saed push-sae: --model ID --sae ID --repo R are required "
-                        "([--path P] [--revision REV] [--private] [--create-pr] [--dashboard-url URL])\n");
+                        "([--path P] [--revision REV] [--private] [--create-pr] [--dashboard-url URL] "
+                        "[--saelens-pr OWNER/SAELens [--saelens-base OWNER/REPO] [--saelens-branch B] [--saelens-path P]])\n");
         return 2;
     }
     saed_config cfg;
@@ -150,11 +157,22 @@ int cmd_push_sae(int argc, char **argv)
     if (!c) {
         fprintf(stderr, "saed push-sae: cannot connect to the database (DATABASE_URL): %s\n", err);
     } else {
-        hub_conn h;
+        hub_conn h, gh;
         hub_conn_from_config(&h, &cfg);
+        gh_conn_from_config(&gh, &cfg);
+        if (pr.fork) {
+            q.saelens = &pr;
+            q.gh = &gh;
+            q.saelens_base = cfg.saelens_repo;
+        }
         char *json = NULL;
         svc_err e;
-        if (hub_push_sae(c, &h, &q, &json, &e)) {
+        int prc = hub_push_sae(c, &h, &q, &json, &e);
+        if (prc > 0) {
+            /* The Hub push is done: its result on stdout, the pull request's failure on stderr. */
+            printf("%s\n", json);
+            fprintf(stderr, "saed push-sae: %s\n", e.msg);
+        } else if (prc) {
             fprintf(stderr, "saed push-sae: %s\n", e.msg);
         } else {
             printf("%s\n", json);

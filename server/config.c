@@ -110,7 +110,13 @@ static const cfg_option options[] = {
     {"hf-token", "HF_TOKEN", T_STR, "", 0, 0, F(hf_token),
      "Hugging Face access token: gated and private repos (pull), and every push (a write token)"},
     {"hub-tries", "SAED_HUB_TRIES", T_INT, "5", 1, 50, F(hub_tries),
-     "attempts per Hub request on 5xx, 429 and cut connections (downloads resume with Range), with doubling backoff"},
+     "attempts per Hub (and GitHub) request on 5xx, 429 and cut connections (downloads resume with Range), with doubling backoff"},
+    {"github-token", "GITHUB_TOKEN", T_STR, "", 0, 0, F(github_token),
+     "GitHub token for a push's saelensPr: push rights on the SAELens fork (contents: write) and pull requests on the base (never logged)"},
+    {"github-api", "SAED_GITHUB_API", T_STR, "https://api.github.com", 0, 0, F(github_api),
+     "GitHub REST API endpoint (GitHub Enterprise: https://HOST/api/v3, or a local stand-in)"},
+    {"saelens-repo", "SAED_SAELENS_REPO", T_STR, "decoderesearch/SAELens", 0, 0, F(saelens_repo),
+     "GitHub repo a saelensPr pull request goes to when the request names no base (SAELens' home, owner/name)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -271,6 +277,12 @@ static int finish(saed_config *cfg, char *err, size_t errlen)
     while (el && cfg->hf_endpoint[el - 1] == '/') cfg->hf_endpoint[--el] = '\0';
     if (strncmp(cfg->hf_endpoint, "http://", 7) && strncmp(cfg->hf_endpoint, "https://", 8)) {
         snprintf(err, errlen, "HF_ENDPOINT (--hf-endpoint): '%s' is not an http:// or https:// URL", cfg->hf_endpoint);
+        return -1;
+    }
+    el = strlen(cfg->github_api);
+    while (el && cfg->github_api[el - 1] == '/') cfg->github_api[--el] = '\0';
+    if (strncmp(cfg->github_api, "http://", 7) && strncmp(cfg->github_api, "https://", 8)) {
+        snprintf(err, errlen, "SAED_GITHUB_API (--github-api): '%s' is not an http:// or https:// URL", cfg->github_api);
         return -1;
     }
     if (!cfg->hf_cache[0]) {

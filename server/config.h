@@ -59,6 +59,9 @@ typedef struct saed_config {
     char hf_endpoint[512];      /* HF_ENDPOINT, no trailing slash */
     char hf_token[512];         /* HF_TOKEN (never logged) */
     int hub_tries;
+    char github_token[512];     /* GITHUB_TOKEN (never logged) */
+    char github_api[512];       /* SAED_GITHUB_API, no trailing slash */
+    char saelens_repo[256];     /* SAED_SAELENS_REPO: default base of saelensPr */
 } saed_config;
 
 /* Fills cfg from defaults, then the environment, then argv (flags only; positional arguments

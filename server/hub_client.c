@@ -168,6 +168,7 @@ static CURLcode perform(const hub_conn *h, const char *method, const char *url, 
         snprintf(rg, sizeof rg, "Range: %s", range);
         hl = curl_slist_append(hl, rg);
     }
+    for (const char *const *x = h->headers; x && *x; x++) hl = curl_slist_append(hl, *x);
     hl = curl_slist_append(hl, "Expect:");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -176,7 +177,8 @@ static CURLcode perform(const hub_conn *h, const char *method, const char *url, 
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "saed (huggingface_hub-compatible)");
+    /* GitHub refuses requests without a User-Agent. */
+    curl_easy_setopt(c, CURLOPT_USERAGENT, h->service ? "saed" : "saed (huggingface_hub-compatible)");
     /* Downloads follow the Hub's redirects to its storage; the Authorization header is a
      * custom header, which libcurl does not send on to another host. */
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, x->f ? 1L : 0L);
@@ -228,15 +230,15 @@ int hub_request(const hub_conn *h, const char *method, const char *url, const ch
         rc = perform(h, method, url, ctype, body, len, NULL, &x);
         if (!retryable(rc, out->status)) break;
         if (a + 1 < tries) {
-            log_warn("hub: %s %s: %s; retrying", method, url,
+            log_warn("%s: %s %s: %s; retrying", h->service ? h->service : "hub", method, url,
                      rc != CURLE_OK ? curl_easy_strerror(rc) : out->status == 429 ? "429 rate limited" : "server error");
             nap(h, a);
         }
     }
     if (!out->body) out->body = calloc(1, 1);
     if (rc != CURLE_OK)
-        return hub_fail(e, HUB_UNAVAILABLE, 0, "the Hub at %s could not be reached after %d tries: %s", h->endpoint, tries,
-                        curl_easy_strerror(rc));
+        return hub_fail(e, HUB_UNAVAILABLE, 0, "%s at %s could not be reached after %d tries: %s",
+                        h->service ? h->service : "the Hub", h->endpoint, tries, curl_easy_strerror(rc));
     return 0;
 }
 

@@ -2,7 +2,8 @@
  * with the token, file downloads that resume with Range and verify LFS files' sha256, retries
  * on 5xx, 429 and cut connections with backoff, and the Hub's error answers (401, 403 gated,
  * 404 repo/revision/file, its X-Error-Code header) turned into messages a user can act on.
- * Knows nothing of the cache layout (hub_cache.c) or of saed's registry. */
+ * Knows nothing of the cache layout (hub_cache.c) or of saed's registry. hub_request is also
+ * GitHub's REST client (gh_pr.c): same retries, its headers through hub_conn.headers. */
 #ifndef SAED_HUB_CLIENT_H
 #define SAED_HUB_CLIENT_H
 
@@ -14,6 +15,8 @@ typedef struct hub_conn {
     const char *token;      /* HF_TOKEN, or NULL/"" for anonymous requests */
     int tries;              /* attempts per request (>= 1) */
     int backoff_ms;         /* first retry's wait; doubles, at most 8 s */
+    const char *service;    /* who answers, for messages: NULL "the Hub" (GitHub: "GitHub") */
+    const char *const *headers; /* more request headers ("Name: value"), NULL-terminated, or NULL */
 } hub_conn;
 
 enum hub_kind { HUB_OK, HUB_INVALID, HUB_AUTH, HUB_GATED, HUB_NOT_FOUND, HUB_CONFLICT, HUB_UNAVAILABLE, HUB_STOPPED };

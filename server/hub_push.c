@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "server/base64.h"
+#include "server/gh_pr.h"
 #include "server/hub_pull.h"
 #include "server/log.h"
 #include "server/sha256.h"
+#include "server/saes_yaml.h"
 #include "server/yaml_json.h"
 
 #define MAX_FILES 5
@@ -124,67 +126,37 @@ static const char *bytes_of(pfile *f, void **map)
     return m;
 }
 
-/* pretrained_saes.yaml: the repo's file with this SAE's entry added (or replaced, by path). */
-static char *merge_yaml(push *p, const char *remote, const char *local_yaml_path, const char *release_default,
-                        char *release, size_t rn, double *l0, svc_err *e)
+/* The export's pretrained_saes.yaml: its one release (owned; NULL with e). */
+static json_t *export_entry(const char *local_yaml_path, double *l0, svc_err *e)
 {
-    char err[300];
-    json_t *doc = remote ? yaml_to_json(remote, strlen(remote), err, sizeof err) : json_object();
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        return svc_fail(e, SVC_UPSTREAM, "hub_error", "pretrained_saes.yaml of %s: %s", p->q->repo,
-                        remote ? "not a YAML mapping of releases" : err), NULL;
-    }
+    char err[300], buf[8192];
     FILE *f = fopen(local_yaml_path, "r");
-    char buf[8192];
     size_t k = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
     if (f) fclose(f);
     buf[k] = '\0';
-    json_t *mine = yaml_to_json(buf, k, err, sizeof err);
+    json_t *mine = yaml_to_json(buf, k, err, sizeof err), *entry = NULL, *mv;
     const char *mk;
-    json_t *entry = NULL, *mv;
     json_object_foreach(mine, mk, mv) entry = mv; /* the export's one release */
     json_t *sae = json_array_get(json_object_get(entry, "saes"), 0);
     if (!json_is_object(sae)) {
-        json_decref(doc);
         json_decref(mine);
         return svc_fail(e, SVC_INTERNAL, "internal", "the export's pretrained_saes.yaml has no entry"), NULL;
     }
     *l0 = json_number_value(json_object_get(sae, "l0"));
-    /* The release already holding this repo keeps its name. */
-    const char *rk;
-    json_t *rv, *rel = NULL;
-    snprintf(release, rn, "%s", release_default);
-    json_object_foreach(doc, rk, rv) {
-        const char *rid = json_string_value(json_object_get(rv, "repo_id"));
-        if (rid && !strcmp(rid, p->q->repo) && json_is_array(json_object_get(rv, "saes"))) {
-            rel = rv;
-            snprintf(release, rn, "%s", rk);
-            break;
-        }
-    }
-    if (!rel) {
-        rel = json_deep_copy(entry);
-        json_array_clear(json_object_get(rel, "saes"));
-        json_object_set_new(doc, release, rel);
-    }
-    json_t *saes = json_object_get(rel, "saes");
-    size_t i;
-    json_t *s;
-    int replaced = 0;
-    json_array_foreach(saes, i, s) {
-        const char *sp = json_string_value(json_object_get(s, "path"));
-        if (sp && !strcmp(sp, p->path)) {
-            json_array_set(saes, i, sae);
-            replaced = 1;
-            break;
-        }
-    }
-    if (!replaced) json_array_append(saes, sae);
-    char *out = json_to_yaml(doc);
-    json_decref(doc);
+    json_incref(entry);
     json_decref(mine);
-    if (!out) svc_fail(e, SVC_INTERNAL, "internal", "pretrained_saes.yaml could not be written");
+    return entry;
+}
+
+/* pretrained_saes.yaml: the repo's file with this SAE's entry added (or replaced, by path),
+ * every other line as it was. */
+static char *merge_yaml(push *p, const char *remote, const json_t *entry, const char *release_default, char *release,
+                        size_t rn, svc_err *e)
+{
+    char err[400], *out = NULL;
+    int rc = saes_yaml_merge(remote, entry, release_default, &out, release, rn, err, sizeof err);
+    if (rc != SY_OK)
+        svc_fail(e, SVC_UPSTREAM, rc == SY_CONFLICT ? "hub_conflict" : "hub_error", "pretrained_saes.yaml of %s: %s", p->q->repo, err);
     return out;
 }
 
@@ -455,6 +427,7 @@ int hub_push_sae(db_conn *c, const hub_conn *h, const hub_push_req *q, char **js
         return svc_fail(e, SVC_INVALID, "invalid_field", "revision: '%s' is not a branch name", p.rev);
     if (!h->token || !*h->token)
         return svc_fail(e, SVC_INVALID, "hub_token_missing", "pushing to the Hub needs HF_TOKEN (a write token) in saed's configuration");
+    if (q->saelens && gh_pr_check(q->gh, q->saelens, q->saelens_base, e)) return -1;
     if (!registry_id_valid(q->model_id) || !registry_id_valid(q->sae_id))
         return svc_fail(e, SVC_NOT_FOUND, "not_found", "SAE '%s' of model '%s' not found", q->sae_id, q->model_id);
     PGresult *r = db_exec(c, DB_SAE_GET, (const char *const[]){q->model_id, q->sae_id});
@@ -471,8 +444,9 @@ int hub_push_sae(db_conn *c, const hub_conn *h, const hub_push_req *q, char **js
     int rc = registry_sae_export_to(c, q->model_id, q->sae_id, 6, dir, q->repo, p.path, e);
     p.rev_esc = hub_escape(p.rev);
     char *yaml_remote = NULL, *card_remote = NULL, release[300];
+    json_t *entry = NULL;
     double l0 = 0;
-    int missing;
+    int missing, pr_failed = 0;
     if (rc == 0) rc = create_repo(&p, e);
     if (rc == 0) {
         yaml_remote = hub_fetch_text(&p, "pretrained_saes.yaml", &missing, e);
@@ -492,7 +466,8 @@ int hub_push_sae(db_conn *c, const hub_conn *h, const hub_push_req *q, char **js
         }
         snprintf(yp, sizeof yp, "%s/pretrained_saes.yaml", dir);
         const char *slash = strchr(q->repo, '/');
-        char *y = merge_yaml(&p, yaml_remote, yp, slash + 1, release, sizeof release, &l0, e);
+        entry = export_entry(yp, &l0, e);
+        char *y = entry ? merge_yaml(&p, yaml_remote, entry, slash + 1, release, sizeof release, e) : NULL;
         char *card = y ? merge_card(&p, card_remote, row, release, l0) : NULL;
         if (!y || !card) {
             free(y);
@@ -515,10 +490,26 @@ int hub_push_sae(db_conn *c, const hub_conn *h, const hub_push_req *q, char **js
                                 json_object_get(cm, "commitUrl"), "pullRequestUrl", json_object_get(cm, "pullRequestUrl"),
                                 "files", files);
         if (!json_object_get(out, "pullRequestUrl")) json_object_set_new(out, "pullRequestUrl", json_null());
+        log_info("pushed %s/%s to %s/%s at %s", q->model_id, q->sae_id, q->repo, p.path, p.rev);
+        json_t *gpr = NULL;
+        if (q->saelens) {
+            /* The entry proposed to SAELens names the Hub repo the SAE now lives in. */
+            char about[1400];
+            snprintf(about, sizeof about, "%s/%s, folder `%s`", h->endpoint, q->repo, p.path);
+            if (gh_saelens_pr(q->gh, q->saelens, q->saelens_base, entry, release, about, &gpr, e)) {
+                char m[sizeof e->msg];
+                snprintf(m, sizeof m, "%s", e->msg);
+                snprintf(e->msg, sizeof e->msg, "the SAE was pushed to the Hub (%s, %s); the SAELens pull request failed: %s", q->repo,
+                         p.path, m);
+                pr_failed = 1;
+            }
+        }
+        json_object_set(out, "saelensPullRequestUrl", gpr && json_is_string(json_object_get(gpr, "pullRequestUrl"))
+                                                          ? json_object_get(gpr, "pullRequestUrl") : json_null());
+        if (gpr) json_object_set_new(out, "saelensPr", gpr);
         *json_out = json_dumps(out, JSON_COMPACT);
         json_decref(out);
         json_decref(cm);
-        log_info("pushed %s/%s to %s/%s at %s", q->model_id, q->sae_id, q->repo, p.path, p.rev);
     } else if (rc == 0) {
         rc = -1;
     }
@@ -526,6 +517,7 @@ int hub_push_sae(db_conn *c, const hub_conn *h, const hub_push_req *q, char **js
     free(card_remote);
     push_free(&p);
     json_decref(row);
+    json_decref(entry);
     rm_export(dir);
-    return *json_out ? 0 : -1;
+    return *json_out ? pr_failed : -1;
 }

@@ -10,6 +10,7 @@
 #define SAED_HUB_PUSH_H
 
 #include "db/db.h"
+#include "server/gh_pr.h"
 #include "server/hub_client.h"
 #include "server/registry.h"
 
@@ -20,11 +21,16 @@ typedef struct hub_push_req {
     const char *revision;       /* branch to commit to; NULL: main */
     const char *dashboard_url;  /* base URL of the dashboards for the card's links; NULL: none */
     int is_private, create_pr;
+    const gh_pr_req *saelens;   /* also propose the entry to SAELens as a GitHub PR (gh_pr.h); NULL: no */
+    const hub_conn *gh;         /* GitHub's connection, with saelens */
+    const char *saelens_base;   /* SAED_SAELENS_REPO, with saelens */
 } hub_push_req;
 
 /* *json_out (malloc'd): {repoId, revision, path, release, commitOid, commitUrl, pullRequestUrl,
- * files: [{path, size, lfs}]}. Hub refusals come back as SVC_UPSTREAM (or SVC_NOT_FOUND for
- * an unknown SAE, SVC_INVALID for bad fields). */
+ * saelensPullRequestUrl, saelensPr?, files: [{path, size, lfs}]}. Hub refusals come back as
+ * SVC_UPSTREAM (or SVC_NOT_FOUND for an unknown SAE, SVC_INVALID for bad fields), with -1.
+ * Returns 1 when the Hub push succeeded and only the SAELens pull request failed: *json_out
+ * holds the Hub's result and e the PR step's failure. */
 int hub_push_sae(db_conn *c, const hub_conn *h, const hub_push_req *q, char **json_out, svc_err *e);
 
 #endif

@@ -423,7 +423,7 @@ TEST(api_hub_push_sae)
     free(y);
     y = hubd_text(h, "me/tiny-saes@pr/1", "pretrained_saes.yaml", NULL, NULL);
     CHECK_INT(count_of(y, "path:"), 3);
-    CHECK_CONTAINS(y, "\"blocks.1/std\"");
+    CHECK_CONTAINS(y, "    path: blocks.1/std\n");
     free(y);
 
     /* Refusals: unknown SAE, bad repo id, and a token without write access (the Hub's 403). */

@@ -1,9 +1,7 @@
 /* hubd.c: see hubd.h. libmicrohttpd with its own thread; state under one mutex. */
 #include "tests/hubd.h"
 
-#include <arpa/inet.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +11,7 @@
 
 #include "server/base64.h"
 #include "server/sha256.h"
+#include "tests/loopd.h"
 
 #define MAX_REPOS 16
 #define MAX_FILES 16
@@ -34,15 +33,12 @@ typedef struct hrepo {
 } hrepo;
 
 struct hubd {
-    struct MHD_Daemon *d;
-    int port;
-    char ep[64];
+    loopd sd;
+    const char *ep;
     pthread_mutex_t mu;
     hrepo r[MAX_REPOS];
     int nr, fail_info;
     long cut;
-    char *log[MAX_LOG];
-    int nlog;
     char *ranges[MAX_LOG];
     int nranges;
     char write_token[64];
@@ -51,11 +47,7 @@ struct hubd {
     char last_summary[512];
 };
 
-/* A request body being received. */
-typedef struct body {
-    char *buf;
-    size_t len;
-} body;
+typedef loopd_body body;
 
 static hrepo *repo_of(hubd *h, const char *id)
 {
@@ -499,42 +491,10 @@ static int api_url(const char *url, const char *verb, char *repo, size_t n)
     return !strncmp(p, verb, strlen(verb)) && p[strlen(verb)] == '/';
 }
 
-static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t)
+static enum MHD_Result route(void *cls, struct MHD_Connection *c, const char *url, const char *method, const body *b)
 {
-    (void)cls, (void)c, (void)t;
-    body *b = *con_cls;
-    if (b) free(b->buf);
-    free(b);
-    *con_cls = NULL;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
-{
-    (void)version;
     hubd *h = cls;
-    if (!*con_cls) {
-        *con_cls = calloc(1, sizeof(body));
-        return MHD_YES;
-    }
-    body *b = *con_cls;
-    if (*upload_size) {
-        char *nb = realloc(b->buf, b->len + *upload_size + 1);
-        if (!nb) return MHD_NO;
-        memcpy(nb + b->len, upload, *upload_size);
-        b->buf = nb;
-        b->len += *upload_size;
-        nb[b->len] = '\0';
-        *upload_size = 0;
-        return MHD_YES;
-    }
     char repo[128];
-    pthread_mutex_lock(&h->mu);
-    if (h->nlog < MAX_LOG) {
-        char line[600];
-        snprintf(line, sizeof line, "%s %s", method, url);
-        h->log[h->nlog++] = strdup(line);
-    }
     int head = !strcmp(method, "HEAD");
     enum MHD_Result k;
     if (!strcmp(method, "GET") && !strncmp(url, "/api/models/", 12)) k = model_info(h, c, url + 12);
@@ -547,7 +507,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     else if (!strcmp(method, "POST") && lfs_url(url, "verify", repo, sizeof repo)) k = lfs_verify(h, c, b);
     else if (!strcmp(method, "PUT") && !strncmp(url, "/lfs-upload/", 12)) k = lfs_put(h, c, url + 12, b);
     else k = send_json(c, 404, "{\"error\":\"Not Found\"}", NULL);
-    pthread_mutex_unlock(&h->mu);
     return k;
 }
 
@@ -555,33 +514,27 @@ hubd *hubd_start(void)
 {
     hubd *h = calloc(1, sizeof *h);
     pthread_mutex_init(&h->mu, NULL);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request, h,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-                            MHD_OPTION_END);
-    if (!h->d) {
+    if (loopd_start(&h->sd, route, h, &h->mu)) {
         free(h);
         return NULL;
     }
-    h->port = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT)->port;
-    snprintf(h->ep, sizeof h->ep, "http://127.0.0.1:%d", h->port);
+    h->ep = h->sd.ep;
     return h;
 }
 
 void hubd_stop(hubd *h)
 {
     if (!h) return;
-    MHD_stop_daemon(h->d);
+    loopd_stop(&h->sd);
     for (int i = 0; i < h->nr; i++)
         for (int j = 0; j < h->r[i].nf; j++) free(h->r[i].f[j].data);
-    for (int i = 0; i < h->nlog; i++) free(h->log[i]);
     for (int i = 0; i < h->nranges; i++) free(h->ranges[i]);
     for (int i = 0; i < h->npending; i++) free(h->pending[i].data);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
 
-int hubd_port(const hubd *h) { return h->port; }
+int hubd_port(const hubd *h) { return h->sd.port; }
 const char *hubd_endpoint(const hubd *h) { return h->ep; }
 
 void hubd_repo(hubd *h, const char *repo, const char *commit, int gated, const char *granted_token)
@@ -654,14 +607,7 @@ void hubd_cut_first_lfs(hubd *h, long bytes)
     pthread_mutex_unlock(&h->mu);
 }
 
-int hubd_count(hubd *h, const char *prefix)
-{
-    int n = 0;
-    pthread_mutex_lock(&h->mu);
-    for (int i = 0; i < h->nlog; i++) n += !strncmp(h->log[i], prefix, strlen(prefix));
-    pthread_mutex_unlock(&h->mu);
-    return n;
-}
+int hubd_count(hubd *h, const char *prefix) { return loopd_count(&h->sd, prefix); }
 
 int hubd_saw_range(hubd *h, const char *range)
 {
