@@ -3,13 +3,17 @@
 // shown highest interval first.
 import { tokenLine } from './tokens.js';
 
+// The outlined token is the one the example was chosen (or binned) by: several examples can
+// share a text, each chosen by another of its tokens. Older imports lack the index: the max.
 function exampleRow(act, max) {
   const row = document.createElement('div');
   row.className = 'example';
   const badge = document.createElement('span');
   badge.className = 'badge';
   badge.textContent = Number(act.maxValue).toFixed(3);
-  row.append(badge, tokenLine(act.tokens, act.values, max, act.maxValueTokenIndex));
+  badge.title = 'the example\'s maximum';
+  const qual = Number.isInteger(act.qualifyingTokenIndex) ? act.qualifyingTokenIndex : act.maxValueTokenIndex;
+  row.append(badge, tokenLine(act.tokens, act.values, max, qual));
   return row;
 }
 

@@ -14,7 +14,7 @@ function shade(v, max) {
 }
 
 // Returns a <span class="toks"> of tokens; max (> 0) scales the colours (default: this text's
-// largest |value|); mark: index of a token to outline (the example's max).
+// largest |value|); mark: index of a token to outline (the example's own token).
 export function tokenLine(tokens, values, max, mark = -1) {
   const line = document.createElement('span');
   line.className = 'toks';

@@ -100,9 +100,15 @@ try {
   const hl = await page.$$eval('#top-acts .example:first-child .tok.on', (ss) => ss.map((s) => s.style.backgroundColor));
   check(hl.length === topActs[0].values.filter((v) => v !== 0).length && hl.every((c) => /^rgba?\(255, 140, 0\b/.test(c)),
     'first example: exactly its non-zero tokens highlighted');
-  const maxTok = await page.$('#top-acts .example:first-child .tok.max');
+  const maxTok = await page.$(`#top-acts .example:first-child .tok[data-i="${topActs[0].maxValueTokenIndex}"]`);
   await maxTok.hover();
   check((await maxTok.getAttribute('title')).endsWith(`: ${topActs[0].maxValue}`), 'hovered max token shows maxValue');
+  // Every example outlines the token it was chosen by (qualifyingTokenIndex), one per row.
+  const marks = await page.$$eval('#top-acts .example, #intervals .example', (es) => es.map((e) => [...e.querySelectorAll('.tok')].findIndex((t) => t.classList.contains('max'))));
+  const quals = topActs.concat([...new Map(intervalActs.map((a) => [`${a.binMin}|${a.binMax}`, 0])).keys()]
+    .sort((x, y) => Number(y.split('|')[0]) - Number(x.split('|')[0]))
+    .flatMap((k) => intervalActs.filter((a) => `${a.binMin}|${a.binMax}` === k))).map((a) => a.qualifyingTokenIndex);
+  check(quals.every(Number.isInteger) && eq(marks, quals), `${marks.length} examples outline their qualifyingTokenIndex (shown ${marks}, JSON ${quals})`);
   const ivals = await page.$$eval('#intervals .interval .tok', (ss) => ss.map((s) => Number(s.dataset.value)));
   check(intervalActs.length > 0 && eq(ivals.slice().sort((x, y) => x - y), intervalActs.flatMap((a) => a.values).sort((x, y) => x - y)),
     `interval examples: ${intervalActs.length} shown with their values`);
