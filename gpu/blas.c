@@ -35,7 +35,7 @@ typedef struct gjob {
  * product, so those machines use detgemm; OpenBLAS's AVX-512 kernels (the Intel cores it names
  * SkylakeX, Cooperlake, SapphireRapids) are about twice detgemm's AVX2 rate and kept (the batch
  * tests pass there). What counts is the core OpenBLAS picked, not the CPU's flags: Debian's
- * 0.3.21 runs its Haswell kernels on an AVX-512 AMD EPYC (Zen 4), where the batch tests failed.
+ * 0.3.21 runs its Haswell kernels on an AVX-512 AMD EPYC (family 26, Zen 5), where the batch tests failed.
  * SAED_GEMM=fused|openblas forces. */
 static int use_openblas;
 
