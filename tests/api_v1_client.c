@@ -108,13 +108,7 @@ TEST(api_v1_npm_inference_client)
     http(&s, "POST", "/api/saes", hdr, "{\"modelId\":\"tiny-a\",\"path\":\"" SAE_JR "\",\"setName\":\"rs\"}", &r);
     CHECK_INT(r.status, 201);
     resp_free(&r);
-    snprintf(cmd, sizeof cmd, "{\"id\":\"tiny-chat\",\"path\":\"%s\"}", chat_dir);
-    http(&s, "POST", "/api/models", hdr, cmd, &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
-    http(&s, "POST", "/api/saes", hdr, "{\"modelId\":\"tiny-chat\",\"path\":\"" SAE_JR "\",\"setName\":\"rs\"}", &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
+    tests_add_chat_model(&s, hdr, chat_dir, SAE_JR);
 
     int ok;
     json_t *ex = expectations(&ok);

@@ -584,13 +584,7 @@ TEST(api_v1_spec_every_route_against_upstream)
                 "\"sortByTokenIndexes\":[2],\"ignoreBos\":true,\"numResults\":7");
     check_cossim(&s);
     check_initialize(&s);
-    snprintf(err, sizeof err, "{\"id\":\"tiny-chat\",\"path\":\"%s\"}", chat_dir);
-    http(&s, "POST", "/api/models", hdr, err, &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
-    http(&s, "POST", "/api/saes", hdr, "{\"modelId\":\"tiny-chat\",\"path\":\"" SAE_JR "\",\"setName\":\"rs\"}", &r);
-    CHECK_INT(r.status, 201);
-    resp_free(&r);
+    tests_add_chat_model(&s, hdr, chat_dir, SAE_JR);
     spec_steer(&s);
 
     /* Errors, each {"error": str} naming the problem. */

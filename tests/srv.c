@@ -670,3 +670,19 @@ int tests_write_chat_model(const char *dir)
           f);
     return fclose(f) ? -1 : 0;
 }
+
+int tests_add_chat_model(srv *s, const char *const *hdr, const char *dir, const char *sae_dir)
+{
+    char body[600];
+    resp r;
+    snprintf(body, sizeof body, "{\"id\":\"tiny-chat\",\"path\":\"%s\"}", dir);
+    http(s, "POST", "/api/models", hdr, body, &r);
+    int ok = r.status == 201;
+    resp_free(&r);
+    snprintf(body, sizeof body, "{\"modelId\":\"tiny-chat\",\"path\":\"%s\",\"setName\":\"rs\"}", sae_dir);
+    http(s, "POST", "/api/saes", hdr, body, &r);
+    ok = ok && r.status == 201;
+    resp_free(&r);
+    if (!ok) t_fail(__FILE__, __LINE__, "registering tiny-chat from %s", dir);
+    return ok ? 0 : -1;
+}

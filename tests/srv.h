@@ -51,6 +51,9 @@ void tests_camelize(json_t *j);
 /* A copy of tests/data/models/tiny-a in dir with a tokenizer_config.json whose chat template
  * renders "<bos>role: content\n"... then "assistant:". 0 on success. */
 int tests_write_chat_model(const char *dir);
+/* Registers that copy as model tiny-chat and sae_dir as its SAE 1-rs (set "rs"); 0, or -1
+ * after failing the test. */
+int tests_add_chat_model(srv *s, const char *const *hdr, const char *dir, const char *sae_dir);
 void resp_free(resp *r);
 
 /* A text corpus for dashboard jobs: docs lines of words_per_doc words drawn from a small
