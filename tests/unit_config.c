@@ -22,6 +22,11 @@ TEST(config_defaults)
     CHECK_INT(c.body_limit, 8 << 20);
     CHECK_INT(c.n_api_keys, 0);
     CHECK_STR(c.migrations_dir, "migrations");
+    CHECK(!c.v1_snake); /* upstream's server: camelCase */
+    config_free(&c);
+    char *snake[] = {"--v1-wire-case", "snake"};
+    CHECK_INT(load(&c, err, 2, snake), 0);
+    CHECK(c.v1_snake);
     config_free(&c);
 }
 
@@ -69,6 +74,7 @@ TEST(config_invalid_values_name_the_option)
     expect_error((char *[]){"--no-such-option"}, 1, "unknown option");
     expect_error((char *[]){"--workers"}, 1, "needs a value");
     expect_error((char *[]){"--insecure=maybe"}, 1, "--insecure");
+    expect_error((char *[]){"--v1-wire-case", "Snake"}, 2, "SAED_V1_WIRE_CASE (--v1-wire-case): 'Snake' is not one of camel, snake");
     setenv("SAED_WORKERS", "-1", 1);
     expect_error(NULL, 0, "SAED_WORKERS");
     unsetenv("SAED_WORKERS");
